@@ -1,0 +1,3 @@
+from acrtask.cli.app import main
+
+main()

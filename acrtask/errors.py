@@ -1,0 +1,64 @@
+"""Every error acrtask raises on purpose: one line saying what happened, and a hint saying what to do.
+
+The exit code lives on the class, so the CLI has one place that turns errors into exit codes.
+"""
+
+from __future__ import annotations
+
+
+class AcrTaskError(Exception):
+    """Base class. `message` says what happened; `hint` says what to do about it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message} {self.hint}"
+        return self.message
+
+
+class ValidationError(AcrTaskError):
+    """Bad input from the user: flags, names, references, schedules."""
+
+    exit_code = 2
+
+
+class NotFoundError(AcrTaskError):
+    """A task, run, or image that does not exist."""
+
+    exit_code = 3
+
+
+class StateError(AcrTaskError):
+    """The state file cannot be read or written (corrupt, newer schema, permissions)."""
+
+    exit_code = 1
+
+
+class RegistryError(AcrTaskError):
+    """A registry refused or failed a request. `code` is the OCI error code when the registry sent one."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None, *, code: str | None = None,
+                 status: int | None = None) -> None:
+        super().__init__(message, hint)
+        self.code = code
+        self.status = status
+
+
+class ManifestNotFoundError(RegistryError):
+    """The tag or digest does not exist in the registry. Never retried."""
+
+    exit_code = 3
+
+
+class BuildError(AcrTaskError):
+    """A build or push failed, or the builder could not be started."""
+
+    exit_code = 1
