@@ -1,0 +1,313 @@
+"""ImageRef: Docker's reference grammar and normalisation, by table and by property."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from acrtask.errors import ValidationError
+from acrtask.reference import ImageRef, parse_digest
+
+D256 = "sha256:" + "0123456789abcdef" * 4
+D512 = "sha512:" + "0123456789abcdef" * 8
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("alpine", ImageRef("docker.io", "library/alpine", "latest", None)),
+    ("alpine:3.19", ImageRef("docker.io", "library/alpine", "3.19", None)),
+    ("library/alpine", ImageRef("docker.io", "library/alpine", "latest", None)),
+    ("docker.io/alpine", ImageRef("docker.io", "library/alpine", "latest", None)),
+    ("docker.io/library/alpine", ImageRef("docker.io", "library/alpine", "latest", None)),
+    ("index.docker.io/library/alpine", ImageRef("docker.io", "library/alpine", "latest", None)),
+    ("index.docker.io/alpine", ImageRef("docker.io", "library/alpine", "latest", None)),
+    ("bitnami/redis:7", ImageRef("docker.io", "bitnami/redis", "7", None)),
+    ("docker.io/a/b/c", ImageRef("docker.io", "a/b/c", "latest", None)),
+    ("localhost/app", ImageRef("localhost", "app", "latest", None)),
+    ("localhost:5000/a/b:c", ImageRef("localhost:5000", "a/b", "c", None)),
+    ("ghcr.io/org/app:1", ImageRef("ghcr.io", "org/app", "1", None)),
+    ("[::1]:5000/x", ImageRef("[::1]:5000", "x", "latest", None)),
+    ("127.0.0.1:5000/x:V1_beta-2.0", ImageRef("127.0.0.1:5000", "x", "V1_beta-2.0", None)),
+    ("MyHost/app", ImageRef("MyHost", "app", "latest", None)),  # uppercase first component → domain
+    ("myreg.azurecr.io/team/a__x.y-z--w", ImageRef("myreg.azurecr.io", "team/a__x.y-z--w", "latest", None)),
+    (f"alpine@{D256}", ImageRef("docker.io", "library/alpine", None, D256)),
+    (f"alpine:3.19@{D256}", ImageRef("docker.io", "library/alpine", "3.19", D256)),
+    (f"ghcr.io/org/app@{D512}", ImageRef("ghcr.io", "org/app", None, D512)),
+    # Docker reads these as docker.io images: no '/' means no registry.
+    ("localhost", ImageRef("docker.io", "library/localhost", "latest", None)),
+    ("localhost:5000", ImageRef("docker.io", "library/localhost", "5000", None)),
+    ("registry.example.com", ImageRef("docker.io", "library/registry.example.com", "latest", None)),
+])
+def test_parse_normalises_like_docker(text: str, expected: ImageRef) -> None:
+    assert ImageRef.parse(text) == expected
+
+
+@pytest.mark.parametrize(("text", "default", "expected"), [
+    ("hello:v1", "myreg", "myreg/hello:v1"),
+    ("hello:v1", "myreg.azurecr.io", "myreg.azurecr.io/hello:v1"),
+    ("team/hello", "localhost:5000", "localhost:5000/team/hello:latest"),
+    ("hello", "[::1]:5000", "[::1]:5000/hello:latest"),
+    # A named registry wins over the default.
+    ("ghcr.io/org/app:1", "localhost:5000", "ghcr.io/org/app:1"),
+    ("localhost/app", "myreg.azurecr.io", "localhost/app:latest"),
+    ("docker.io/alpine", "localhost:5000", "docker.io/library/alpine:latest"),
+    ("MyHost/app", "localhost:5000", "MyHost/app:latest"),
+    # A default that is Docker Hub behaves as no default.
+    ("alpine", "docker.io", "docker.io/library/alpine:latest"),
+    ("alpine", "index.docker.io", "docker.io/library/alpine:latest"),
+])
+def test_default_registry(text: str, default: str, expected: str) -> None:
+    assert str(ImageRef.parse(text, default_registry=default)) == expected
+
+
+@pytest.mark.parametrize("default", ["", "https://myreg.azurecr.io", "my_reg", "myreg/", "host:port"])
+def test_bad_default_registry(default: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        ImageRef.parse("hello:v1", default_registry=default)
+    assert f"'{default}'" in info.value.message
+    assert info.value.hint
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("", "the reference is empty"),
+    ("Foo/Bar:1", "repository name must be lowercase"),
+    ("Alpine", "repository name must be lowercase"),
+    ("team/App", "repository name must be lowercase"),
+    ("app:", "the tag after ':' is empty"),
+    ("ghcr.io/org/app:", "the tag after ':' is empty"),
+    ("0123456789abcdef" * 4, "image ID"),
+    ("a b", "repository name 'a b' is not valid"),
+    ("app!", "repository name 'app!' is not valid"),
+    ("-app", "repository name '-app' is not valid"),
+    ("app-", "repository name 'app-' is not valid"),
+    ("a//b", "is not valid"),
+    ("/app", "is not valid"),
+    ("ghcr.io/", "the repository name is empty"),
+    (":tag", "the repository name is empty"),
+    (f"@{D256}", "the repository name is empty"),
+    ("alpine\n", "'alpine\\n'"),  # shown escaped, on one line
+    ("app:.x", "tag '.x' is not valid"),
+    ("app:-x", "tag '-x' is not valid"),
+    ("app:a:b", "tag 'a:b' is not valid"),
+    ("app:" + "t" * 129, "is not valid"),
+    ("app@", "the digest after '@' is empty"),
+    ("app@sha256:abc", "64 lowercase hex"),
+    ("app@sha256:" + "A" * 64, "64 lowercase hex"),
+    ("app@sha512:" + "a" * 64, "128 lowercase hex"),
+    ("app@SHA256:" + "a" * 64, "algorithm 'SHA256' is not valid"),
+    ("app@md5:" + "a" * 32, "algorithm 'md5' is not supported"),
+    ("app@" + "a" * 64, "is not of the form"),
+    ("foo:bar/baz", "registry 'foo:bar' is not a valid host[:port]"),
+    ("-bad.io/app", "registry '-bad.io' is not a valid host[:port]"),
+    ("a_b.c/foo", "registry 'a_b.c' is not a valid host[:port]"),
+    ("x" * 248, "is 256 characters long; the maximum is 255"),  # library/ counts, as in Docker
+    ("ghcr.io/" + "x" * 256, "is 256 characters long"),
+])
+def test_parse_errors(text: str, fragment: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        ImageRef.parse(text)
+    error = info.value
+    assert fragment in error.message
+    assert error.message.startswith("Invalid image reference '")
+    assert error.message.endswith(".")
+    assert "\n" not in str(error)
+    assert error.hint
+    assert error.exit_code == 2
+
+
+def test_error_message_format() -> None:
+    with pytest.raises(ValidationError) as info:
+        ImageRef.parse("Foo/Bar:1")
+    assert info.value.message == "Invalid image reference 'Foo/Bar:1': repository name must be lowercase."
+    assert info.value.hint == "Use a reference such as registry.example.com/team/app:1.0."
+
+
+def test_path_length_limit_is_inclusive() -> None:
+    assert ImageRef.parse("ghcr.io/" + "x" * 255).repository == "x" * 255
+
+
+@pytest.mark.parametrize(("text", "full", "familiar", "name", "api_host"), [
+    ("alpine:3.19", "docker.io/library/alpine:3.19", "alpine:3.19", "docker.io/library/alpine",
+     "registry-1.docker.io"),
+    ("bitnami/redis", "docker.io/bitnami/redis:latest", "bitnami/redis:latest", "docker.io/bitnami/redis",
+     "registry-1.docker.io"),
+    ("library/a/b", "docker.io/library/a/b:latest", "library/a/b:latest", "docker.io/library/a/b",
+     "registry-1.docker.io"),
+    (f"localhost:5000/app:v1@{D256}", f"localhost:5000/app:v1@{D256}", f"localhost:5000/app:v1@{D256}",
+     "localhost:5000/app", "localhost:5000"),
+    (f"alpine@{D256}", f"docker.io/library/alpine@{D256}", f"alpine@{D256}", "docker.io/library/alpine",
+     "registry-1.docker.io"),
+    ("ghcr.io/org/app:1", "ghcr.io/org/app:1", "ghcr.io/org/app:1", "ghcr.io/org/app", "ghcr.io"),
+])
+def test_renderings(text: str, full: str, familiar: str, name: str, api_host: str) -> None:
+    ref = ImageRef.parse(text)
+    assert str(ref) == full
+    assert ref.familiar == familiar
+    assert ref.name == name
+    assert ref.api_host == api_host
+
+
+def test_familiar_keeps_docker_io_when_the_path_looks_like_a_registry() -> None:
+    # Docker would print `a.b/c`, which reads back as registry a.b; Docker Hub has no such names anyway.
+    assert ImageRef("docker.io", "a.b/c", "1", None).familiar == "docker.io/a.b/c:1"
+    assert ImageRef.parse("docker.io/a.b/c:1") == ImageRef("docker.io", "a.b/c", "1", None)
+
+
+@pytest.mark.parametrize(("text", "loopback"), [
+    ("localhost/app", True),
+    ("localhost:5000/app", True),
+    ("registry.localhost:5000/app", True),
+    ("127.0.0.1/app", True),
+    ("127.1.2.3:5000/app", True),
+    ("[::1]:5000/app", True),
+    ("[::1]/app", True),
+    ("alpine", False),
+    ("128.0.0.1/app", False),
+    ("10.0.0.1:5000/app", False),
+    ("[::2]:5000/app", False),
+    ("localhost.example.com/app", False),
+    ("myreg.azurecr.io/app", False),
+])
+def test_is_loopback(text: str, loopback: bool) -> None:
+    assert ImageRef.parse(text).is_loopback is loopback
+
+
+def test_is_pinned_with_tag_with_digest() -> None:
+    ref = ImageRef.parse("ghcr.io/org/app:1")
+    assert not ref.is_pinned
+    pinned = ref.with_digest(D256)
+    assert pinned.is_pinned
+    assert str(pinned) == f"ghcr.io/org/app:1@{D256}"
+    assert str(pinned.with_tag("2")) == f"ghcr.io/org/app:2@{D256}"  # the digest is kept
+    assert str(ImageRef.parse(f"ghcr.io/org/app@{D256}").with_tag("1")) == f"ghcr.io/org/app:1@{D256}"
+    assert ref == ImageRef.parse("ghcr.io/org/app:1")  # frozen: the original is untouched
+
+
+@pytest.mark.parametrize("tag", ["", ".x", "a b", "t" * 129])
+def test_with_tag_rejects_bad_tags(tag: str) -> None:
+    with pytest.raises(ValidationError):
+        ImageRef.parse("alpine").with_tag(tag)
+
+
+@pytest.mark.parametrize("digest", ["", "sha256:abc", "md5:" + "a" * 32, "a" * 64])
+def test_with_digest_rejects_bad_digests(digest: str) -> None:
+    with pytest.raises(ValidationError):
+        ImageRef.parse("alpine").with_digest(digest)
+
+
+@pytest.mark.parametrize("digest", [D256, D512, "sha384:" + "ab" * 48])
+def test_parse_digest_accepts(digest: str) -> None:
+    assert parse_digest(digest) == digest
+
+
+@pytest.mark.parametrize("digest", [
+    "", "sha256", "sha256:", ":abc", "sha256:" + "a" * 63, "sha256:" + "a" * 65, "sha256:" + "g" * 64,
+    "sha256:" + "A" * 64, "SHA256:" + "a" * 64, "sha512:" + "a" * 64, "blake9:" + "a" * 64,
+    "sha256:" + "a" * 64 + "\n",
+])
+def test_parse_digest_rejects(digest: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_digest(digest)
+    assert info.value.message.startswith("Invalid digest '")
+    assert "\n" not in str(info.value)
+    assert info.value.hint
+
+
+# Properties: generated valid references survive str() and familiar.
+
+_LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+_MIXED_ALNUM = _LOWER_ALNUM + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_alnum = st.text(_LOWER_ALNUM, min_size=1, max_size=6)
+_separator = st.sampled_from([".", "_", "__", "-", "--"])
+_path_component = st.builds(
+    lambda first, rest: first + "".join(sep + part for sep, part in rest),
+    _alnum, st.lists(st.tuples(_separator, _alnum), max_size=2),
+)
+_path = st.lists(_path_component, min_size=1, max_size=4).map("/".join)
+# Hyphens only inside a label, never at its ends.
+_label = st.lists(st.text(_MIXED_ALNUM, min_size=1, max_size=5), min_size=1, max_size=3).map("-".join)
+_port = st.integers(min_value=1, max_value=65535).map(lambda port: f":{port}")
+_ipv4 = st.ip_addresses(v=4).map(str)
+# The grammar's IPv6 form has no dots, so IPv4-mapped spellings (::ffff:1.2.3.4) are left out.
+_ipv6 = st.ip_addresses(v=6).map(lambda address: f"[{address}]").filter(lambda host: "." not in host)
+_dotted = st.lists(_label, min_size=2, max_size=4).map(".".join)
+_registry = st.one_of(
+    _dotted,
+    st.tuples(_dotted, _port).map("".join),
+    st.just("localhost"),
+    st.tuples(st.just("localhost"), _port).map("".join),
+    st.tuples(_ipv4, _port).map("".join),
+    st.tuples(_ipv6, _port).map("".join),
+    _ipv6,
+    _label.filter(lambda label: label.lower() != label),  # uppercase alone makes a domain
+).filter(lambda registry: registry.lower() not in ("docker.io", "index.docker.io"))
+_docker_hub_path = st.one_of(
+    _path_component.map(lambda name: f"library/{name}"),
+    st.tuples(_path_component, _path).map("/".join),
+)
+_tag = st.tuples(st.sampled_from(_MIXED_ALNUM + "_"), st.text(_MIXED_ALNUM + "_.-", max_size=20)).map("".join)
+_digest = st.one_of(
+    st.binary(min_size=32, max_size=32).map(lambda raw: f"sha256:{raw.hex()}"),
+    st.binary(min_size=64, max_size=64).map(lambda raw: f"sha512:{raw.hex()}"),
+)
+_suffixes = st.one_of(
+    st.tuples(_tag, st.none()),
+    st.tuples(st.none(), _digest),
+    st.tuples(_tag, _digest),
+)
+
+
+@st.composite
+def image_refs(draw: st.DrawFn) -> ImageRef:
+    if draw(st.booleans()):
+        registry, repository = "docker.io", draw(_docker_hub_path)
+    else:
+        registry, repository = draw(_registry), draw(_path)
+    tag, digest = draw(_suffixes)
+    return ImageRef(registry, repository, tag, digest)
+
+
+@given(image_refs())
+def test_str_round_trips(ref: ImageRef) -> None:
+    assert ImageRef.parse(str(ref)) == ref
+
+
+@given(image_refs())
+def test_familiar_round_trips(ref: ImageRef) -> None:
+    assert ImageRef.parse(ref.familiar) == ref
+
+
+@given(image_refs())
+def test_name_and_api_host(ref: ImageRef) -> None:
+    assert str(ref).startswith(ref.name)
+    assert (ref.api_host == "registry-1.docker.io") == (ref.registry == "docker.io")
+
+
+@given(image_refs(), _registry)
+def test_default_registry_applies_only_without_a_named_registry(ref: ImageRef, default: str) -> None:
+    # A reference that names its registry ignores the default.
+    if ref.registry != "docker.io":
+        assert ImageRef.parse(str(ref), default_registry=default) == ref
+    # A bare path whose first part is not a domain lands under the default, as typed (no library/).
+    first, slash, _ = ref.repository.partition("/")
+    if not slash or ("." not in first and "localhost" != first):
+        placed = ImageRef.parse(ref.repository + str(ref)[len(ref.name):], default_registry=default)
+        assert placed == ImageRef(default, ref.repository, ref.tag, ref.digest)
+
+
+# Mostly reference characters, so the fuzzing reaches past the first check.
+@given(st.text(st.sampled_from("aAz09./:_-@[]") | st.characters(), max_size=30))
+def test_parse_never_fails_unexpectedly(text: str) -> None:
+    try:
+        ref = ImageRef.parse(text)
+    except ValidationError as error:
+        assert "\n" not in str(error)
+        return
+    assert ImageRef.parse(str(ref)) == ref
+
+
+@given(st.ip_addresses(v=4))
+def test_loopback_matches_ipaddress(address: ipaddress.IPv4Address) -> None:
+    assert ImageRef.parse(f"{address}/app").is_loopback is address.is_loopback
