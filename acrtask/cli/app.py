@@ -1,0 +1,72 @@
+"""The root command, and the one place where exceptions become messages and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+
+import typer
+
+from acrtask.cli import options
+from acrtask.cli.task import task_app
+from acrtask.errors import AcrTaskError
+
+app = typer.Typer(
+    name="acrtask",
+    help="Rebuild container images when their base images change: ACR Tasks' base-image trigger, "
+         "for any registry.",
+    epilog=options.GLOBAL_HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(task_app, name="task")
+
+log = logging.getLogger("acrtask")
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"ERROR: {message}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `acrtask` script. Never returns: exits with az's codes (0, 1, 2, 3)."""
+    argv = sys.argv[1:] if argv is None else argv
+    code = 0
+    debug = "--debug" in argv
+    try:
+        args, rest = options.split_global_args(argv)
+        from acrtask.cli.output import check_format
+
+        args.output = check_format(args.output)
+        options.current = args
+        options.configure_logging(args)
+        result = app(args=rest, prog_name="acrtask", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except typer.Exit as exc:
+        code = exc.exit_code
+    except typer.Abort:
+        _error("Operation cancelled.")
+        code = 130
+    except typer.TyperException as exc:  # usage errors from the parser: az exits 2 for these
+        message = " ".join((exc.format_message() if hasattr(exc, "format_message") else str(exc)).split())
+        if message:
+            _error(message)
+            code = getattr(exc, "exit_code", 2)
+        # else: a group called without a command; its help is already printed, as az does.
+    except AcrTaskError as exc:
+        if debug:
+            traceback.print_exc()
+        _error(str(exc))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _error("Interrupted.")
+        code = 130
+    except Exception as exc:  # a bug: say so plainly, show the traceback only under --debug
+        if debug:
+            traceback.print_exc()
+        _error(f"Unexpected error: {type(exc).__name__}: {exc}. Run again with --debug for the traceback.")
+        code = 1
+    sys.stdout.flush()
+    sys.exit(code)

@@ -1,0 +1,201 @@
+"""`acrtask task ...`: thin commands that parse flags, call the service and print the result."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from acrtask import paths, validate
+from acrtask.cli import tables
+from acrtask.cli.options import GLOBAL_HELP, emit
+from acrtask.errors import ValidationError
+from acrtask.model import BaseImageTriggerType, BuilderName, Status
+from acrtask.platform import Platform
+from acrtask.service import TaskChanges, TaskService
+from acrtask.state import StateStore
+
+task_app = typer.Typer(help="Manage tasks that build images and rebuild them when their bases change.",
+                       epilog=GLOBAL_HELP, no_args_is_help=True)
+timer_app = typer.Typer(help="Manage a task's timer (cron) triggers.", epilog=GLOBAL_HELP, no_args_is_help=True)
+task_app.add_typer(timer_app, name="timer")
+
+Name = Annotated[str, typer.Option("--name", "-n", help="The task's name: 5-50 letters, digits, - or _.")]
+Context = Annotated[str | None, typer.Option(
+    "--context", "-c", help="A local folder, a local git repository, or a git URL with optional #branch:folder.")]
+File = Annotated[str | None, typer.Option("--file", "-f", help="The Dockerfile, relative to the context. "
+                                          "Default: Dockerfile.")]
+Images = Annotated[list[str] | None, typer.Option(
+    "--image", "-t", help="An image to push, e.g. localhost:5000/app:{{.Run.ID}}. Repeatable.")]
+Registry = Annotated[str | None, typer.Option(
+    "--registry", "-r", envvar="ACRTASK_REGISTRY",
+    help="Login server (e.g. localhost:5000) under which short -t names are placed.")]
+Args = Annotated[list[str] | None, typer.Option(
+    "--arg", help="Build argument NAME[=VALUE]; without a value it is read from the environment at run time.")]
+SecretArgs = Annotated[list[str] | None, typer.Option(
+    "--secret-arg", help="Secret build argument NAME[=VALUE]; never printed.")]
+Target = Annotated[str | None, typer.Option("--target", help="The build stage to build.")]
+PlatformOpt = Annotated[str | None, typer.Option(
+    "--platform", help="os/arch[/variant]. Default: linux/amd64.")]
+NoPush = Annotated[str | None, typer.Option("--no-push", help="Build without pushing: true|false (bare = true).")]
+NoCache = Annotated[str | None, typer.Option("--no-cache", help="Build without the layer cache: true|false "
+                                             "(bare = true).")]
+StatusOpt = Annotated[str | None, typer.Option("--status", help="Enabled|Disabled. Default: Enabled.")]
+Timeout = Annotated[int | None, typer.Option("--timeout", help="Build timeout in seconds. Default: 3600.")]
+BaseTrigger = Annotated[str | None, typer.Option(
+    "--base-image-trigger-enabled", help="Rebuild when a base image tag moves: true|false. Default: true.")]
+BaseTriggerType = Annotated[str | None, typer.Option(
+    "--base-image-trigger-type", help="Runtime (the final stage's base) or All (every stage's). "
+    "Default: Runtime.")]
+Schedules = Annotated[list[str] | None, typer.Option(
+    "--schedule", help="A timer trigger, [NAME:]CRON with 5 fields in UTC. Repeatable.")]
+CommitTrigger = Annotated[str | None, typer.Option(
+    "--commit-trigger-enabled", help="Rebuild on new commits of a git context: true|false. "
+    "Default: true for git contexts.")]
+Builder = Annotated[str | None, typer.Option("--builder", help="auto|buildah|docker|podman. Default: auto.")]
+
+
+def _service() -> TaskService:
+    return TaskService(StateStore(paths.state_file()))
+
+
+def _changes(
+    context: str | None, file: str | None, images: list[str] | None, registry: str | None,
+    args: list[str] | None, secret_args: list[str] | None, target: str | None, platform: str | None,
+    no_push: str | None, no_cache: str | None, status: str | None, timeout: int | None,
+    base_trigger: str | None, base_trigger_type: str | None, schedules: list[str] | None,
+    commit_trigger: str | None, builder: str | None,
+) -> TaskChanges:
+    arguments = None
+    if args or secret_args:
+        arguments = tuple(validate.argument(a, False) for a in args or ()) + tuple(
+            validate.argument(a, True) for a in secret_args or ())
+    if target is not None and not target.strip():
+        raise ValidationError("argument --target: expected a stage name.")
+    return TaskChanges(
+        context=context,
+        file=file,
+        images=tuple(validate.image_name(i, registry) for i in images) if images else None,
+        arguments=arguments,
+        target=target,
+        platform=Platform.parse(platform) if platform is not None else None,
+        push_enabled=None if no_push is None else not validate.boolean(no_push, "--no-push"),
+        no_cache=None if no_cache is None else validate.boolean(no_cache, "--no-cache"),
+        status=validate.enum_value(Status, status, "--status") if status is not None else None,
+        timeout=validate.timeout(timeout) if timeout is not None else None,
+        base_image_trigger_enabled=None if base_trigger is None else validate.boolean(
+            base_trigger, "--base-image-trigger-enabled"),
+        base_image_trigger_type=validate.enum_value(BaseImageTriggerType, base_trigger_type,
+                                                    "--base-image-trigger-type") if base_trigger_type else None,
+        schedules=tuple(schedules) if schedules else None,
+        commit_trigger_enabled=None if commit_trigger is None else validate.boolean(
+            commit_trigger, "--commit-trigger-enabled"),
+        builder=validate.enum_value(BuilderName, builder, "--builder") if builder is not None else None,
+    )
+
+
+@task_app.command(epilog="Examples:\n\n"
+                  "  acrtask task create -n hello-world -c ./app -t localhost:5000/hello:{{.Run.ID}}\n\n"
+                  "  acrtask task create -n app-build -r localhost:5000 -t app:latest -c . "
+                  "--base-image-trigger-type All --schedule nightly:'0 3 * * *'")
+def create(
+    name: Name, context: Context = None, file: File = None, image: Images = None, registry: Registry = None,
+    arg: Args = None, secret_arg: SecretArgs = None, target: Target = None, platform: PlatformOpt = None,
+    no_push: NoPush = None, no_cache: NoCache = None, status: StatusOpt = None, timeout: Timeout = None,
+    base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
+    schedule: Schedules = None, commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
+) -> None:
+    """Create a task."""
+    validate.task_name(name)
+    changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
+                       status, timeout, base_image_trigger_enabled, base_image_trigger_type, schedule,
+                       commit_trigger_enabled, builder)
+    emit(_service().create(name, changes).to_dict(), tables.tasks)
+
+
+@task_app.command(epilog="Examples:\n\n"
+                  "  acrtask task update -n app-build --base-image-trigger-type All --status Disabled\n\n"
+                  "  acrtask task update -n app-build --base-image-trigger-enabled False")
+def update(
+    name: Name, context: Context = None, file: File = None, image: Images = None, registry: Registry = None,
+    arg: Args = None, secret_arg: SecretArgs = None, target: Target = None, platform: PlatformOpt = None,
+    no_push: NoPush = None, no_cache: NoCache = None, status: StatusOpt = None, timeout: Timeout = None,
+    base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
+    commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
+) -> None:
+    """Update a task: flags not given stay as they are."""
+    changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
+                       status, timeout, base_image_trigger_enabled, base_image_trigger_type, None,
+                       commit_trigger_enabled, builder)
+    emit(_service().update(name, changes).to_dict(), tables.tasks)
+
+
+@task_app.command(epilog="Examples:\n\n  acrtask task show -n app-build -o table\n\n"
+                  "  acrtask task show -n app-build --query trigger.baseImageTrigger.status -o tsv")
+def show(name: Name) -> None:
+    """Show a task, with the base images its last run used."""
+    emit(_service().show(name).to_dict(), tables.tasks)
+
+
+@task_app.command("list", epilog="Examples:\n\n  acrtask task list -o table\n\n"
+                  "  acrtask task list --query \"[?status=='Enabled'].name\"")
+def list_tasks() -> None:
+    """List the tasks."""
+    emit([task.to_dict() for task in _service().all()], tables.tasks)
+
+
+@task_app.command(epilog="Examples:\n\n  acrtask task delete -n app-build --yes")
+def delete(
+    name: Name,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
+) -> None:
+    """Delete a task."""
+    service = _service()
+    service.show(name)  # an unknown task fails before the prompt
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ValidationError(f"Deleting the task '{name}' needs confirmation.", "Pass --yes.")
+        if not typer.confirm(f"Are you sure you want to delete the task '{name}'?"):
+            return
+    service.delete(name)
+
+
+TimerName = Annotated[str, typer.Option("--timer-name", help="The timer's name.")]
+
+
+@timer_app.command("add", epilog="Examples:\n\n"
+                   "  acrtask task timer add -n app-build --timer-name nightly --schedule '0 3 * * *'")
+def timer_add(
+    name: Name, timer_name: TimerName,
+    schedule: Annotated[str, typer.Option("--schedule", help="CRON: 5 fields, UTC.")],
+    enabled: Annotated[str, typer.Option("--enabled", help="true|false.")] = "true",
+) -> None:
+    """Add a timer trigger to a task."""
+    timers = _service().timer_add(name, timer_name, schedule, validate.boolean(enabled, "--enabled"))
+    emit([t.to_dict() for t in timers], tables.timers)
+
+
+@timer_app.command("update", epilog="Examples:\n\n"
+                   "  acrtask task timer update -n app-build --timer-name nightly --enabled false")
+def timer_update(
+    name: Name, timer_name: TimerName,
+    schedule: Annotated[str | None, typer.Option("--schedule", help="CRON: 5 fields, UTC.")] = None,
+    enabled: Annotated[str | None, typer.Option("--enabled", help="true|false.")] = None,
+) -> None:
+    """Change a timer's schedule or status."""
+    flag = None if enabled is None else validate.boolean(enabled, "--enabled")
+    emit([t.to_dict() for t in _service().timer_update(name, timer_name, schedule, flag)], tables.timers)
+
+
+@timer_app.command("remove", epilog="Examples:\n\n"
+                   "  acrtask task timer remove -n app-build --timer-name nightly")
+def timer_remove(name: Name, timer_name: TimerName) -> None:
+    """Remove a timer trigger."""
+    emit([t.to_dict() for t in _service().timer_remove(name, timer_name)], tables.timers)
+
+
+@timer_app.command("list", epilog="Examples:\n\n  acrtask task timer list -n app-build -o table")
+def timer_list(name: Name) -> None:
+    """List a task's timer triggers."""
+    emit([t.to_dict() for t in _service().timer_list(name)], tables.timers)

@@ -1,0 +1,263 @@
+"""The task model: frozen values with one dict shape (az's camelCase) for the state file and for output.
+
+`to_dict(reveal_secrets=False)` is what users see; the state file is written with
+`reveal_secrets=True`. TOML has no null, so None values are left out of dicts and come back as
+defaults in `from_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from acrtask.platform import Platform
+
+DEFAULT_BASE_IMAGE_TRIGGER_NAME = "defaultBaseimageTriggerName"
+DEFAULT_SOURCE_TRIGGER_NAME = "defaultSourceTriggerName"
+
+
+class Status(StrEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+
+class BaseImageTriggerType(StrEnum):
+    ALL = "All"
+    RUNTIME = "Runtime"
+
+
+class DependencyType(StrEnum):
+    RUNTIME = "Runtime"
+    BUILD_TIME = "BuildTime"
+
+
+class BuilderName(StrEnum):
+    AUTO = "auto"
+    BUILDAH = "buildah"
+    DOCKER = "docker"
+    PODMAN = "podman"
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A build argument. `value` None means: read the environment variable of that name at run time."""
+
+    name: str
+    value: str | None = None
+    is_secret: bool = False
+
+    def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
+        shown = self.value if (reveal_secrets or not self.is_secret) else None
+        return _drop_none({"name": self.name, "value": shown, "isSecret": self.is_secret})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Argument:
+        return cls(name=data["name"], value=data.get("value"), is_secret=bool(data.get("isSecret", False)))
+
+
+@dataclass(frozen=True)
+class BaseImageDependency:
+    """A base image a build used, with the digests seen just before that build."""
+
+    type: DependencyType
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str | None
+    platform_digest: str | None = None
+    platform: str | None = None  # the platform the digest was chosen for (FROM --platform or the task's)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_none({
+            "type": str(self.type), "registry": self.registry, "repository": self.repository,
+            "tag": self.tag, "digest": self.digest, "platformDigest": self.platform_digest,
+            "platform": self.platform,
+        })
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BaseImageDependency:
+        return cls(
+            type=DependencyType(data["type"]), registry=data["registry"], repository=data["repository"],
+            tag=data.get("tag"), digest=data.get("digest"), platform_digest=data.get("platformDigest"),
+            platform=data.get("platform"),
+        )
+
+
+@dataclass(frozen=True)
+class TimerTrigger:
+    name: str
+    schedule: str
+    status: Status = Status.ENABLED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "schedule": self.schedule, "status": str(self.status)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TimerTrigger:
+        return cls(name=data["name"], schedule=data["schedule"], status=Status(data.get("status", "Enabled")))
+
+
+@dataclass(frozen=True)
+class SourceTrigger:
+    """A commit trigger on a git context: the branch head is polled for new commits."""
+
+    repository_url: str
+    branch: str | None
+    status: Status = Status.ENABLED
+    name: str = DEFAULT_SOURCE_TRIGGER_NAME
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": str(self.status),
+            "sourceRepository": _drop_none({
+                "sourceControlType": "Git", "repositoryUrl": self.repository_url, "branch": self.branch,
+            }),
+            "sourceTriggerEvents": ["commit"],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceTrigger:
+        repo = data.get("sourceRepository", {})
+        return cls(
+            repository_url=repo["repositoryUrl"], branch=repo.get("branch"),
+            status=Status(data.get("status", "Enabled")), name=data.get("name", DEFAULT_SOURCE_TRIGGER_NAME),
+        )
+
+
+@dataclass(frozen=True)
+class BaseImageTrigger:
+    type: BaseImageTriggerType = BaseImageTriggerType.RUNTIME
+    status: Status = Status.ENABLED
+    name: str = DEFAULT_BASE_IMAGE_TRIGGER_NAME
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseImageTriggerType": str(self.type), "name": self.name, "status": str(self.status)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BaseImageTrigger:
+        return cls(
+            type=BaseImageTriggerType(data.get("baseImageTriggerType", "Runtime")),
+            status=Status(data.get("status", "Enabled")),
+            name=data.get("name", DEFAULT_BASE_IMAGE_TRIGGER_NAME),
+        )
+
+
+@dataclass(frozen=True)
+class Trigger:
+    base_image: BaseImageTrigger = field(default_factory=BaseImageTrigger)
+    timers: tuple[TimerTrigger, ...] = ()
+    sources: tuple[SourceTrigger, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseImageTrigger": self.base_image.to_dict(),
+            "timerTriggers": [timer.to_dict() for timer in self.timers],
+            "sourceTriggers": [source.to_dict() for source in self.sources],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trigger:
+        return cls(
+            base_image=BaseImageTrigger.from_dict(data.get("baseImageTrigger", {})),
+            timers=tuple(TimerTrigger.from_dict(t) for t in data.get("timerTriggers", [])),
+            sources=tuple(SourceTrigger.from_dict(s) for s in data.get("sourceTriggers", [])),
+        )
+
+    def kinds(self) -> list[str]:
+        """The TRIGGERS column of `task list -o table`: enabled trigger kinds, sorted as az does."""
+        kinds = []
+        if self.base_image.status is Status.ENABLED:
+            kinds.append("BASE_IMAGE")
+        if any(source.status is Status.ENABLED for source in self.sources):
+            kinds.append("SOURCE")
+        if any(timer.status is Status.ENABLED for timer in self.timers):
+            kinds.append("TIMER")
+        return kinds
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a run does: a Docker build of `docker_file_path` in `context_path`, pushed as `image_names`."""
+
+    context_path: str
+    docker_file_path: str = "Dockerfile"
+    image_names: tuple[str, ...] = ()
+    is_push_enabled: bool = True
+    no_cache: bool = False
+    target: str | None = None
+    arguments: tuple[Argument, ...] = ()
+    base_image_dependencies: tuple[BaseImageDependency, ...] = ()
+
+    def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
+        return _drop_none({
+            "type": "Docker",
+            "contextPath": self.context_path,
+            "dockerFilePath": self.docker_file_path,
+            "imageNames": list(self.image_names),
+            "isPushEnabled": self.is_push_enabled,
+            "noCache": self.no_cache,
+            "target": self.target,
+            "arguments": [arg.to_dict(reveal_secrets) for arg in self.arguments],
+            "baseImageDependencies": [dep.to_dict() for dep in self.base_image_dependencies],
+        })
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Step:
+        return cls(
+            context_path=data["contextPath"],
+            docker_file_path=data.get("dockerFilePath", "Dockerfile"),
+            image_names=tuple(data.get("imageNames", [])),
+            is_push_enabled=bool(data.get("isPushEnabled", True)),
+            no_cache=bool(data.get("noCache", False)),
+            target=data.get("target"),
+            arguments=tuple(Argument.from_dict(a) for a in data.get("arguments", [])),
+            base_image_dependencies=tuple(
+                BaseImageDependency.from_dict(d) for d in data.get("baseImageDependencies", [])
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    step: Step
+    platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
+    status: Status = Status.ENABLED
+    trigger: Trigger = field(default_factory=Trigger)
+    timeout: int = 3600
+    builder: BuilderName = BuilderName.AUTO
+    creation_date: str = ""
+
+    def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "status": str(self.status),
+            "platform": self.platform.to_dict(),
+            "step": self.step.to_dict(reveal_secrets),
+            "trigger": self.trigger.to_dict(),
+            "timeout": self.timeout,
+            "builder": str(self.builder),
+            "creationDate": self.creation_date,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Task:
+        return cls(
+            name=data["name"],
+            status=Status(data.get("status", "Enabled")),
+            platform=Platform.from_dict(data.get("platform", {"os": "linux", "architecture": "amd64"})),
+            step=Step.from_dict(data["step"]),
+            trigger=Trigger.from_dict(data.get("trigger", {})),
+            timeout=int(data.get("timeout", 3600)),
+            builder=BuilderName(data.get("builder", "auto")),
+            creation_date=data.get("creationDate", ""),
+        )
+
+    def with_changes(self, **changes: Any) -> Task:
+        return replace(self, **changes)

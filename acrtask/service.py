@@ -1,0 +1,232 @@
+"""What the CLI calls: task create, update, show, list, delete and timers, over the state file.
+
+Every change happens inside one state transaction, and every check runs before anything is
+written, so bad input leaves the state file exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from acrtask import context as contexts
+from acrtask import validate
+from acrtask.errors import NotFoundError, ValidationError
+from acrtask.model import (
+    Argument,
+    BaseImageTrigger,
+    BaseImageTriggerType,
+    BuilderName,
+    SourceTrigger,
+    Status,
+    Step,
+    Task,
+    TimerTrigger,
+    Trigger,
+)
+from acrtask.platform import Platform
+from acrtask.state import StateStore
+
+
+@dataclass(frozen=True)
+class TaskChanges:
+    """Flags of `task create` / `task update`, already parsed. None means "not given"."""
+
+    context: str | None = None
+    file: str | None = None
+    images: tuple[str, ...] | None = None
+    arguments: tuple[Argument, ...] | None = None
+    target: str | None = None
+    platform: Platform | None = None
+    push_enabled: bool | None = None
+    no_cache: bool | None = None
+    status: Status | None = None
+    timeout: int | None = None
+    base_image_trigger_enabled: bool | None = None
+    base_image_trigger_type: BaseImageTriggerType | None = None
+    schedules: tuple[str, ...] | None = None
+    commit_trigger_enabled: bool | None = None
+    builder: BuilderName | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
+    """az's update replaces arguments by name and keeps the others."""
+    merged = {arg.name: arg for arg in old}
+    merged.update({arg.name: arg for arg in new})
+    return tuple(merged.values())
+
+
+def _source_triggers(ctx: contexts.Context, enabled: bool | None,
+                     existing: tuple[SourceTrigger, ...]) -> tuple[SourceTrigger, ...]:
+    if not ctx.is_git:
+        if enabled:
+            raise ValidationError("--commit-trigger-enabled needs a git context.",
+                                  "Use a git repository or URL as -c, or leave the commit trigger off.")
+        return ()
+    status = Status.ENABLED if enabled is None or enabled else Status.DISABLED
+    if enabled is None and existing:
+        status = existing[0].status
+    return (SourceTrigger(repository_url=ctx.location, branch=ctx.branch, status=status),)
+
+
+def _check_dockerfile(ctx: contexts.Context, file: str) -> None:
+    path = contexts.dockerfile_path(ctx, file)
+    if path is not None and not path.is_file():
+        raise ValidationError(f"{path} does not exist.",
+                              "Give -f the Dockerfile's path relative to the context, or create it.")
+
+
+def _apply(task: Task, changes: TaskChanges) -> Task:
+    """The pure part of create and update: a task with the given flags applied and checked."""
+    step = task.step
+    context_text = changes.context if changes.context is not None else step.context_path
+    ctx = contexts.parse(context_text)
+    file = changes.file if changes.file is not None else step.docker_file_path
+    if changes.context is not None or changes.file is not None:
+        _check_dockerfile(ctx, file)
+    if changes.images is not None:
+        step = replace(step, image_names=changes.images)
+    if changes.arguments is not None:
+        step = replace(step, arguments=_merge_arguments(step.arguments, changes.arguments))
+    step = replace(
+        step,
+        context_path=_context_path(ctx),
+        docker_file_path=file,
+        target=changes.target if changes.target is not None else step.target,
+        is_push_enabled=step.is_push_enabled if changes.push_enabled is None else changes.push_enabled,
+        no_cache=step.no_cache if changes.no_cache is None else changes.no_cache,
+    )
+    if step.is_push_enabled and not step.image_names:
+        raise ValidationError("A task that pushes needs at least one image name.",
+                              "Give -t/--image, or --no-push to build without pushing.")
+
+    base = task.trigger.base_image
+    if changes.base_image_trigger_enabled is not None:
+        base = replace(base, status=Status.ENABLED if changes.base_image_trigger_enabled else Status.DISABLED)
+    if changes.base_image_trigger_type is not None:
+        base = replace(base, type=changes.base_image_trigger_type)
+    timers = task.trigger.timers
+    if changes.schedules is not None:
+        timers = validate.schedules(list(changes.schedules), existing=timers)
+    sources = task.trigger.sources
+    if changes.context is not None or changes.commit_trigger_enabled is not None:
+        sources = _source_triggers(ctx, changes.commit_trigger_enabled, task.trigger.sources)
+    trigger = Trigger(base_image=base, timers=timers, sources=sources)
+
+    return replace(
+        task,
+        step=step,
+        trigger=trigger,
+        platform=changes.platform or task.platform,
+        status=changes.status or task.status,
+        timeout=validate.timeout(changes.timeout) if changes.timeout is not None else task.timeout,
+        builder=changes.builder or task.builder,
+    )
+
+
+def _context_path(ctx: contexts.Context) -> str:
+    if ctx.kind is contexts.ContextKind.GIT_URL:
+        fragment = ""
+        if ctx.branch or ctx.folder:
+            fragment = "#" + (ctx.branch or "") + (f":{ctx.folder}" if ctx.folder else "")
+        return ctx.location + fragment
+    return ctx.location
+
+
+class TaskService:
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def create(self, name: str, changes: TaskChanges) -> Task:
+        validate.task_name(name)
+        if changes.context is None:
+            raise ValidationError("the following arguments are required: -c/--context.")
+        draft = Task(name=name, step=Step(context_path=changes.context),
+                     trigger=Trigger(base_image=BaseImageTrigger()))
+        # Unlike update, create always settles the commit trigger (on by default for git contexts).
+        task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
+        with self.store.transaction() as state:
+            if name in state.tasks:
+                raise ValidationError(f"The task '{name}' already exists.",
+                                      f"Use 'acrtask task update -n {name}' to change it.")
+            task = replace(task, creation_date=_now())
+            state.tasks[name] = task
+        return task
+
+    def update(self, name: str, changes: TaskChanges) -> Task:
+        with self.store.transaction() as state:
+            task = _apply(self._get(state.tasks, name), changes)
+            state.tasks[name] = task
+        return task
+
+    def show(self, name: str) -> Task:
+        return self._get(self.store.load().tasks, name)
+
+    def all(self) -> list[Task]:
+        return sorted(self.store.load().tasks.values(), key=lambda task: task.name)
+
+    def delete(self, name: str) -> None:
+        with self.store.transaction() as state:
+            self._get(state.tasks, name)
+            del state.tasks[name]
+
+    # Timers: az's `task timer add|update|remove|list`.
+
+    def timer_add(self, name: str, timer_name: str, schedule: str, enabled: bool = True) -> tuple[TimerTrigger, ...]:
+        with self.store.transaction() as state:
+            task = self._get(state.tasks, name)
+            if any(t.name == timer_name for t in task.trigger.timers):
+                raise ValidationError(f"The timer '{timer_name}' already exists for the task '{name}'.",
+                                      "Use 'acrtask task timer update' to change it.")
+            timers = validate.schedules([f"{timer_name}:{schedule}"], existing=task.trigger.timers)
+            timers = timers[:-1] + (replace(timers[-1], status=Status.ENABLED if enabled else Status.DISABLED),)
+            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
+        return timers
+
+    def timer_update(self, name: str, timer_name: str, schedule: str | None,
+                     enabled: bool | None) -> tuple[TimerTrigger, ...]:
+        if schedule is None and enabled is None:
+            raise ValidationError("Nothing to update.", "Give --schedule and/or --enabled.")
+        with self.store.transaction() as state:
+            task = self._get(state.tasks, name)
+            timer = self._timer(task, timer_name)
+            changed = replace(
+                timer,
+                schedule=validate.cron(schedule) if schedule is not None else timer.schedule,
+                status=timer.status if enabled is None else (Status.ENABLED if enabled else Status.DISABLED),
+            )
+            timers = tuple(changed if t.name == timer_name else t for t in task.trigger.timers)
+            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
+        return timers
+
+    def timer_remove(self, name: str, timer_name: str) -> tuple[TimerTrigger, ...]:
+        with self.store.transaction() as state:
+            task = self._get(state.tasks, name)
+            self._timer(task, timer_name)
+            timers = tuple(t for t in task.trigger.timers if t.name != timer_name)
+            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
+        return timers
+
+    def timer_list(self, name: str) -> tuple[TimerTrigger, ...]:
+        return self.show(name).trigger.timers
+
+    @staticmethod
+    def _get(tasks: dict[str, Task], name: str) -> Task:
+        try:
+            return tasks[name]
+        except KeyError:
+            raise NotFoundError(f"The task '{name}' could not be found.",
+                                "Run 'acrtask task list' to see the tasks there are.") from None
+
+    @staticmethod
+    def _timer(task: Task, timer_name: str) -> TimerTrigger:
+        if not task.trigger.timers:
+            raise NotFoundError(f"No timer triggers exist for the task '{task.name}'.")
+        for timer in task.trigger.timers:
+            if timer.name == timer_name:
+                return timer
+        raise NotFoundError(f"The timer '{timer_name}' does not exist for the task '{task.name}'.")

@@ -1,0 +1,127 @@
+"""Checks and parsers for user input, az-style: each raises ValidationError (exit 2) with what and why."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeVar
+
+from acrtask.errors import ValidationError
+from acrtask.model import Argument, TimerTrigger
+from acrtask.reference import ImageRef, names_registry
+
+TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")
+TIMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
+RUN_ID_PLACEHOLDER = "{{.Run.ID}}"
+# Stands in for {{.Run.ID}} while the rest of a tag is checked; valid in both tags and repository names.
+_RUN_ID_STAND_IN = "acrtaskrunid0placeholder"
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def task_name(name: str) -> str:
+    if not TASK_NAME.match(name):
+        raise ValidationError(
+            f"Invalid task name '{name}': a task name has 5 to 50 letters, digits, hyphens or underscores.",
+            "Choose a name such as 'build-app'.",
+        )
+    return name
+
+
+def boolean(value: str, flag: str) -> bool:
+    """az's three-state flags: true or false in any case; nothing else."""
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise ValidationError(f"argument {flag}: invalid choice: '{value}' (choose from 'true', 'false').")
+
+
+def enum_value(enum: type[E], value: str, flag: str) -> E:
+    """Match any case, store the canonical spelling (`all` becomes `All`)."""
+    for member in enum:
+        if member.value.lower() == value.strip().lower():
+            return member
+    choices = ", ".join(f"'{m.value}'" for m in enum)
+    raise ValidationError(f"argument {flag}: invalid choice: '{value}' (choose from {choices}).")
+
+
+def image_name(text: str, registry: str | None) -> str:
+    """A `-t` value: a full reference, or a short name placed under `registry` as az does.
+
+    `{{.Run.ID}}` is kept as is and filled in at run time.
+    """
+    if not text.strip():
+        raise ValidationError("Invalid image name '': an image name cannot be empty.",
+                              "Give -t a reference such as localhost:5000/app:v1.")
+    checked = text.replace(RUN_ID_PLACEHOLDER, _RUN_ID_STAND_IN)
+    try:
+        ref = ImageRef.parse(checked, default_registry=registry)
+    except ValidationError as exc:  # quote what the user typed, not the stand-in
+        raise ValidationError(exc.message.replace(_RUN_ID_STAND_IN, RUN_ID_PLACEHOLDER), exc.hint) from None
+    if ref.digest:
+        raise ValidationError(f"Invalid image name '{text}': an output image cannot name a digest.",
+                              "Give a tag such as app:v1.")
+    if not names_registry(checked) and registry is None:
+        raise ValidationError(
+            f"Image name '{text}' does not say which registry to push to.",
+            "Give a full reference such as localhost:5000/app:v1, or set -r/--registry or ACRTASK_REGISTRY.",
+        )
+    return str(ref).replace(_RUN_ID_STAND_IN, RUN_ID_PLACEHOLDER)
+
+
+def argument(text: str, is_secret: bool) -> Argument:
+    """`NAME=VALUE`, or `NAME` alone: the value comes from the environment at run time (az)."""
+    name, sep, value = text.partition("=")
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+        flag = "--secret-arg" if is_secret else "--arg"
+        raise ValidationError(f"Invalid {flag} '{name}': a build argument name is letters, digits and "
+                              "underscores, not starting with a digit.", f"Use {flag} NAME=VALUE.")
+    return Argument(name=name, value=value if sep else None, is_secret=is_secret)
+
+
+def cron(expression: str) -> str:
+    """Five fields, UTC, as ACR's timers; checked now so a bad schedule never reaches the state file."""
+    from cronsim import CronSim, CronSimError  # imported here: only schedule-setting commands pay for it
+
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValidationError(
+            f"Invalid cron schedule '{expression}': it has {len(fields)} fields, not 5.",
+            "Use minute hour day month day-of-week, e.g. '0 3 * * Mon-Fri' (UTC).",
+        )
+    try:
+        CronSim(" ".join(fields), datetime.now(UTC))
+    except CronSimError as exc:
+        raise ValidationError(f"Invalid cron schedule '{expression}': {exc}.",
+                              "Use minute hour day month day-of-week, e.g. '0 3 * * Mon-Fri' (UTC).") from exc
+    return " ".join(fields)
+
+
+def schedules(values: list[str], existing: tuple[TimerTrigger, ...] = ()) -> tuple[TimerTrigger, ...]:
+    """`--schedule [NAME:]CRON` values; unnamed ones are called t1, t2, ... as az does."""
+    timers = list(existing)
+    for value in values:
+        name, sep, expression = value.partition(":")
+        if not sep:
+            name, expression = "", value
+        if name and not TIMER_NAME.match(name):
+            raise ValidationError(f"Invalid timer name '{name}' in --schedule '{value}'.",
+                                  "Use letters, digits, hyphens or underscores: --schedule nightly:'0 3 * * *'.")
+        if not name:
+            taken = {timer.name for timer in timers}
+            number = 1
+            while f"t{number}" in taken:
+                number += 1
+            name = f"t{number}"
+        if any(timer.name == name for timer in timers):
+            raise ValidationError(f"The timer '{name}' is given twice.", "Give each --schedule its own name.")
+        timers.append(TimerTrigger(name=name, schedule=cron(expression)))
+    return tuple(timers)
+
+
+def timeout(seconds: int) -> int:
+    # ACR's floor is 300 s; local builds can be quicker, so only the ceiling is kept.
+    if not 1 <= seconds <= 28800:
+        raise ValidationError(f"Invalid --timeout {seconds}: it must be between 1 and 28800 seconds.")
+    return seconds

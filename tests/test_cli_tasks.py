@@ -1,0 +1,256 @@
+"""task create/update/show/list/delete/timer through the CLI, against a state file in a temp folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.cli_helpers import run_cli
+
+REG = "localhost:5000"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ACRTASK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ACRTASK_REGISTRY", raising=False)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Path:
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM localhost:5000/base:1\n")
+    return folder
+
+
+def create(ctx: Path, name: str = "hello-world", *extra: str):
+    return run_cli("task", "create", "-n", name, "-c", str(ctx), "-t", f"{REG}/hello:{{{{.Run.ID}}}}", *extra)
+
+
+def test_create_has_az_defaults(home: Path, ctx: Path) -> None:
+    result = create(ctx)
+    assert result.code == 0, result.err
+    task = result.json()
+    assert task["name"] == "hello-world"
+    assert task["status"] == "Enabled"
+    assert task["platform"] == {"os": "linux", "architecture": "amd64"}
+    assert task["timeout"] == 3600
+    assert task["builder"] == "auto"
+    assert task["step"]["dockerFilePath"] == "Dockerfile"
+    assert task["step"]["contextPath"] == str(ctx)
+    assert task["step"]["imageNames"] == ["localhost:5000/hello:{{.Run.ID}}"]
+    assert task["step"]["isPushEnabled"] is True
+    assert task["trigger"]["baseImageTrigger"] == {
+        "baseImageTriggerType": "Runtime", "name": "defaultBaseimageTriggerName", "status": "Enabled"}
+    assert task["trigger"]["sourceTriggers"] == []
+    assert task["creationDate"].endswith("Z")
+
+
+def test_update_disables_base_image_trigger_and_show_queries_it(home: Path, ctx: Path) -> None:
+    assert create(ctx).code == 0
+    assert run_cli("task", "update", "-n", "hello-world", "--base-image-trigger-enabled", "False").code == 0
+    shown = run_cli("task", "show", "-n", "hello-world", "--query", "trigger.baseImageTrigger.status", "-o", "tsv")
+    assert shown.code == 0
+    assert shown.out == "Disabled\n"
+
+
+def test_update_keeps_what_is_not_given(home: Path, ctx: Path) -> None:
+    assert create(ctx, "hello-world", "--arg", "A=1", "--arg", "B=2", "--platform", "linux/arm64").code == 0
+    result = run_cli("task", "update", "-n", "hello-world", "--arg", "B=3", "--base-image-trigger-type", "all")
+    task = result.json()
+    assert task["trigger"]["baseImageTrigger"]["baseImageTriggerType"] == "All"
+    assert task["platform"]["architecture"] == "arm64"
+    assert task["step"]["arguments"] == [{"name": "A", "value": "1", "isSecret": False},
+                                         {"name": "B", "value": "3", "isSecret": False}]
+
+
+def test_short_image_names_go_under_the_registry(home: Path, ctx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = run_cli("task", "create", "-n", "short-name", "-c", str(ctx), "-r", "myreg.azurecr.io", "-t", "app:v1")
+    assert result.json()["step"]["imageNames"] == ["myreg.azurecr.io/app:v1"]
+    monkeypatch.setenv("ACRTASK_REGISTRY", "localhost:5000")
+    result = run_cli("task", "create", "-n", "from-env", "-c", str(ctx), "-t", "team/app")
+    assert result.json()["step"]["imageNames"] == ["localhost:5000/team/app:latest"]
+
+
+def test_secret_values_are_never_printed(home: Path, ctx: Path) -> None:
+    result = create(ctx, "with-secret", "--secret-arg", "TOKEN=hunter2-very-secret", "--arg", "FROM_ENV")
+    assert "hunter2-very-secret" not in result.out + result.err
+    args = result.json()["step"]["arguments"]
+    assert {"name": "TOKEN", "isSecret": True} in args
+    assert {"name": "FROM_ENV", "isSecret": False} in args
+    for fmt in ("json", "yaml", "table", "tsv"):
+        shown = run_cli("task", "show", "-n", "with-secret", "-o", fmt)
+        assert "hunter2-very-secret" not in shown.out + shown.err
+    # The value is kept (for builds), in a file only its owner can read.
+    state = home / "state.toml"
+    assert "hunter2-very-secret" in state.read_text()
+    assert state.stat().st_mode & 0o777 == 0o600
+
+
+def test_schedules_are_named_like_az(home: Path, ctx: Path) -> None:
+    result = create(ctx, "with-timers", "--schedule", "0 3 * * Mon-Fri", "--schedule", "nightly:30 1 * * *",
+                    "--schedule", "*/5 * * * *")
+    timers = result.json()["trigger"]["timerTriggers"]
+    assert [t["name"] for t in timers] == ["t1", "nightly", "t2"]
+    assert timers[0] == {"name": "t1", "schedule": "0 3 * * Mon-Fri", "status": "Enabled"}
+
+
+def test_timer_commands(home: Path, ctx: Path) -> None:
+    assert create(ctx).code == 0
+    added = run_cli("task", "timer", "add", "-n", "hello-world", "--timer-name", "nightly", "--schedule", "0 2 * * *")
+    assert added.json() == [{"name": "nightly", "schedule": "0 2 * * *", "status": "Enabled"}]
+    updated = run_cli("task", "timer", "update", "-n", "hello-world", "--timer-name", "nightly", "--enabled", "False")
+    assert updated.json()[0]["status"] == "Disabled"
+    listed = run_cli("task", "timer", "list", "-n", "hello-world", "-o", "table")
+    assert listed.out.splitlines()[0].split() == ["NAME", "SCHEDULE", "STATUS"]
+    assert "nightly" in listed.out
+    assert run_cli("task", "timer", "remove", "-n", "hello-world", "--timer-name", "nightly").json() == []
+    missing = run_cli("task", "timer", "remove", "-n", "hello-world", "--timer-name", "nightly")
+    assert missing.code == 3
+    assert missing.err == "ERROR: No timer triggers exist for the task 'hello-world'.\n"
+
+
+def test_list_table_columns(home: Path, ctx: Path) -> None:
+    assert create(ctx, "task-one", "--schedule", "0 3 * * *").code == 0
+    assert create(ctx, "task-two", "--base-image-trigger-enabled", "false").code == 0
+    table = run_cli("task", "list", "-o", "table").out.splitlines()
+    assert table[0].split("  ")[0] == "NAME"
+    assert [h.strip() for h in table[0].split("  ") if h.strip()] == [
+        "NAME", "PLATFORM", "STATUS", "SOURCE REPOSITORY", "TRIGGERS"]
+    assert table[2].startswith("task-one") and table[2].endswith("BASE_IMAGE, TIMER")
+    assert table[3].startswith("task-two") and "BASE_IMAGE" not in table[3]
+
+
+def test_output_formats(home: Path, ctx: Path) -> None:
+    assert create(ctx).code == 0
+    names = run_cli("task", "list", "--query", "[].name", "-o", "tsv")
+    assert names.out == "hello-world\n"
+    yaml_out = run_cli("task", "show", "-n", "hello-world", "-o", "yaml").out
+    assert "name: hello-world" in yaml_out
+    assert run_cli("task", "show", "-n", "hello-world", "-o", "none").out == ""
+    assert run_cli("task", "show", "-n", "hello-world", "-o", "jsonc").json()["name"] == "hello-world"
+    bad = run_cli("task", "list", "--query", "[?")
+    assert bad.code == 2 and bad.err.startswith("ERROR: Invalid jmespath query supplied for `--query`")
+
+
+def test_no_push_takes_an_optional_value(home: Path, ctx: Path) -> None:
+    assert create(ctx, "bare-flag", "--no-push").json()["step"]["isPushEnabled"] is False
+    assert create(ctx, "with-value", "--no-push", "False").json()["step"]["isPushEnabled"] is True
+
+
+def test_delete(home: Path, ctx: Path) -> None:
+    assert create(ctx).code == 0
+    refused = run_cli("task", "delete", "-n", "hello-world")
+    assert refused.code == 2 and "--yes" in refused.err
+    assert run_cli("task", "delete", "-n", "hello-world", "--yes").code == 0
+    assert run_cli("task", "list").json() == []
+
+
+def test_git_url_context_gets_a_commit_trigger(home: Path) -> None:
+    result = run_cli("task", "create", "-n", "from-git", "-c", "https://example.com/org/repo.git#main:src",
+                     "-t", f"{REG}/app:v1")
+    task = result.json()
+    assert task["step"]["contextPath"] == "https://example.com/org/repo.git#main:src"
+    source = task["trigger"]["sourceTriggers"][0]
+    assert source["status"] == "Enabled"
+    assert source["sourceRepository"]["branch"] == "main"
+    assert run_cli("task", "list", "-o", "table").out.splitlines()[2].endswith("BASE_IMAGE, SOURCE")
+
+
+# Each bad input: one ERROR line, the right exit code, and the state file byte-for-byte unchanged.
+BAD_INPUTS = [
+    (["task", "create", "-n", "bad!", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "Invalid task name 'bad!'"),
+    (["task", "create", "-n", "abc", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "Invalid task name 'abc'"),
+    (["task", "show", "-n", "no-such-task"], 3, "The task 'no-such-task' could not be found."),
+    (["task", "update", "-n", "no-such-task", "--status", "Disabled"], 3, "could not be found"),
+    (["task", "create", "-n", "upper-case", "-c", "{ctx}", "-t", f"{REG}/MyApp:1"], 2, "must be lowercase"),
+    (["task", "create", "-n", "empty-tag", "-c", "{ctx}", "-t", f"{REG}/app:"], 2, "Invalid image reference"),
+    (["task", "create", "-n", "empty-image", "-c", "{ctx}", "-t", ""], 2, "cannot be empty"),
+    (["task", "create", "-n", "bad-cron", "-c", "{ctx}", "-t", f"{REG}/a:1", "--schedule", "61 * * * *"], 2,
+     "Invalid cron schedule '61 * * * *'"),
+    (["task", "create", "-n", "short-cron", "-c", "{ctx}", "-t", f"{REG}/a:1", "--schedule", "* * *"], 2,
+     "not 5"),
+    (["task", "create", "-n", "bad-platform", "-c", "{ctx}", "-t", f"{REG}/a:1", "--platform", "linux/sparc"], 2,
+     "sparc"),
+    (["task", "create", "-n", "bad-bool", "-c", "{ctx}", "-t", f"{REG}/a:1", "--base-image-trigger-enabled",
+      "maybe"], 2, "argument --base-image-trigger-enabled: invalid choice: 'maybe'"),
+    (["task", "update", "-n", "existing", "--base-image-trigger-enabled", "maybe"], 2, "invalid choice: 'maybe'"),
+    (["task", "create", "-n", "no-dockerfile", "-c", "{ctx}", "-f", "Missing.Dockerfile", "-t", f"{REG}/a:1"], 2,
+     "Missing.Dockerfile does not exist."),
+    (["task", "create", "-n", "bad-type", "-c", "{ctx}", "-t", f"{REG}/a:1", "--base-image-trigger-type", "x"], 2,
+     "invalid choice: 'x'"),
+    (["task", "create", "-n", "no-registry", "-c", "{ctx}", "-t", "app:v1"], 2, "does not say which registry"),
+    (["task", "create", "-n", "existing", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "already exists"),
+    (["task", "create", "-n", "missing-ctx", "-c", "/nonexistent/ctx", "-t", f"{REG}/a:1"], 2, "is not a folder"),
+    (["task", "create", "-c", "{ctx}"], 2, "Missing option '--name'"),
+    (["task", "create", "-n", "bad-output", "-c", "{ctx}", "-o", "xml"], 2, "invalid choice: 'xml'"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), BAD_INPUTS, ids=[" ".join(b[0][:4]) for b in BAD_INPUTS])
+def test_bad_input_leaves_state_untouched(home: Path, ctx: Path, argv: list[str], code: int, message: str) -> None:
+    assert create(ctx, "existing").code == 0
+    state = home / "state.toml"
+    before = state.read_bytes()
+    result = run_cli(*[a.replace("{ctx}", str(ctx)) for a in argv])
+    assert result.code == code, result.err
+    assert result.err.startswith("ERROR: ")
+    assert result.err.count("\n") == 1, result.err
+    assert message in result.err
+    assert "Traceback" not in result.err
+    assert state.read_bytes() == before
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"schemaVersion = 1\n[tasks\n", "is corrupt"),
+    (b"schemaVersion = 99\n", "schema version 99, newer than this acrtask understands"),
+])
+def test_broken_state_file_is_reported_and_kept(home: Path, ctx: Path, content: bytes, message: str) -> None:
+    home.mkdir(parents=True)
+    state = home / "state.toml"
+    state.write_bytes(content)
+    for argv in (["task", "list"], ["task", "create", "-n", "new-task", "-c", str(ctx), "-t", f"{REG}/a:1"]):
+        result = run_cli(*argv)
+        assert result.code == 1
+        assert result.err.startswith(f"ERROR: State file {state}")
+        assert message in result.err
+        assert result.err.count("\n") == 1
+        assert state.read_bytes() == content
+
+
+def test_corrupt_state_error_names_the_line(home: Path) -> None:
+    home.mkdir(parents=True)
+    (home / "state.toml").write_text('schemaVersion = 1\n\n[tasks.a]\nname = \n')
+    result = run_cli("task", "list")
+    assert "line 4" in result.err
+
+
+def test_debug_shows_traceback(home: Path) -> None:
+    result = run_cli("task", "show", "-n", "no-such-task", "--debug")
+    assert result.code == 3
+    assert "Traceback" in result.err
+
+
+def test_twenty_concurrent_creates_lose_nothing(home: Path, ctx: Path) -> None:
+    env = {**os.environ, "ACRTASK_HOME": str(home)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "acrtask", "task", "create", "-n", f"task-{i:02d}", "-c", str(ctx),
+             "-t", f"{REG}/app{i}:v1", "-o", "none"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for i in range(20)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    document = tomllib.loads((home / "state.toml").read_text())
+    assert sorted(document["tasks"]) == [f"task-{i:02d}" for i in range(20)]
+    assert not [p for p in home.iterdir() if p.name.endswith(".tmp")]

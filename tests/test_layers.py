@@ -1,0 +1,60 @@
+"""The layering rules of docs/architecture.md, read from the imports themselves."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "acrtask"
+PURE = [name for name in ("model", "reference", "platform", "dockerfile", "triggers", "validate")
+        if (PACKAGE / f"{name}.py").exists()]
+
+
+def imports_of(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_cli_imports_typer_and_rich(path: Path) -> None:
+    if path.relative_to(PACKAGE).parts[0] in ("cli", "watch"):
+        return
+    ui = {n for n in imports_of(path) if n.split(".")[0] in ("typer", "rich", "click")}
+    assert not ui, f"{path.name} imports {ui}: only acrtask.cli may"
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_nothing_below_cli_imports_cli(path: Path) -> None:
+    if path.relative_to(PACKAGE).parts[0] in ("cli", "__main__.py"):
+        return
+    assert not {n for n in imports_of(path) if n.startswith("acrtask.cli")}
+
+
+@pytest.mark.parametrize("name", PURE)
+def test_pure_modules_do_no_io(name: str) -> None:
+    path = PACKAGE / f"{name}.py"
+    io_modules = {"subprocess", "httpx", "socket", "os", "asyncio", "acrtask.state", "acrtask.registry"}
+    found = {n for n in imports_of(path) if n in io_modules or n.startswith("acrtask.registry")}
+    assert not found, f"{name}.py is meant to be pure but imports {found}"
+
+
+def test_registry_knows_nothing_of_tasks() -> None:
+    for path in (PACKAGE / "registry").glob("*.py"):
+        found = {n for n in imports_of(path) if n in ("acrtask.model", "acrtask.state", "acrtask.service")}
+        assert not found, f"{path.name} imports {found}"
+
+
+def test_no_shell_true_anywhere() -> None:
+    for path in modules():
+        assert "shell=True" not in path.read_text(), path
