@@ -1,0 +1,33 @@
+"""Test support: a real local registry (docker-registry) and tiny busybox base images (buildah)."""
+
+from tests.support.images import (
+    MANIFEST_ACCEPT,
+    ImageToolError,
+    buildah_env,
+    check_tools,
+    default_buildah_env,
+    fetch_manifest,
+    head_digest,
+    push_base_image,
+    push_multiarch_base,
+)
+from tests.support.registry import INSTALL_HINT, LocalRegistry, NotificationSink, RegistryStartError
+
+ALICE = ("alice", "s3cret-pass")
+
+__all__ = [
+    "ALICE",
+    "INSTALL_HINT",
+    "MANIFEST_ACCEPT",
+    "ImageToolError",
+    "LocalRegistry",
+    "NotificationSink",
+    "RegistryStartError",
+    "buildah_env",
+    "check_tools",
+    "default_buildah_env",
+    "fetch_manifest",
+    "head_digest",
+    "push_base_image",
+    "push_multiarch_base",
+]
