@@ -1,0 +1,75 @@
+"""RegistryClient for synchronous callers (the CLI, the watch loop, runs on worker threads).
+
+`BlockingRegistryClient` runs one RegistryClient on an event loop of its own, on a daemon thread, so tokens,
+connections and index lookups survive between calls, and any thread may call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar
+
+from acrtask.platform import Platform
+from acrtask.reference import ImageRef
+from acrtask.registry.client import CheckKey, RegistryClient, Resolved
+
+T = TypeVar("T")
+
+
+class BlockingRegistryClient:
+    """The blocking face of RegistryClient; takes the same keyword arguments. Close it (or use `with`)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="acrtask-registry", daemon=True)
+        self._thread.start()
+        self._client = RegistryClient(**options)
+        self._closed = False
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coroutine.close()
+            raise RuntimeError("BlockingRegistryClient is closed")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def resolve(self, ref: ImageRef, platform: Platform | None = None, *,
+                known: Mapping[str, str] | None = None) -> Resolved:
+        return self._run(self._client.resolve(ref, platform, known=known))
+
+    def platform_digest(self, ref: ImageRef, digest: str, platform: Platform) -> str:
+        return self._run(self._client.platform_digest(ref, digest, platform))
+
+    def check_many(self, items: Iterable[CheckKey]) -> dict[CheckKey, Resolved | Exception]:
+        return self._run(self._client.check_many(list(items)))
+
+    def remember(self, index_digest: str, platform: Platform, platform_digest: str) -> None:
+        self._loop.call_soon_threadsafe(self._client.remember, index_digest, platform, platform_digest)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._run(self._client.aclose())
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> BlockingRegistryClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def resolve_sync(ref: ImageRef, platform: Platform | None = None, **options: Any) -> Resolved:
+    """One-off resolve for the CLI: a fresh client, one reference, closed afterwards."""
+
+    async def once() -> Resolved:
+        async with RegistryClient(**options) as client:
+            return await client.resolve(ref, platform)
+
+    return asyncio.run(once())
