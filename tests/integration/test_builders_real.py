@@ -1,0 +1,253 @@
+"""Real buildah builds against a real local registry (docker-registry on 127.0.0.1).
+
+The builder runs with a registries.conf that marks nothing insecure, so the plain-HTTP pulls and
+pushes only work because of the --tls-verify flags the builder chose itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from acrtask.builders import BuildCanceledError, BuildSpec, BuildTimeoutError
+from acrtask.builders.buildah import Buildah
+from acrtask.errors import BuildError
+from tests.support import LocalRegistry, fetch_manifest, head_digest, push_base_image
+
+pytestmark = pytest.mark.integration
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+SECRET = "tok-7f3a9c-very-secret"
+BASE_NAME = "org.opencontainers.image.base.name"
+BASE_DIGEST = "org.opencontainers.image.base.digest"
+
+
+@pytest.fixture
+def strict_env(buildah_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The test storage, but a registries.conf without insecure entries."""
+    conf = tmp_path / "registries.conf"
+    conf.write_text('unqualified-search-registries = []\nshort-name-mode = "disabled"\n')
+    return {**buildah_env, "CONTAINERS_REGISTRIES_CONF": str(conf)}
+
+
+@pytest.fixture
+def base(registry: LocalRegistry, buildah_env: dict[str, str]) -> tuple[str, str]:
+    """A tiny busybox base image in the registry: (reference, digest)."""
+    ref = f"{registry.host}/base/busybox:1.0"
+    return ref, push_base_image(registry.host, "base/busybox:1.0", "base-v1", env=buildah_env)
+
+
+def make_spec(tmp_path: Path, dockerfile: str, images: tuple[str, ...], **overrides: object) -> BuildSpec:
+    ctx = tmp_path / "ctx"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(dockerfile)
+    fields: dict = dict(
+        context_dir=ctx, dockerfile=ctx / "Dockerfile", images=images, build_args={}, secret_args={},
+        target=None, platform="linux/amd64", no_cache=False, push=True, insecure_registries=frozenset(),
+        annotations={},
+    )
+    fields.update(overrides)
+    return BuildSpec(**fields)
+
+
+def marked_processes(marker: str) -> list[str]:
+    """Live processes whose command line contains `marker` (zombies have an empty cmdline)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline:
+                found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def wait_gone(marker: str, within: float = 3.0) -> list[str]:
+    end = time.monotonic() + within
+    while (left := marked_processes(marker)) and time.monotonic() < end:
+        time.sleep(0.05)
+    return left
+
+
+def zombie_children() -> list[int]:
+    zombies = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields[0] == "Z" and int(fields[1]) == os.getpid():
+                zombies.append(int(entry.name))
+    return zombies
+
+
+def buildah_containers(env: dict[str, str]) -> str:
+    return subprocess.run(  # noqa: S603 - fixed argv
+        ["buildah", "containers", "--quiet"], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout.strip()
+
+
+def test_build_pushes_two_tags_with_annotations_and_keeps_the_secret_out(
+    registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
+) -> None:
+    base_ref, base_digest = base
+    dockerfile = (
+        f"FROM {base_ref}\n"
+        "ARG GREETING\n"
+        "ARG TOKEN\n"
+        'RUN test -n "$TOKEN" && echo "greeting=$GREETING token=$TOKEN" && echo "$GREETING" > /greeting\n'
+    )
+    images = (f"{registry.host}/app/web:1.0", f"{registry.host}/app/web:run-ca1")
+    spec = make_spec(
+        tmp_path, dockerfile, images,
+        build_args={"GREETING": "hello"}, secret_args={"TOKEN": SECRET},
+        insecure_registries=frozenset({registry.host}),
+        annotations={BASE_NAME: base_ref, BASE_DIGEST: base_digest},
+        labels={"org.opencontainers.image.title": "web"},
+        timeout=120.0,
+    )
+    lines: list[str] = []
+    result = Buildah(env=strict_env).build(spec, lines.append, threading.Event())
+
+    log = "\n".join(lines)
+    assert SECRET not in log
+    assert "greeting=hello token=***" in log  # the RUN's own echo, redacted
+    assert all(SECRET not in arg for line in lines if line.startswith("$ ") for arg in line.split())
+
+    assert set(result.pushed) == set(images)
+    for image in images:
+        repo, tag = image.removeprefix(f"{registry.host}/").split(":")
+        assert result.pushed[image] == head_digest(registry.host, repo, tag)
+
+    manifest = fetch_manifest(registry.host, "app/web", "1.0")
+    assert manifest["mediaType"] == OCI_MANIFEST
+    assert manifest["annotations"][BASE_NAME] == base_ref
+    assert manifest["annotations"][BASE_DIGEST] == base_digest
+
+    # The image config (history, env, labels) as pushed, and as buildah keeps it locally.
+    with httpx.Client(timeout=10.0, trust_env=False) as client:
+        config = client.get(f"{registry.url}/v2/app/web/blobs/{manifest['config']['digest']}").text
+    assert SECRET not in config
+    assert json.loads(config)["config"]["Labels"]["org.opencontainers.image.title"] == "web"
+    inspect = subprocess.run(  # noqa: S603 - fixed argv
+        ["buildah", "inspect", images[0]], env=strict_env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    assert SECRET not in inspect
+    assert json.loads(inspect)["OCIv1"]["config"]["Labels"]["org.opencontainers.image.title"] == "web"
+
+
+def test_plain_build_keeps_history_and_uses_loopback_as_insecure(
+    registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
+) -> None:
+    base_ref, _ = base
+    dockerfile = f"FROM {base_ref} AS build\nRUN echo built > /built\nFROM build AS final\nRUN cat /built\n"
+    images = (f"{registry.host}/app/plain:1",)
+    spec = make_spec(tmp_path, dockerfile, images, target="final")  # no insecure list: loopback is enough
+    lines: list[str] = []
+    result = Buildah(env=strict_env).build(spec, lines.append, threading.Event())
+    assert result.pushed[images[0]] == head_digest(registry.host, "app/plain", "1")
+    assert "built" in lines
+    manifest = fetch_manifest(registry.host, "app/plain", "1")
+    with httpx.Client(timeout=10.0, trust_env=False) as client:
+        config = client.get(f"{registry.url}/v2/app/plain/blobs/{manifest['config']['digest']}").json()
+    assert any("echo built" in h.get("created_by", "") for h in config["history"])
+
+
+def test_build_without_push_returns_no_digests(
+    registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
+) -> None:
+    image = f"{registry.host}/app/local:1"
+    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN true\n", (image,), push=False)
+    assert Buildah(env=strict_env).build(spec, lambda line: None, threading.Event()).pushed == {}
+    with httpx.Client(timeout=10.0, trust_env=False) as client:
+        assert client.head(f"{registry.url}/v2/app/local/manifests/1").status_code == 404
+
+
+def test_failing_run_step_raises_build_error_with_buildahs_text(
+    registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
+) -> None:
+    dockerfile = f"FROM {base[0]}\nRUN echo about to fail && exit 3\n"
+    spec = make_spec(tmp_path, dockerfile, (f"{registry.host}/app/broken:1",))
+    lines: list[str] = []
+    with pytest.raises(BuildError) as caught:
+        Buildah(env=strict_env).build(spec, lines.append, threading.Event())
+    message = str(caught.value)
+    assert type(caught.value) is BuildError
+    assert "\n" not in message
+    assert "exit status 3" in message and "RUN echo about to fail" in message
+    assert message.startswith("buildah: the build failed (exit code")
+    assert "about to fail" in lines
+
+
+def run_until_stopped(spec: BuildSpec, env: dict[str, str], stopper: Callable[[threading.Event], None],
+                      error: type[BuildError]) -> tuple[float, list[str]]:
+    lines: list[str] = []
+    cancel = threading.Event()
+    stopper(cancel)
+    start = time.monotonic()
+    with pytest.raises(error):
+        Buildah(env=env).build(spec, lines.append, cancel)
+    return time.monotonic() - start, lines
+
+
+def test_timeout_stops_the_build_and_leaves_nothing_running(
+    registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
+) -> None:
+    marker = "30.4242"
+    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN sleep {marker}\n", (f"{registry.host}/app/slow:1",),
+                     timeout=3.0)
+    elapsed, lines = run_until_stopped(spec, strict_env, lambda cancel: None, BuildTimeoutError)
+    assert elapsed < 8.0, elapsed
+    assert any(f"RUN sleep {marker}" in line for line in lines)  # it really was running
+    assert wait_gone(marker) == []
+    assert wait_gone(str(spec.context_dir)) == []  # no buildah left either
+    assert zombie_children() == []
+    assert buildah_containers(strict_env) == ""
+
+
+def test_cancel_from_another_thread_stops_the_build(
+    registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
+) -> None:
+    marker = "30.5151"
+    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN echo started && sleep {marker}\n",
+                     (f"{registry.host}/app/canceled:1",), timeout=120.0)
+    started = threading.Event()
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line == "started":
+            started.set()
+
+    cancel = threading.Event()
+
+    def ctrl_c() -> None:  # what a Ctrl-C handler does: set the event from another thread
+        if started.wait(60):
+            time.sleep(0.3)
+            cancel.set()
+
+    canceller = threading.Thread(target=ctrl_c)
+    canceller.start()
+    begin = time.monotonic()
+    try:
+        with pytest.raises(BuildCanceledError):
+            Buildah(env=strict_env).build(spec, log, cancel)
+    finally:
+        cancel.set()
+        canceller.join(10)
+    assert started.is_set() and time.monotonic() - begin < 20
+    assert wait_gone(marker) == []
+    assert zombie_children() == []
+    assert buildah_containers(strict_env) == ""

@@ -1,0 +1,219 @@
+"""process.run with real, plain commands (sh, sleep, setsid): streaming, redaction, stopping, no leftovers."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from acrtask.builders.process import (
+    BuildCanceledError,
+    BuildTimeoutError,
+    LineRedactor,
+    capture,
+    run,
+)
+from acrtask.errors import BuildError
+
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+
+
+def sh(script: str) -> list[str]:
+    return ["sh", "-c", script]
+
+
+def marker() -> str:
+    """A unique `sleep` duration, so leftovers of this test can be found in /proc by command line."""
+    return f"300.{uuid.uuid4().int % 10**6:06d}"
+
+
+def live_with(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(cmdline)
+    return found
+
+
+def assert_gone(text: str, within: float = 2.0) -> None:
+    # SIGKILL is delivered asynchronously: allow the kernel a moment, bounded.
+    end = time.monotonic() + within
+    while live_with(text) and time.monotonic() < end:
+        time.sleep(0.02)
+    assert live_with(text) == []
+
+
+def zombie_children() -> list[int]:
+    zombies = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields[0] == "Z" and int(fields[1]) == os.getpid():
+                zombies.append(int(entry.name))
+    return zombies
+
+
+def collect(argv: list[str], timeout: float | None = 10.0, secrets: tuple[str, ...] = (),
+            cancel: threading.Event | None = None, **kwargs: float) -> tuple[int, list[str]]:
+    lines: list[str] = []
+    code = run(argv, ENV, lines.append, cancel or threading.Event(), timeout, secrets, **kwargs)
+    return code, lines
+
+
+# -- streaming and exit codes -----------------------------------------------------------------------------
+
+
+def test_streams_merged_output_in_order_and_returns_the_exit_code() -> None:
+    code, lines = collect(sh("echo one; echo two >&2; echo three; exit 7"))
+    assert code == 7
+    assert lines == ["one", "two", "three"]
+
+
+def test_zero_exit_and_last_line_without_newline() -> None:
+    assert collect(sh("printf 'a\\nb'")) == (0, ["a", "b"])
+
+
+def test_only_the_given_environment_reaches_the_child() -> None:
+    lines: list[str] = []
+    run(["env"], {"PATH": ENV["PATH"], "ONLY": "this"}, lines.append, threading.Event(), 10.0)
+    assert sorted(lines) == sorted([f"PATH={ENV['PATH']}", "ONLY=this"])
+
+
+def test_lines_arrive_while_the_command_runs() -> None:
+    seen: list[tuple[float, str]] = []
+    start = time.monotonic()
+    run(sh("echo first; sleep 0.5; echo second"), ENV, lambda line: seen.append((time.monotonic() - start, line)),
+        threading.Event(), 10.0)
+    assert [line for _, line in seen] == ["first", "second"]
+    assert seen[0][0] < 0.4  # logged before the sleep ended, not at exit
+
+
+def test_a_missing_program_is_a_build_error() -> None:
+    with pytest.raises(BuildError, match="not installed or not on PATH"):
+        collect(["acrtask-no-such-program-xyz"])
+
+
+# -- redaction --------------------------------------------------------------------------------------------
+
+
+def test_secrets_are_redacted_in_full_lines_split_writes_and_the_last_partial_line() -> None:
+    script = "echo token=hunter2; printf 'split hun'; sleep 0.2; printf 'ter2 end\\n'; printf 'tail hunter2'"
+    code, lines = collect(sh(script), secrets=("hunter2",))
+    assert code == 0
+    assert lines == ["token=***", "split *** end", "tail ***"]
+
+
+def test_longest_secret_wins_and_empty_secrets_are_ignored() -> None:
+    _, lines = collect(sh("echo abc-abcdef-x"), secrets=("abc", "abcdef", ""))
+    assert lines == ["***-***-x"]
+
+
+def test_a_multi_line_secret_is_hidden_line_by_line() -> None:
+    _, lines = collect(sh("printf 'key:\\nline-one-abc\\nline-two-def\\nend\\n'"),
+                       secrets=("line-one-abc\nline-two-def\n",))
+    assert lines == ["key:", "***", "***", "end"]
+
+
+def test_redactor_holds_back_a_possible_secret_start_in_an_overlong_line() -> None:
+    out: list[str] = []
+    redactor = LineRedactor(["SECRET"], out.append, max_line=8)
+    redactor.feed(b"0123456789SEC")
+    redactor.feed(b"RET-tail\n")
+    redactor.close()
+    assert "".join(out) == "0123456789***-tail"
+    assert not any("SEC" in piece for piece in out)
+
+
+def test_redactor_joins_crlf_split_across_reads_and_utf8_split_across_reads() -> None:
+    out: list[str] = []
+    redactor = LineRedactor([], out.append)
+    redactor.feed(b"one\r")
+    redactor.feed(b"\ntwo \xc3")
+    redactor.feed(b"\xa9\rthree")
+    redactor.close()
+    assert out == ["one", "two é", "three"]
+
+
+# -- stopping: timeout, cancel, failures in the caller --------------------------------------------------------
+
+
+def test_timeout_kills_the_whole_group_quickly() -> None:
+    mark = marker()
+    start = time.monotonic()
+    with pytest.raises(BuildTimeoutError, match="did not finish within 0.5 s"):
+        collect(sh(f"echo started; sleep {mark} & sleep {mark}"), timeout=0.5)
+    assert time.monotonic() - start < 3.0
+    assert_gone(mark)
+    assert zombie_children() == []
+
+
+def test_timeout_also_kills_descendants_that_left_the_group() -> None:
+    mark = marker()
+    with pytest.raises(BuildTimeoutError):
+        collect(sh(f"setsid sleep {mark} & wait"), timeout=0.5)
+    assert_gone(mark)
+
+
+def test_a_child_that_ignores_sigterm_gets_sigkill_after_the_grace() -> None:
+    mark = marker()
+    start = time.monotonic()
+    with pytest.raises(BuildTimeoutError):
+        collect(sh(f"trap '' TERM; sleep {mark}"), timeout=0.3, grace=0.5)
+    assert 0.7 <= time.monotonic() - start < 3.0
+    assert_gone(mark)
+
+
+def test_cancel_from_another_thread_stops_the_command() -> None:
+    mark = marker()
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(BuildCanceledError, match="canceled"):
+            collect(sh(f"sleep {mark} & sleep {mark}"), timeout=None, cancel=cancel)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 3.0
+    assert_gone(mark)
+    assert zombie_children() == []
+
+
+def test_background_leftovers_are_stopped_when_the_command_exits() -> None:
+    mark = marker()
+    start = time.monotonic()
+    code, lines = collect(sh(f"sleep {mark} & echo done"))
+    assert (code, lines) == (0, ["done"])
+    assert time.monotonic() - start < 3.0  # the leftover keeps the pipe open: run must not wait for it
+    assert_gone(mark)
+
+
+def test_a_failing_log_callback_stops_the_command_and_propagates() -> None:
+    mark = marker()
+
+    def log(line: str) -> None:
+        raise RuntimeError("log sink broke")
+
+    with pytest.raises(RuntimeError, match="log sink broke"):
+        run(sh(f"echo hi; sleep {mark}"), ENV, log, threading.Event(), 10.0)
+    assert_gone(mark)
+    assert zombie_children() == []
+
+
+def test_capture_returns_code_and_output_and_treats_missing_programs_as_failing() -> None:
+    assert capture(sh("echo v1.2; exit 0"), ENV) == (0, "v1.2")
+    assert capture(sh("exit 4"), ENV)[0] == 4
+    assert capture(["acrtask-no-such-program-xyz"], ENV)[0] == 127
