@@ -8,6 +8,7 @@ defaults in `from_dict`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -71,12 +72,18 @@ class BaseImageDependency:
     digest: str | None
     platform_digest: str | None = None
     platform: str | None = None  # the platform the digest was chosen for (FROM --platform or the task's)
+    pinned: bool = False  # FROM image@sha256:...: recorded, but can never trigger
+
+    @property
+    def image(self) -> str:
+        """The tag watched, fully qualified: registry/repository:tag."""
+        return f"{self.registry}/{self.repository}:{self.tag}"
 
     def to_dict(self) -> dict[str, Any]:
         return _drop_none({
             "type": str(self.type), "registry": self.registry, "repository": self.repository,
             "tag": self.tag, "digest": self.digest, "platformDigest": self.platform_digest,
-            "platform": self.platform,
+            "platform": self.platform, "isPinned": self.pinned or None,
         })
 
     @classmethod
@@ -84,7 +91,7 @@ class BaseImageDependency:
         return cls(
             type=DependencyType(data["type"]), registry=data["registry"], repository=data["repository"],
             tag=data.get("tag"), digest=data.get("digest"), platform_digest=data.get("platformDigest"),
-            platform=data.get("platform"),
+            platform=data.get("platform"), pinned=bool(data.get("isPinned", False)),
         )
 
 
@@ -192,7 +199,12 @@ class Step:
     no_cache: bool = False
     target: str | None = None
     arguments: tuple[Argument, ...] = ()
-    base_image_dependencies: tuple[BaseImageDependency, ...] = ()
+    # None until a run discovers them (ACR needs one run first); () after a FROM scratch build.
+    base_image_dependencies: tuple[BaseImageDependency, ...] | None = None
+
+    @property
+    def dependencies(self) -> tuple[BaseImageDependency, ...]:
+        return self.base_image_dependencies or ()
 
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
         return _drop_none({
@@ -204,7 +216,8 @@ class Step:
             "noCache": self.no_cache,
             "target": self.target,
             "arguments": [arg.to_dict(reveal_secrets) for arg in self.arguments],
-            "baseImageDependencies": [dep.to_dict() for dep in self.base_image_dependencies],
+            "baseImageDependencies": None if self.base_image_dependencies is None else [
+                dep.to_dict() for dep in self.base_image_dependencies],
         })
 
     @classmethod
@@ -217,8 +230,8 @@ class Step:
             no_cache=bool(data.get("noCache", False)),
             target=data.get("target"),
             arguments=tuple(Argument.from_dict(a) for a in data.get("arguments", [])),
-            base_image_dependencies=tuple(
-                BaseImageDependency.from_dict(d) for d in data.get("baseImageDependencies", [])
+            base_image_dependencies=None if "baseImageDependencies" not in data else tuple(
+                BaseImageDependency.from_dict(d) for d in data["baseImageDependencies"]
             ),
         )
 
@@ -261,3 +274,159 @@ class Task:
 
     def with_changes(self, **changes: Any) -> Task:
         return replace(self, **changes)
+
+
+# Runs: one build of a task, recorded from queueing to its end.
+
+
+class RunStatus(StrEnum):
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+    ERROR = "Error"
+    TIMEOUT = "Timeout"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class TriggerKind(StrEnum):
+    MANUAL = "Manual"
+    BASE_IMAGE_UPDATE = "BaseImageUpdate"
+    TIMER = "Timer"
+    COMMIT = "Commit"
+
+
+def _short(digest: str | None) -> str:
+    return digest.split(":", 1)[-1][:12] if digest else "none"
+
+
+@dataclass(frozen=True)
+class RunTrigger:
+    """Why a run happened. For a base image update: which base, and its digest before and after."""
+
+    kind: TriggerKind = TriggerKind.MANUAL
+    base_image: str | None = None       # fully qualified name:tag of the base that moved
+    old_digest: str | None = None
+    new_digest: str | None = None
+    timer_name: str | None = None
+    schedule_occurrence: str | None = None
+    commit_id: str | None = None
+    upstream_run_id: str | None = None  # the run whose push moved the base, when acrtask pushed it
+
+    def reason(self) -> str:
+        if self.kind is TriggerKind.BASE_IMAGE_UPDATE:
+            via = f", pushed by run {self.upstream_run_id}" if self.upstream_run_id else ""
+            return (f"base image {self.base_image} changed: {_short(self.old_digest)} -> "
+                    f"{_short(self.new_digest)}{via}")
+        if self.kind is TriggerKind.TIMER:
+            return f"timer {self.timer_name} ({self.schedule_occurrence})"
+        if self.kind is TriggerKind.COMMIT:
+            return f"commit {self.commit_id}"
+        return "manual run"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_none({
+            "kind": str(self.kind), "baseImage": self.base_image, "oldDigest": self.old_digest,
+            "newDigest": self.new_digest, "timerName": self.timer_name,
+            "scheduleOccurrence": self.schedule_occurrence, "commitId": self.commit_id,
+            "upstreamRunId": self.upstream_run_id,
+        })
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunTrigger:
+        return cls(
+            kind=TriggerKind(data.get("kind", "Manual")), base_image=data.get("baseImage"),
+            old_digest=data.get("oldDigest"), new_digest=data.get("newDigest"), timer_name=data.get("timerName"),
+            schedule_occurrence=data.get("scheduleOccurrence"), commit_id=data.get("commitId"),
+            upstream_run_id=data.get("upstreamRunId"),
+        )
+
+
+@dataclass(frozen=True)
+class OutputImage:
+    registry: str
+    repository: str
+    tag: str | None
+    digest: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_none({"registry": self.registry, "repository": self.repository, "tag": self.tag,
+                           "digest": self.digest})
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputImage:
+        return cls(data["registry"], data["repository"], data.get("tag"), data["digest"])
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    task: str
+    status: RunStatus
+    trigger: RunTrigger
+    create_time: str
+    platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
+    start_time: str | None = None
+    finish_time: str | None = None
+    output_images: tuple[OutputImage, ...] = ()
+    error: str | None = None
+    commit_id: str | None = None
+    pid: int | None = None  # the process that runs it, so a crashed one can be told from a live one
+
+    @property
+    def number(self) -> int:
+        return int(self.run_id.lstrip("abcdefghijklmnopqrstuvwxyz"))
+
+    def duration_seconds(self) -> float | None:
+        if not self.start_time or not self.finish_time:
+            return None
+        return (parse_time(self.finish_time) - parse_time(self.start_time)).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        """az's run shape (runId, status, outputImages, imageUpdateTrigger, ...), plus `reason`."""
+        data: dict[str, Any] = {
+            "runId": self.run_id, "name": self.run_id, "task": self.task, "status": str(self.status),
+            "runType": "AutoBuild", "createTime": self.create_time, "startTime": self.start_time,
+            "finishTime": self.finish_time, "platform": self.platform.to_dict(),
+            "outputImages": [image.to_dict() for image in self.output_images],
+            "runErrorMessage": self.error, "trigger": self.trigger.to_dict(), "reason": self.trigger.reason(),
+            "pid": self.pid,
+        }
+        trigger = self.trigger
+        if trigger.kind is TriggerKind.BASE_IMAGE_UPDATE and trigger.base_image:
+            name, _, tag = trigger.base_image.rpartition(":")
+            registry, _, repository = name.partition("/")
+            data["imageUpdateTrigger"] = {"images": [_drop_none({
+                "registry": registry, "repository": repository, "tag": tag, "digest": trigger.new_digest,
+                "previousDigest": trigger.old_digest})]}
+        elif trigger.kind is TriggerKind.TIMER:
+            data["timerTrigger"] = _drop_none({"timerTriggerName": trigger.timer_name,
+                                               "scheduleOccurrence": trigger.schedule_occurrence})
+        elif trigger.kind is TriggerKind.COMMIT:
+            data["sourceTrigger"] = _drop_none({"eventType": "commit", "commitId": trigger.commit_id})
+        if self.commit_id:
+            data["sourceCommitId"] = self.commit_id
+        return _drop_none(data)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Run:
+        return cls(
+            run_id=data["runId"], task=data["task"], status=RunStatus(data["status"]),
+            trigger=RunTrigger.from_dict(data.get("trigger", {})), create_time=data["createTime"],
+            platform=Platform.from_dict(data.get("platform", {"os": "linux", "architecture": "amd64"})),
+            start_time=data.get("startTime"), finish_time=data.get("finishTime"),
+            output_images=tuple(OutputImage.from_dict(i) for i in data.get("outputImages", [])),
+            error=data.get("runErrorMessage"), commit_id=data.get("sourceCommitId"), pid=data.get("pid"),
+        )
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import tempfile
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from typing import Any
 import tomli_w
 
 from acrtask.errors import StateError
+from acrtask.files import atomic_write
 from acrtask.model import Task
 
 SCHEMA_VERSION = 1
@@ -102,20 +102,4 @@ class StateStore:
             os.close(lock_fd)  # closing releases the lock
 
     def _write(self, state: State) -> None:
-        data = tomli_w.dumps(state.to_document()).encode("utf-8")
-        fd, tmp_name = tempfile.mkstemp(dir=self.path.parent, prefix=".state.", suffix=".tmp")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, self.path)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
+        atomic_write(self.path, tomli_w.dumps(state.to_document()).encode("utf-8"))

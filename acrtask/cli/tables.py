@@ -29,3 +29,29 @@ def tasks(result: Any) -> list[dict[str, Any]]:
 
 def timers(result: Any) -> list[dict[str, Any]]:
     return [{"NAME": t.get("name"), "SCHEDULE": t.get("schedule"), "STATUS": t.get("status")} for t in result]
+
+
+_TRIGGER_NAMES = {"Manual": "Manual", "BaseImageUpdate": "Image Update", "Timer": "Timer", "Commit": "Commit"}
+
+
+def runs(result: Any) -> list[dict[str, Any]]:
+    from acrtask.model import parse_time
+
+    items = result if isinstance(result, list) else [result]
+    rows = []
+    for run in items:
+        started, duration = run.get("startTime"), ""
+        if started and run.get("finishTime"):
+            seconds = int((parse_time(run["finishTime"]) - parse_time(started)).total_seconds())
+            duration = f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+        platform = run.get("platform", {})
+        rows.append({
+            "RUN ID": run.get("runId"),
+            "TASK": run.get("task"),
+            "PLATFORM": platform.get("os"),
+            "STATUS": run.get("status"),
+            "TRIGGER": _TRIGGER_NAMES.get(run.get("trigger", {}).get("kind", "Manual"), "Manual"),
+            "STARTED": parse_time(started).strftime("%Y-%m-%dT%H:%M:%SZ") if started else "",
+            "DURATION": duration,
+        })
+    return rows

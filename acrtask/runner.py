@@ -1,0 +1,232 @@
+"""One run of a task, start to finish: scan the Dockerfile, resolve its bases, build, push, record.
+
+Whatever goes wrong inside a run ends the run (Failed, Timeout, Canceled) with its message; it
+does not escape as an exception, so every run leaves a finished record and a log. The digests of
+the bases are resolved *before* the build and recorded after it succeeds: if a tag moves during
+the build, the next check sees the difference, and no update is missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Protocol
+
+from acrtask import dockerfile
+from acrtask.builders.base import Builder, BuildSpec
+from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
+from acrtask.errors import AcrTaskError
+from acrtask.model import (
+    Argument,
+    BaseImageDependency,
+    OutputImage,
+    Run,
+    RunStatus,
+    RunTrigger,
+    Task,
+)
+from acrtask.platform import Platform
+from acrtask.reference import ImageRef
+from acrtask.runs import RunStore
+from acrtask.state import StateStore
+from acrtask.validate import RUN_ID_PLACEHOLDER
+
+log = logging.getLogger("acrtask.runner")
+
+BASE_NAME_ANNOTATION = "org.opencontainers.image.base.name"
+BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
+
+
+class Resolved(Protocol):
+    digest: str
+    platform_digest: str | None
+
+
+class DigestResolver(Protocol):
+    def resolve(self, ref: ImageRef, platform: Platform | None = None) -> Resolved: ...
+
+
+class Workspace(Protocol):
+    """A build context made ready on disk: a local folder as is, or a fresh clone of a git context."""
+
+    def prepare(self, task: Task, log: Callable[[str], None]) -> tuple[Path, str | None]: ...
+
+    def cleanup(self) -> None: ...
+
+
+LogSink = Callable[[str], None]
+
+
+def build_arguments(arguments: tuple[Argument, ...],
+                    environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Plain and secret build args; a value left out is read from the environment at run time (az)."""
+    plain: dict[str, str] = {}
+    secret: dict[str, str] = {}
+    for arg in arguments:
+        value = arg.value if arg.value is not None else environ.get(arg.name, "")
+        (secret if arg.is_secret else plain)[arg.name] = value
+    return plain, secret
+
+
+def fill_run_id(image: str, run_id: str) -> str:
+    return image.replace(RUN_ID_PLACEHOLDER, run_id)
+
+
+def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozenset[str]:
+    """Loopback registries (as Docker allows) and those the user lists in ACRTASK_INSECURE_REGISTRIES."""
+    listed = {h.strip() for h in environ.get("ACRTASK_INSECURE_REGISTRIES", "").split(",") if h.strip()}
+    return frozenset(listed | {ref.registry for ref in refs if ref.is_loopback})
+
+
+class Runner:
+    def __init__(self, state: StateStore, runs: RunStore, resolver: DigestResolver,
+                 builder_for: Callable[[Task, Run], Builder], workspace_for: Callable[[Task], Workspace],
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.state = state
+        self.runs = runs
+        self.resolver = resolver
+        self.builder_for = builder_for
+        self.workspace_for = workspace_for
+        self.environ = dict(os.environ if environ is None else environ)
+
+    def queue(self, task: Task, trigger: RunTrigger) -> Run:
+        return self.runs.create(task, trigger)
+
+    def execute(self, run: Run, task: Task, emit: LogSink, cancel: threading.Event,
+                extra_args: tuple[Argument, ...] = ()) -> Run:
+        """Run a queued run to its end and return the finished record.
+
+        One run per task at a time, across processes: a second one waits, Queued, for the first.
+        `acrtask task cancel-run` from another shell reaches the run through its cancel marker.
+        """
+        done = threading.Event()
+        watcher = threading.Thread(target=self._watch_cancel_marker, args=(run.run_id, cancel, done), daemon=True)
+        watcher.start()
+        try:
+            with self.runs.task_lock(task.name, cancel):
+                if cancel.is_set():
+                    return self.runs.finish(run, RunStatus.CANCELED, "canceled before it started")
+                return self._execute(run, task, emit, cancel, extra_args)
+        finally:
+            done.set()
+            self.runs.clear_cancel(run.run_id)
+
+    def _watch_cancel_marker(self, run_id: str, cancel: threading.Event, done: threading.Event) -> None:
+        while not done.wait(0.3):
+            if self.runs.cancel_requested(run_id):
+                cancel.set()
+                return
+
+    def _execute(self, run: Run, task: Task, emit: LogSink, cancel: threading.Event,
+                 extra_args: tuple[Argument, ...]) -> Run:
+        run = self.runs.save(replace(run, status=RunStatus.RUNNING, start_time=self.runs.now(), pid=os.getpid()))
+        with self.runs.open_log(run.run_id) as log_file:
+            secrets: list[str] = []
+
+            def sink(line: str) -> None:
+                for value in secrets:  # the builder redacts too; this also covers our own messages
+                    if value:
+                        line = line.replace(value, "***")
+                log_file.write(line.rstrip("\n") + "\n")
+                emit(line)
+
+            workspace = self.workspace_for(task)
+            try:
+                args = tuple({a.name: a for a in task.step.arguments + extra_args}.values())
+                plain, secret = build_arguments(args, self.environ)
+                secrets.extend(secret.values())
+                return self._build(run, task, plain, secret, workspace, sink, cancel)
+            except BuildTimeoutError as exc:
+                sink(f"Run timed out: {exc}")
+                return self.runs.finish(run, RunStatus.TIMEOUT, str(exc))
+            except BuildCanceledError as exc:
+                sink(f"Run was canceled: {exc}")
+                return self.runs.finish(run, RunStatus.CANCELED, str(exc))
+            except AcrTaskError as exc:
+                sink(f"Run failed: {exc}")
+                return self.runs.finish(run, RunStatus.FAILED, str(exc))
+            finally:
+                workspace.cleanup()
+
+    def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
+               sink: LogSink, cancel: threading.Event) -> Run:
+        sink(f"Run ID: {run.run_id}, task {task.name}: {run.trigger.reason()}")
+        context_dir, commit = workspace.prepare(task, sink)
+        if commit:
+            run = self.runs.save(replace(run, commit_id=commit))
+        file = Path(task.step.docker_file_path)
+        dockerfile_path = file if file.is_absolute() else context_dir / file
+        try:
+            text = dockerfile_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise AcrTaskError(f"Cannot read the Dockerfile {dockerfile_path}: {exc.strerror}.",
+                               "Check -f/--file and the context.") from exc
+        scan = dockerfile.scan(text, {**plain, **secret}, task.step.target)
+        dependencies = self._resolve(scan, task, sink)
+
+        outputs = [ImageRef.parse(fill_run_id(name, run.run_id)) for name in task.step.image_names]
+        bases = [dep for dep in ([scan.runtime] if scan.runtime else []) + list(scan.build_time)]
+        annotations = {}
+        if scan.runtime is not None:
+            runtime_dep = dependencies[0]
+            annotations = {BASE_NAME_ANNOTATION: str(scan.runtime.image),
+                           BASE_DIGEST_ANNOTATION: runtime_dep.digest or ""}
+        spec = BuildSpec(
+            context_dir=context_dir, dockerfile=dockerfile_path, images=tuple(str(o) for o in outputs),
+            build_args=plain, secret_args=secret, target=task.step.target, platform=str(task.platform),
+            no_cache=task.step.no_cache, push=task.step.is_push_enabled,
+            insecure_registries=insecure_hosts(outputs + [b.image for b in bases], self.environ),
+            annotations=annotations, timeout=float(task.timeout),
+        )
+        builder = self.builder_for(task, run)
+        sink(f"Building with {builder.name} for {task.platform}: {', '.join(spec.images) or '(no tags)'}")
+        result = builder.build(spec, sink, cancel)
+        pushed = tuple(
+            OutputImage(ref.registry, ref.repository, ref.tag, result.pushed[str(ref)])
+            for ref in outputs if str(ref) in result.pushed
+        )
+        self._record_dependencies(task.name, dependencies)
+        sink(_dependency_report(dependencies))
+        run = self.runs.finish(run, RunStatus.SUCCEEDED, output_images=pushed)
+        sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")
+        return run
+
+    def _resolve(self, scan: dockerfile.ScanResult, task: Task, sink: LogSink) -> list[BaseImageDependency]:
+        """Digests of every base, runtime first, taken before the build starts."""
+        found = []
+        bases = ([scan.runtime] if scan.runtime else []) + list(scan.build_time)
+        for base in bases:
+            platform = Platform.parse(base.platform) if base.platform else task.platform
+            resolved = self.resolver.resolve(base.image, platform)
+            sink(f"Base image {base.image}: {resolved.digest}")
+            found.append(BaseImageDependency(
+                type=base.type, registry=base.image.registry, repository=base.image.repository,
+                tag=base.image.tag, digest=resolved.digest, platform_digest=resolved.platform_digest,
+                platform=str(platform), pinned=base.image.is_pinned,
+            ))
+        return found
+
+    def _record_dependencies(self, task_name: str, dependencies: list[BaseImageDependency]) -> None:
+        with self.state.transaction() as state:
+            task = state.tasks.get(task_name)
+            if task is None:  # deleted while it built: nothing to record on
+                return
+            state.tasks[task_name] = replace(task, step=replace(task.step, base_image_dependencies=tuple(dependencies)))
+
+
+def _dependency_report(dependencies: list[BaseImageDependency]) -> str:
+    if not dependencies:
+        return "The following dependencies were found: none (FROM scratch)."
+    lines = ["The following dependencies were found:"]
+    for dep in dependencies:
+        lines.append(f"- {dep.type}: {dep.registry}/{dep.repository}:{dep.tag} {dep.digest}")
+    return "\n".join(lines)
+
+
+def _seconds(run: Run) -> int:
+    duration = run.duration_seconds()
+    return round(duration) if duration is not None else 0

@@ -1,0 +1,120 @@
+"""Real parts put together for the CLI: the state file, run records, the registry client, builders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from functools import cache
+from typing import Any
+
+from acrtask import builders, paths
+from acrtask.builders.process import RUN_TAG
+from acrtask.errors import AcrTaskError
+from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
+from acrtask.platform import Platform
+from acrtask.reference import ImageRef
+from acrtask.runner import Runner
+from acrtask.runs import RunStore
+from acrtask.service import TaskService
+from acrtask.state import StateStore
+from acrtask.triggers import BaseKey
+from acrtask.watch.loop import pid_alive
+from acrtask.workspace import Workspace
+
+DETACHED_ARGS_ENV = "ACRTASK_RUN_ARGS"  # extra args of a --no-wait run, for the child (not on its argv)
+
+
+def state_store() -> StateStore:
+    return StateStore(paths.state_file())
+
+
+def run_store() -> RunStore:
+    return RunStore(paths.runs_dir(), state_store())
+
+
+@cache
+def registry_client() -> Any:
+    from acrtask.registry import BlockingRegistryClient
+
+    return BlockingRegistryClient()
+
+
+class RegistryTagChecker:
+    """The watch loop's view of the registry client: one HEAD per tag, platform digests on demand."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def digests(self, keys: list[BaseKey]) -> dict[BaseKey, str | Exception]:
+        refs = {key: ImageRef(key.registry, key.repository, key.tag, None) for key in keys}
+        results = self.client.check_many(list(refs.values()))
+        return {key: (r if isinstance(r, Exception) else r.digest) for key, r in
+                ((key, results[ref]) for key, ref in refs.items())}
+
+    def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
+        ref = ImageRef(key.registry, key.repository, key.tag, None)
+        return self.client.platform_digest(ref, digest, Platform.parse(platform or "linux/amd64"))
+
+
+class RunService:
+    """What `task run`, `cancel-run` and watch do with runs."""
+
+    def __init__(self, tasks: TaskService, runs: RunStore, runner: Runner) -> None:
+        self.tasks = tasks
+        self.runs = runs
+        self.runner = runner
+
+    def task(self, name: str) -> Task:
+        return self.tasks.show(name)
+
+    def queue(self, task: Task, trigger: RunTrigger) -> Run:
+        return self.runner.queue(task, trigger)
+
+    def execute(self, run: Run, task: Task, emit: Callable[[str], None], cancel: threading.Event,
+                extra_args: tuple[Argument, ...] = ()) -> Run:
+        return self.runner.execute(run, task, emit, cancel, extra_args)
+
+    def start_detached(self, run: Run, extra_args: tuple[Argument, ...]) -> None:
+        """`task run --no-wait`: a child process of its own session runs it; this one returns."""
+        env = {**os.environ, DETACHED_ARGS_ENV: json.dumps([a.to_dict(reveal_secrets=True) for a in extra_args])}
+        subprocess.Popen(  # noqa: S603 - our own interpreter and module, an argument list
+            [sys.executable, "-m", "acrtask", "task", "execute-run", "--run-id", run.run_id, "-o", "none"],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, close_fds=True,
+        )
+
+    def execute_detached(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run.status is not RunStatus.QUEUED:
+            raise AcrTaskError(f"The run '{run_id}' is {run.status.value}, not Queued.")
+        args = tuple(Argument.from_dict(a) for a in json.loads(os.environ.pop(DETACHED_ARGS_ENV, "[]")))
+        run = self.runs.save(replace(run, pid=os.getpid()))
+        return self.execute(run, self.task(run.task), lambda line: None, threading.Event(), args)
+
+    def request_cancel(self, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run.status.is_terminal:
+            raise AcrTaskError(f"The run '{run_id}' has already ended ({run.status.value}).")
+        if not pid_alive(run.pid):  # nobody will see the marker: settle it here
+            return self.runs.finish(run, RunStatus.CANCELED, "canceled by the user")
+        self.runs.request_cancel(run_id)
+        return run
+
+
+def runner(environ: dict[str, str] | None = None) -> Runner:
+    return Runner(
+        state=state_store(), runs=run_store(), resolver=registry_client(),
+        builder_for=lambda task, run: builders.select(str(task.builder), {**os.environ, RUN_TAG: run.run_id}),
+        workspace_for=lambda task: Workspace(),
+        environ=environ,
+    )
+
+
+def run_service() -> RunService:
+    store = state_store()
+    return RunService(TaskService(store), run_store(), runner())

@@ -1,0 +1,69 @@
+"""Build contexts made ready on disk. A local folder is built as it is (a local git repository
+too, as `docker build .` would, with its HEAD commit recorded); a git URL is shallow-cloned into a
+temporary folder, and the commit it built is recorded on the run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from acrtask import context as contexts
+from acrtask.builders.process import capture
+from acrtask.errors import AcrTaskError
+from acrtask.model import Task
+
+CLONE_TIMEOUT = 600.0
+
+
+def _git(args: list[str], env: Mapping[str, str], timeout: float = 60.0) -> str:
+    # No prompts: a watch loop must never hang on a credential question.
+    code, output = capture(["git", *args], {**env, "GIT_TERMINAL_PROMPT": "0"}, timeout)
+    if code != 0:
+        last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
+        raise AcrTaskError(f"git {args[0]} failed (exit code {code}): {last}",
+                           "Check the context's URL, branch and credentials.")
+    return output.strip()
+
+
+def ls_remote(location: str, branch: str | None, env: Mapping[str, str] | None = None) -> str:
+    """The commit a branch (or HEAD) points at, without cloning."""
+    ref = f"refs/heads/{branch}" if branch else "HEAD"
+    output = _git(["ls-remote", location, ref], env or os.environ)
+    if not output:
+        raise AcrTaskError(f"The branch {branch or 'HEAD'} does not exist in {location}.",
+                           "Check the context's #branch.")
+    return output.split()[0]
+
+
+class Workspace:
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self._tmp: str | None = None
+
+    def prepare(self, task: Task, log: Callable[[str], None]) -> tuple[Path, str | None]:
+        ctx = contexts.parse(task.step.context_path)
+        if ctx.kind is contexts.ContextKind.LOCAL:
+            return Path(ctx.location), None
+        if ctx.kind is contexts.ContextKind.LOCAL_GIT:
+            return Path(ctx.location), _git(["-C", ctx.location, "rev-parse", "HEAD"], self.env)
+        self._tmp = tempfile.mkdtemp(prefix="acrtask-context-")
+        clone = Path(self._tmp) / "src"
+        argv = ["clone", "--depth", "1", "--quiet"]
+        if ctx.branch:
+            argv += ["--branch", ctx.branch]
+        log(f"Cloning {ctx.location}" + (f" (branch {ctx.branch})" if ctx.branch else ""))
+        _git([*argv, ctx.location, str(clone)], self.env, CLONE_TIMEOUT)
+        commit = _git(["-C", str(clone), "rev-parse", "HEAD"], self.env)
+        folder = clone / ctx.folder if ctx.folder else clone
+        if not folder.is_dir():
+            raise AcrTaskError(f"The folder '{ctx.folder}' does not exist in {ctx.location}.",
+                               "Fix the :folder part of the context.")
+        return folder, commit
+
+    def cleanup(self) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
