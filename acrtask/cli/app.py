@@ -8,7 +8,8 @@ import traceback
 
 import typer
 
-from acrtask.cli import options
+from acrtask.cli import options, runs, watch  # noqa: F401 - runs and watch add their commands to `task`
+from acrtask.cli.image import image_app
 from acrtask.cli.task import task_app
 from acrtask.errors import AcrTaskError
 
@@ -22,6 +23,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(task_app, name="task")
+app.add_typer(image_app, name="image")
 
 log = logging.getLogger("acrtask")
 
@@ -37,9 +39,10 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in argv
     try:
         args, rest = options.split_global_args(argv)
-        from acrtask.cli.output import check_format
+        from acrtask.cli.output import FORMATS, GRAPH_FORMATS, check_format
 
-        args.output = check_format(args.output)
+        graph = [a for a in rest if not a.startswith("-")][:2] == ["task", "graph"]
+        args.output = check_format(args.output, FORMATS + GRAPH_FORMATS if graph else FORMATS)
         options.current = args
         options.configure_logging(args)
         result = app(args=rest, prog_name="acrtask", standalone_mode=False)

@@ -1,0 +1,117 @@
+"""`acrtask task watch`: the foreground loop that rebuilds tasks when their base images move."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from acrtask.cli.task import task_app
+from acrtask.errors import ValidationError
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, flag: str) -> float:
+    match = _DURATION.match(text.strip().lower())
+    if not match:
+        raise ValidationError(f"Invalid {flag} '{text}': expected a duration such as 90s, 10m or 1h.")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_interval(text: str) -> tuple[float, float]:
+    """`10m-60m` (a random interval in that range, as ACR) or a single fixed value."""
+    low, sep, high = text.partition("-")
+    lo = parse_duration(low, "--poll-interval")
+    hi = parse_duration(high, "--poll-interval") if sep else lo
+    if lo <= 0 or hi < lo:
+        raise ValidationError(f"Invalid --poll-interval '{text}': the range must be positive and increasing.",
+                              "For example --poll-interval 10m-60m or --poll-interval 5m.")
+    return lo, hi
+
+
+@task_app.command(epilog="Examples:\n\n  acrtask task watch\n\n"
+                  "  ACRTASK_WEBHOOK_TOKEN=s3cret acrtask task watch --listen 127.0.0.1:8080 --poll-interval 5m-15m\n\n"
+                  "  acrtask task watch --once   # check everything now, run what triggers, exit")
+def watch(
+    poll_interval: Annotated[str, typer.Option(
+        "--poll-interval", help="How often each base tag is checked: a random interval in MIN-MAX, or a fixed "
+        "value.")] = "10m-60m",
+    listen: Annotated[str | None, typer.Option(
+        "--listen", help="[HOST:]PORT to take registry webhooks on (host 127.0.0.1 unless given). Needs "
+        "ACRTASK_WEBHOOK_TOKEN.")] = None,
+    max_concurrent_runs: Annotated[int, typer.Option("--max-concurrent-runs", help="Builds at once.")] = 2,
+    once: Annotated[bool, typer.Option("--once", help="Check every base now, run what triggers (and what "
+                                       "depends on it), then exit: 1 if a run failed.")] = False,
+    commit_poll_interval: Annotated[str, typer.Option(
+        "--commit-poll-interval", help="How often git contexts' branch heads are polled.")] = "60s",
+    grace_period: Annotated[str, typer.Option(
+        "--grace-period", help="On Ctrl-C or SIGTERM, how long running builds may finish before they are "
+        "canceled.")] = "30s",
+) -> None:
+    """Watch base images and rebuild the tasks that depend on them when their tags move."""
+    from acrtask import wiring
+    from acrtask.watch.loop import Watcher, WatchOptions
+    from acrtask.watch.schedules import CommitPoller
+    from acrtask.watch.view import PlainView, WatchView
+    from acrtask.workspace import ls_remote
+
+    low, high = parse_interval(poll_interval)
+    if max_concurrent_runs < 1:
+        raise ValidationError(f"Invalid --max-concurrent-runs {max_concurrent_runs}: at least 1.")
+    options = WatchOptions(
+        poll_min=low, poll_max=high, max_concurrent_runs=max_concurrent_runs, once=once,
+        commit_poll_interval=parse_duration(commit_poll_interval, "--commit-poll-interval"),
+        grace_period=parse_duration(grace_period, "--grace-period"),
+    )
+    server = None
+    if listen is not None:
+        server = _webhook_server(listen)
+
+    live = sys.stderr.isatty() and not once
+    view: WatchView = PlainView()
+    if live:
+        from acrtask.cli.watch_view import LiveView
+
+        view = LiveView()
+    client = wiring.registry_client()
+    watcher = Watcher(
+        wiring.state_store(), wiring.run_store(), wiring.RegistryTagChecker(client), wiring.run_service(),
+        view, options, commits=CommitPoller(ls_remote, options.commit_poll_interval),
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: watcher.stop())
+    if server is not None:
+        server.on_event = watcher.notify_push
+        server.start()
+        view.event(f"Listening for registry webhooks on http://{server.address}/")
+    try:
+        code = watcher.run()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if live:
+            view.close()  # type: ignore[attr-defined]
+        client.close()
+    raise typer.Exit(code)
+
+
+def _webhook_server(listen: str):  # noqa: ANN202 - a WebhookServer
+    from acrtask.watch.webhook import WebhookServer, parse_listen
+
+    token = os.environ.get("ACRTASK_WEBHOOK_TOKEN", "")
+    if not token:
+        raise ValidationError("--listen needs a shared token, so that only your registry can trigger builds.",
+                              "Set ACRTASK_WEBHOOK_TOKEN and configure the registry to send it.")
+    host, port = parse_listen(listen)
+    try:
+        return WebhookServer(host, port, token, lambda event: None)
+    except OSError as exc:
+        raise ValidationError(f"Cannot listen on {host}:{port}: {exc.strerror}.",
+                              "Choose another port with --listen.") from exc

@@ -1,0 +1,57 @@
+"""The live view of `task watch` on a terminal: bases, last and next check, running builds, last trigger."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+from rich.console import Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from acrtask.watch.view import Snapshot
+
+
+def _ago(moment: float | None, now: float) -> str:
+    if moment is None:
+        return "-"
+    seconds = int(moment - now)
+    sign = "in " if seconds >= 0 else ""
+    seconds = abs(seconds)
+    text = f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return f"{sign}{text}" + ("" if sign else " ago")
+
+
+class LiveView:
+    def __init__(self) -> None:
+        self.messages: deque[str] = deque(maxlen=8)
+        self.snapshot = Snapshot()
+        self.live = Live(self._render(), refresh_per_second=2, transient=False)
+        self.live.start()
+
+    def event(self, message: str) -> None:
+        self.messages.append(time.strftime("%H:%M:%S ", time.gmtime()) + message)
+        self.live.update(self._render())
+
+    def update(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.live.update(self._render())
+
+    def close(self) -> None:
+        self.live.stop()
+
+    def _render(self) -> Group:
+        now = time.time()
+        bases = Table(title="Base images", expand=True)
+        for column in ("BASE IMAGE", "TASKS", "DIGEST", "LAST CHECK", "NEXT CHECK", "ERROR"):
+            bases.add_column(column)
+        for base in self.snapshot.bases:
+            bases.add_row(base.image, ", ".join(base.tasks), (base.digest or "-")[:19],
+                          _ago(base.last_check, now), _ago(base.next_check, now), base.error or "")
+        running = ", ".join(f"{run_id} ({task})" for run_id, task in self.snapshot.running) or "none"
+        pending = ", ".join(self.snapshot.pending) or "none"
+        lines = [Text(f"Running: {running}   Queued: {pending}"),
+                 Text(f"Last trigger: {self.snapshot.last_trigger or 'none yet'}")]
+        lines.extend(Text(m, style="dim") for m in self.messages)
+        return Group(bases, *lines)

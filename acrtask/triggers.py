@@ -1,0 +1,214 @@
+"""Pure decisions of the base-image trigger: what is watched, what a new digest triggers, in which order.
+
+No I/O and no clock here: the watch loop feeds observations in and carries decisions out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from acrtask.model import (
+    BaseImageDependency,
+    BaseImageTriggerType,
+    DependencyType,
+    RunTrigger,
+    Status,
+    Task,
+    TriggerKind,
+)
+from acrtask.validate import RUN_ID_PLACEHOLDER
+
+
+@dataclass(frozen=True, order=True)
+class BaseKey:
+    """One tag to check: one HEAD request, however many tasks and platforms share it."""
+
+    registry: str
+    repository: str
+    tag: str
+
+    def __str__(self) -> str:
+        return f"{self.registry}/{self.repository}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class Interest:
+    """One task's recorded dependency on a base tag."""
+
+    task: str
+    dependency: BaseImageDependency
+
+
+def key_of(dep: BaseImageDependency) -> BaseKey:
+    return BaseKey(dep.registry, dep.repository, dep.tag or "")
+
+
+def triggering_dependencies(task: Task) -> list[BaseImageDependency]:
+    """The dependencies that can trigger this task: Runtime only, or all under type All; never pinned ones."""
+    if task.status is not Status.ENABLED or task.trigger.base_image.status is not Status.ENABLED:
+        return []
+    wanted = task.trigger.base_image.type
+    return [
+        dep for dep in task.step.dependencies
+        if not dep.pinned and dep.tag and (wanted is BaseImageTriggerType.ALL or dep.type is DependencyType.RUNTIME)
+    ]
+
+
+def stable_outputs(task: Task) -> set[str]:
+    """Output tags that can be another task's base: not the ones that change every run ({{.Run.ID}})."""
+    return {name for name in task.step.image_names if RUN_ID_PLACEHOLDER not in name}
+
+
+def dependency_graph(tasks: Iterable[Task]) -> dict[str, set[str]]:
+    """task -> the tasks whose pushed images it builds on (any stage), for ordering runs."""
+    task_list = list(tasks)
+    producers: dict[str, set[str]] = {}
+    for task in task_list:
+        for image in stable_outputs(task):
+            producers.setdefault(image, set()).add(task.name)
+    graph: dict[str, set[str]] = {}
+    for task in task_list:
+        graph[task.name] = {p for dep in task.step.dependencies for p in producers.get(dep.image, ())}
+    return graph
+
+
+def cycles(graph: Mapping[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups that would rebuild each other for ever (Tarjan), self-loops included."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for upstream in sorted(graph.get(node, ())):
+            if upstream not in index:
+                visit(upstream)
+                low[node] = min(low[node], low[upstream])
+            elif upstream in on_stack:
+                low[node] = min(low[node], index[upstream])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1 or node in graph.get(node, ()):
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def acyclic(graph: Mapping[str, set[str]]) -> dict[str, set[str]]:
+    """The graph without the edges inside cycles: those never order nor trigger anything."""
+    groups = [set(group) for group in cycles(graph)]
+    member_of = {name: group for group in groups for name in group}
+    return {
+        node: {u for u in upstream if not (node in member_of and u in member_of[node])}
+        for node, upstream in graph.items()
+    }
+
+
+@dataclass
+class WatchPlan:
+    """What the watch loop checks: each base once, with every task interested in it."""
+
+    interests: dict[BaseKey, list[Interest]] = field(default_factory=dict)
+    never_run: list[str] = field(default_factory=list)  # tasks whose dependencies are not known yet
+    cycles: list[list[str]] = field(default_factory=list)
+    graph: dict[str, set[str]] = field(default_factory=dict)  # acyclic: task -> upstream tasks
+
+
+def plan(tasks: Iterable[Task]) -> WatchPlan:
+    task_list = list(tasks)
+    full = dependency_graph(task_list)
+    result = WatchPlan(cycles=cycles(full), graph=acyclic(full))
+    in_cycle = {(name, peer) for group in result.cycles for name in group for peer in group}
+    outputs = {task.name: stable_outputs(task) for task in task_list}
+    for task in task_list:
+        deps = triggering_dependencies(task)
+        watching = task.status is Status.ENABLED and task.trigger.base_image.status is Status.ENABLED
+        if watching and task.step.base_image_dependencies is None:
+            result.never_run.append(task.name)
+        for dep in deps:
+            # A base that a cycle peer pushes would rebuild the cycle for ever: never let it trigger.
+            if any((task.name, peer) in in_cycle and dep.image in outputs.get(peer, ()) for peer in outputs):
+                continue
+            result.interests.setdefault(key_of(dep), []).append(Interest(task.name, dep))
+    return result
+
+
+@dataclass(frozen=True)
+class Refresh:
+    """An index moved but not the task's platform: record the new digests, run nothing."""
+
+    task: str
+    old: BaseImageDependency
+    digest: str
+    platform_digest: str | None
+
+
+@dataclass
+class Decision:
+    runs: list[tuple[str, RunTrigger]] = field(default_factory=list)
+    refreshes: list[Refresh] = field(default_factory=list)
+
+
+def changed(interests: Iterable[Interest], digest: str) -> list[Interest]:
+    """Interests whose recorded tag digest differs from what the registry says now."""
+    return [i for i in interests if i.dependency.digest != digest]
+
+
+def decide(interests: Iterable[Interest], digest: str, platform_digest: Callable[[str | None], str | None],
+           upstream_run_id: str | None = None) -> Decision:
+    """Which tasks run for a tag now at `digest`.
+
+    `platform_digest(platform)` gives the manifest digest for a platform under the new tag digest
+    (the tag digest itself for a single-platform image). A task runs when its platform's manifest
+    moved; when only other platforms of a multi-arch index moved, its record is refreshed instead.
+    """
+    decision = Decision()
+    for interest in changed(interests, digest):
+        dep = interest.dependency
+        new_platform_digest = platform_digest(dep.platform)
+        if dep.platform_digest is not None and new_platform_digest == dep.platform_digest:
+            decision.refreshes.append(Refresh(interest.task, dep, digest, new_platform_digest))
+            continue
+        decision.runs.append((interest.task, RunTrigger(
+            kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=dep.image, old_digest=dep.digest, new_digest=digest,
+            upstream_run_id=upstream_run_id,
+        )))
+    return decision
+
+
+def ancestors(task: str, graph: Mapping[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(graph.get(task, ()))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return seen
+
+
+def ready(pending: Iterable[str], busy: set[str], graph: Mapping[str, set[str]]) -> list[str]:
+    """Pending tasks that may start now: none of their upstream tasks is pending or running.
+
+    A task waiting on its upstream is then triggered by the upstream's push and runs once, on the
+    fresh base, however many paths led to it (a diamond builds each task once).
+    """
+    pending_list = list(pending)
+    blocking = set(pending_list) | busy
+    return [t for t in pending_list if t not in busy and not (ancestors(t, graph) & blocking)]

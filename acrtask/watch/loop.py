@@ -1,0 +1,407 @@
+"""The watch loop: check base tags, trigger dependent tasks, run them in order, once each.
+
+One thread owns all scheduling state; builds run in worker threads, the webhook listener in its
+own, and both talk to the loop only through its event queue. Time and randomness are injected,
+so tests drive the loop without waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from acrtask import triggers
+from acrtask.builders.process import kill_tagged
+from acrtask.model import Run, RunStatus, RunTrigger, Task
+from acrtask.runs import RunStore
+from acrtask.state import StateStore
+from acrtask.triggers import BaseKey
+from acrtask.watch.schedules import CommitPoller, TimerSchedule
+from acrtask.watch.view import BaseStatus, Snapshot, WatchView
+from acrtask.watch.webhook import PushEvent
+
+log = logging.getLogger("acrtask.watch")
+
+
+class TagChecker(Protocol):
+    def digests(self, keys: list[BaseKey]) -> dict[BaseKey, str | Exception]:
+        """The digest each tag points to now (one HEAD each), or the error for that tag."""
+
+    def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
+        """The manifest digest for `platform` under the tag's `digest` (itself for a single manifest)."""
+
+
+class RunExecutor(Protocol):
+    def queue(self, task: Task, trigger: RunTrigger) -> Run: ...
+
+    def execute(self, run: Run, task: Task, emit: Callable[[str], None], cancel: threading.Event) -> Run: ...
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    poll_min: float = 600.0
+    poll_max: float = 3600.0
+    max_concurrent_runs: int = 2
+    once: bool = False
+    commit_poll_interval: float = 60.0
+    grace_period: float = 30.0
+    foreign_scan_interval: float = 0.2  # how often runs of other processes are looked for
+
+
+@dataclass
+class _Pending:
+    task: str
+    trigger: RunTrigger
+    run: Run
+
+
+@dataclass
+class _Running:
+    run: Run
+    cancel: threading.Event
+    recheck: set[BaseKey] = field(default_factory=set)  # tags that moved again while it built
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Watcher:
+    def __init__(self, state: StateStore, runs: RunStore, checker: TagChecker, executor: RunExecutor,
+                 view: WatchView, options: WatchOptions, *, clock: Callable[[], float] = time.time,
+                 rng: random.Random | None = None, commits: CommitPoller | None = None) -> None:
+        self.state, self.runs, self.checker, self.executor = state, runs, checker, executor
+        self.view, self.options, self.clock = view, options, clock
+        self.rng = rng or random.Random()
+        self.commits = commits
+        self.events: queue.Queue[tuple[str, object]] = queue.Queue()
+        self.stopping = threading.Event()
+        self.tasks: dict[str, Task] = {}
+        self.plan = triggers.WatchPlan()
+        self.next_check: dict[BaseKey, float] = {}
+        self.last_check: dict[BaseKey, float] = {}
+        self.last_digest: dict[BaseKey, str] = {}
+        self.errors: dict[BaseKey, str] = {}
+        self.due_now: dict[BaseKey, str | None] = {}  # tag -> the run that pushed it, if acrtask did
+        self.pending: dict[str, _Pending] = {}
+        self.running: dict[str, _Running] = {}
+        self.failed_runs = 0
+        self.last_trigger: str | None = None
+        self.timers = TimerSchedule()
+        self._state_stamp: tuple[int, int] | None = None
+        self._own_runs: set[str] = set()
+        self._told_never_run: set[str] = set()
+        self._foreign_seen = 0
+        self._foreign_open: set[str] = set()
+        self._next_foreign_scan = 0.0
+        self._pool = ThreadPoolExecutor(max_workers=options.max_concurrent_runs, thread_name_prefix="build")
+
+    # Inputs from other threads.
+
+    def notify_push(self, event: PushEvent) -> None:
+        self.events.put(("push", event))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.events.put(("stop", None))
+
+    # The loop.
+
+    def run(self) -> int:
+        """Until stopped (or, with --once, until everything triggered has run). Returns the exit code."""
+        self._reload(force=True)
+        self._recover_interrupted()
+        self._foreign_seen = max((r.number for r in self.runs.all()), default=0)
+        for key in self.plan.interests:
+            self.next_check[key] = self.clock()  # the first check compares against the recorded digests
+        if self.commits:
+            self.commits.baseline(self.tasks.values(), self.runs)
+        self.view.event(f"Watching {len(self.plan.interests)} base image tag(s) for {len(self.tasks)} task(s).")
+        try:
+            while not self.stopping.is_set():
+                self.tick()
+                if self.options.once and not self.due_now and not self.pending and not self.running \
+                        and not any(t <= self.clock() for t in self.next_check.values()):
+                    break
+                self._wait()
+        finally:
+            self._shutdown()
+        return 1 if self.failed_runs else 0
+
+    def tick(self) -> None:
+        now = self.clock()
+        self._drain_events()
+        self._reload()
+        if now >= self._next_foreign_scan:
+            self._scan_foreign_runs()
+            self._next_foreign_scan = now + self.options.foreign_scan_interval
+        due = [k for k, t in self.next_check.items() if t <= now] + [k for k in self.due_now if k in
+                                                                        self.plan.interests]
+        if due:
+            self._check(sorted(set(due)))
+        if not self.options.once:
+            for task_name, trigger in self.timers.due(self.tasks.values(), now):
+                self._trigger(task_name, trigger)
+        if self.commits and (not self.options.once or not self._commits_checked):
+            for task_name, trigger in self.commits.due(self.tasks.values(), now):
+                self._trigger(task_name, trigger)
+        self._commits_checked = True
+        self._start_ready()
+        self.view.update(self._snapshot())
+
+    _commits_checked = False
+
+    def _wait(self) -> None:
+        now = self.clock()
+        wake = min([*self.next_check.values(), now + self.options.foreign_scan_interval])
+        if not self.options.once:
+            wake = min(wake, self.timers.next_time(), self.commits.next_time() if self.commits else wake)
+        try:
+            kind, payload = self.events.get(timeout=max(0.0, min(wake - now, 1.0)))
+        except queue.Empty:
+            return
+        self._handle(kind, payload)
+
+    def _drain_events(self) -> None:
+        while True:
+            try:
+                kind, payload = self.events.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(kind, payload)
+
+    def _handle(self, kind: str, payload: object) -> None:
+        if kind == "push" and isinstance(payload, PushEvent):
+            for key in self.plan.interests:
+                if key.repository == payload.repository and key.tag == payload.tag:
+                    self.view.event(f"Notified by {payload.source}: {key} was pushed; checking it now.")
+                    self.due_now.setdefault(key, None)
+        elif kind == "finished" and isinstance(payload, Run):
+            self._finished(payload)
+
+    # Checking tags.
+
+    def _check(self, keys: list[BaseKey]) -> None:
+        now = self.clock()
+        results = self.checker.digests(keys)
+        for key in keys:
+            upstream = self.due_now.pop(key, None)
+            self.last_check[key] = now
+            self.next_check[key] = now + self.rng.uniform(self.options.poll_min, self.options.poll_max)
+            result = results.get(key)
+            if isinstance(result, Exception) or result is None:
+                self.errors[key] = str(result)
+                self.view.event(f"Check of {key} failed: {result}")
+                continue
+            self.errors.pop(key, None)
+            self.last_digest[key] = result
+            self._decide(key, result, upstream)
+
+    def _decide(self, key: BaseKey, digest: str, upstream: str | None) -> None:
+        interests = self.plan.interests.get(key, [])
+        if not triggers.changed(interests, digest):
+            return
+        platform_cache: dict[str | None, str | None] = {}
+
+        def platform_digest(platform: str | None) -> str | None:
+            if platform not in platform_cache:
+                platform_cache[platform] = self.checker.platform_digest(key, digest, platform)
+            return platform_cache[platform]
+
+        decision = triggers.decide(interests, digest, platform_digest, upstream)
+        for refresh in decision.refreshes:
+            self.view.event(f"{key} moved to {digest[:19]} but not for {refresh.task}'s platform: recorded, no run.")
+            self._record_refresh(refresh)
+        for task_name, trigger in decision.runs:
+            self._trigger(task_name, trigger, key)
+
+    def _record_refresh(self, refresh: triggers.Refresh) -> None:
+        with self.state.transaction() as state:
+            task = state.tasks.get(refresh.task)
+            if task is None:
+                return
+            deps = tuple(
+                replace(d, digest=refresh.digest, platform_digest=refresh.platform_digest)
+                if d == refresh.old else d for d in task.step.dependencies
+            )
+            state.tasks[refresh.task] = replace(task, step=replace(task.step, base_image_dependencies=deps))
+        self._reload(force=True)
+
+    # Triggering and running.
+
+    def _trigger(self, task_name: str, trigger: RunTrigger, key: BaseKey | None = None) -> None:
+        task = self.tasks.get(task_name)
+        if task is None:
+            return
+        if task_name in self.running:
+            if key is not None:  # the build may have used the old digest: check again when it ends
+                self.running[task_name].recheck.add(key)
+            return
+        if task_name in self.pending:
+            return  # one queued run per task absorbs further triggers
+        run = self.executor.queue(task, trigger)
+        self._own_runs.add(run.run_id)
+        self.pending[task_name] = _Pending(task_name, trigger, run)
+        self.last_trigger = f"{task_name}: {trigger.reason()}"
+        self.view.event(f"Queued run {run.run_id} of {task_name}: {trigger.reason()}")
+
+    def _start_ready(self) -> None:
+        if self.stopping.is_set():
+            return
+        free = self.options.max_concurrent_runs - len(self.running)
+        for task_name in triggers.ready(self.pending, set(self.running), self.plan.graph)[:max(free, 0)]:
+            item = self.pending.pop(task_name)
+            task = self.tasks.get(task_name)
+            if task is None:
+                self.runs.finish(item.run, RunStatus.CANCELED, "the task was deleted before it ran")
+                continue
+            cancel = threading.Event()
+            self.running[task_name] = _Running(item.run, cancel)
+            self.view.event(f"Started run {item.run.run_id} of {task_name}.")
+            self._pool.submit(self._execute, item.run, task, cancel)
+
+    def _execute(self, run: Run, task: Task, cancel: threading.Event) -> None:
+        try:
+            finished = self.executor.execute(run, task, lambda line: None, cancel)
+        except Exception as exc:  # a bug in a run must not take the loop down
+            log.exception("run %s crashed", run.run_id)
+            finished = self.runs.finish(run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
+        self.events.put(("finished", finished))
+
+    def _finished(self, run: Run) -> None:
+        running = self.running.pop(run.task, None)
+        self._reload(force=True)  # the run recorded the digests it used
+        seconds = round(run.duration_seconds() or 0)
+        if run.status is RunStatus.SUCCEEDED:
+            self.view.event(f"Run {run.run_id} of {run.task} succeeded after {seconds}s.")
+        else:
+            self.failed_runs += 1
+            self.view.event(f"Run {run.run_id} of {run.task} {run.status.value.lower()} after {seconds}s: {run.error}")
+        for key in running.recheck if running else ():
+            self.due_now.setdefault(key, None)
+        self._after_push(run)
+
+    def _after_push(self, run: Run) -> None:
+        """A pushed image that other tasks build on: check it at once, so they run now."""
+        for image in run.output_images:
+            key = BaseKey(image.registry, image.repository, image.tag or "")
+            if key in self.plan.interests:
+                self.due_now[key] = run.run_id
+
+    def _scan_foreign_runs(self) -> None:
+        """Runs by other processes (`task run` in another shell) whose pushes are our bases."""
+        if not self.runs.folder.is_dir():
+            return
+        for path in self.runs.folder.glob("ca*.json"):
+            number = path.stem[2:]
+            if number.isdigit() and int(number) > self._foreign_seen:
+                self._foreign_open.add(path.stem)
+                self._foreign_seen = int(number)
+        for run_id in sorted(self._foreign_open):
+            if run_id in self._own_runs:
+                self._foreign_open.discard(run_id)
+                continue
+            try:
+                run = self.runs.get(run_id)
+            except Exception:  # pruned or half-gone: nothing to learn from it
+                self._foreign_open.discard(run_id)
+                continue
+            if run.status.is_terminal:
+                self._foreign_open.discard(run_id)
+                if run.status is RunStatus.SUCCEEDED:
+                    self._reload(force=True)
+                    self._after_push(run)
+
+    def _recover_interrupted(self) -> None:
+        """Runs left Queued or Running by a process that died: mark them Error, and run their trigger again."""
+        for run in self.runs.all():
+            if run.status.is_terminal or pid_alive(run.pid):
+                continue
+            stopped = kill_tagged(run.run_id)  # its build may outlive the process that started it
+            self.runs.finish(run, RunStatus.ERROR, "interrupted: the acrtask process running it stopped")
+            if stopped:
+                self.view.event(f"Stopped {stopped} leftover build process(es) of run {run.run_id}.")
+            self.view.event(f"Run {run.run_id} of {run.task} was interrupted; queuing its trigger again.")
+            self._trigger(run.task, run.trigger)
+
+    # State.
+
+    def _reload(self, force: bool = False) -> None:
+        try:
+            stat = self.state.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if not force and stamp == self._state_stamp:
+            return
+        self._state_stamp = stamp
+        try:
+            self.tasks = dict(self.state.load().tasks)
+        except Exception as exc:  # a hand-broken file: keep watching with what we had
+            self.view.event(f"Could not reload the state file: {exc}")
+            return
+        old_keys = set(self.plan.interests)
+        self.plan = triggers.plan(self.tasks.values())
+        for key in set(self.plan.interests) - old_keys:
+            self.next_check.setdefault(key, self.clock())
+        for key in old_keys - set(self.plan.interests):
+            self.next_check.pop(key, None)
+        if self.plan.cycles:
+            for group in self.plan.cycles:
+                self.view.event(f"Cycle: {' -> '.join(group)} build on each other's images; "
+                                "their pushes will not trigger each other.")
+        for name in self.plan.never_run:
+            if name not in self.pending and name not in self.running and name not in self._told_never_run:
+                self._told_never_run.add(name)
+                self.view.event(f"Task {name} has not run yet, so its base images are not known: "
+                                f"run it once with 'acrtask task run -n {name}'.")
+
+    def _snapshot(self) -> Snapshot:
+        bases = tuple(
+            BaseStatus(str(key), tuple(i.task for i in interests), self.last_check.get(key),
+                       self.next_check.get(key), self.last_digest.get(key), self.errors.get(key))
+            for key, interests in sorted(self.plan.interests.items())
+        )
+        return Snapshot(bases=bases, running=tuple((r.run.run_id, t) for t, r in self.running.items()),
+                        pending=tuple(self.pending), last_trigger=self.last_trigger)
+
+    def _shutdown(self) -> None:
+        """Stop scheduling, give running builds a grace period, then cancel them (recorded Canceled)."""
+        for item in self.pending.values():
+            self.runs.finish(item.run, RunStatus.CANCELED, "watch stopped before it ran")
+        self.pending.clear()
+        deadline = time.monotonic() + (0 if not self.stopping.is_set() else self.options.grace_period)
+        while self.running and time.monotonic() < deadline:
+            self._wait_finished(deadline - time.monotonic())
+        for running in self.running.values():
+            running.cancel.set()
+        while self.running:
+            self._wait_finished(60.0)
+        self._pool.shutdown(wait=True)
+
+    def _wait_finished(self, timeout: float) -> None:
+        try:
+            kind, payload = self.events.get(timeout=max(0.05, timeout))
+        except queue.Empty:
+            return
+        if kind == "finished" and isinstance(payload, Run):
+            self.running.pop(payload.task, None)
+            if payload.status is not RunStatus.SUCCEEDED:
+                self.failed_runs += 1
+

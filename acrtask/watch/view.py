@@ -1,0 +1,50 @@
+"""What watch shows. The loop reports to a `WatchView`; the CLI picks a plain log or a live table."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol, TextIO
+
+
+@dataclass(frozen=True)
+class BaseStatus:
+    image: str
+    tasks: tuple[str, ...]
+    last_check: float | None
+    next_check: float | None
+    digest: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    bases: tuple[BaseStatus, ...] = ()
+    running: tuple[tuple[str, str], ...] = ()   # (run id, task)
+    pending: tuple[str, ...] = ()
+    last_trigger: str | None = None
+    messages: tuple[str, ...] = field(default_factory=tuple)
+
+
+class WatchView(Protocol):
+    def event(self, message: str) -> None:
+        """Something happened that an operator wants in the log."""
+
+    def update(self, snapshot: Snapshot) -> None:
+        """The current picture, for live displays; a plain log ignores it."""
+
+
+class PlainView:
+    """Timestamped lines, one per event: for logs, pipes and systemd's journal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def event(self, message: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.stream.write(f"{stamp} {message}\n")
+        self.stream.flush()
+
+    def update(self, snapshot: Snapshot) -> None:
+        return None

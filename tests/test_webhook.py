@@ -1,0 +1,110 @@
+"""Webhook payloads from each registry, and the listener's rules (token, size, unknown payloads)."""
+
+from __future__ import annotations
+
+import json
+import queue
+
+import httpx
+import pytest
+
+from acrtask.errors import ValidationError
+from acrtask.watch.webhook import PushEvent, UnknownPayload, WebhookServer, parse, parse_listen, token_ok
+
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DIGEST = "sha256:" + "e" * 64
+
+
+def distribution_event(action: str = "push", tag: str | None = "1", media_type: str = MANIFEST) -> dict:
+    target = {"mediaType": media_type, "digest": DIGEST, "repository": "baseimages/node", "size": 10}
+    if tag:
+        target["tag"] = tag
+    return {"id": "x", "action": action, "target": target, "request": {"host": "127.0.0.1:5000", "method": "PUT"}}
+
+
+@pytest.mark.parametrize(("payload", "expected"), [
+    ({"events": [distribution_event()]},
+     [PushEvent("distribution", "baseimages/node", "1", "127.0.0.1:5000", DIGEST)]),
+    ({"events": [distribution_event(media_type="application/octet-stream")]}, []),  # a blob
+    ({"events": [distribution_event(tag=None)]}, []),  # a push by digest moves no tag
+    ({"events": [distribution_event(action="pull")]}, []),
+    ({"id": "cb8c", "action": "push", "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                                                 "digest": DIGEST, "repository": "hello-world", "tag": "v1"},
+      "request": {"host": "myregistry.azurecr.io", "method": "PUT"}},
+     [PushEvent("acr", "hello-world", "v1", "myregistry.azurecr.io", DIGEST)]),
+    ({"action": "ping"}, []),
+    ({"push_data": {"pushed_at": 1, "tag": "latest"}, "repository": {"repo_name": "svendowideit/testhook"}},
+     [PushEvent("dockerhub", "svendowideit/testhook", "latest", "docker.io")]),
+    ({"push_data": {"tag": "3"}, "repository": {"repo_name": "alpine"}},
+     [PushEvent("dockerhub", "library/alpine", "3", "docker.io")]),
+    ({"type": "PUSH_ARTIFACT", "occur_at": 1, "event_data": {
+        "resources": [{"digest": DIGEST, "tag": "latest", "resource_url": "hub.harbor.com/test-webhook/debian:latest"}],
+        "repository": {"name": "debian", "namespace": "test-webhook", "repo_full_name": "test-webhook/debian"}}},
+     [PushEvent("harbor", "test-webhook/debian", "latest", "hub.harbor.com", DIGEST)]),
+    ({"type": "PULL_ARTIFACT", "event_data": {"resources": [], "repository": {}}}, []),
+])
+def test_payloads(payload: dict, expected: list[PushEvent]) -> None:
+    assert parse(json.dumps(payload).encode()) == expected
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"hello": "world"}'])
+def test_unknown_payloads(body: bytes) -> None:
+    with pytest.raises(UnknownPayload):
+        parse(body)
+
+
+@pytest.mark.parametrize(("authorization", "query", "ok"), [
+    ("Bearer s3cret", "", True),
+    ("bearer s3cret", "", True),
+    (None, "token=s3cret", True),
+    ("Bearer wrong", "", False),
+    (None, "token=wrong", False),
+    (None, "", False),
+    ("Basic czNjcmV0", "", False),
+])
+def test_token(authorization: str | None, query: str, ok: bool) -> None:
+    assert token_ok("s3cret", authorization, query) is ok
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("8080", ("127.0.0.1", 8080)), (":8080", ("127.0.0.1", 8080)), ("0.0.0.0:9000", ("0.0.0.0", 9000)),
+    ("[::1]:80", ("::1", 80)),
+])
+def test_parse_listen(text: str, expected: tuple[str, int]) -> None:
+    assert parse_listen(text) == expected
+
+
+def test_parse_listen_rejects_garbage() -> None:
+    with pytest.raises(ValidationError):
+        parse_listen("localhost:http")
+
+
+@pytest.fixture
+def server():
+    received: queue.Queue[PushEvent] = queue.Queue()
+    srv = WebhookServer("127.0.0.1", 0, "s3cret", received.put)
+    srv.start()
+    yield srv, received
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_listener_accepts_a_good_event(server) -> None:
+    srv, received = server
+    body = json.dumps({"events": [distribution_event()]})
+    response = httpx.post(f"http://{srv.address}/", content=body, headers={"Authorization": "Bearer s3cret"})
+    assert response.status_code == 202
+    assert received.get(timeout=5).tag == "1"
+
+
+def test_listener_refuses_bad_token_unknown_payload_and_big_bodies(server) -> None:
+    srv, received = server
+    url = f"http://{srv.address}/"
+    good = json.dumps({"events": [distribution_event()]})
+    assert httpx.post(url, content=good).status_code == 401
+    assert httpx.post(url + "?token=nope", content=good).status_code == 401
+    assert httpx.post(url + "?token=s3cret", content=b'{"what": 1}').status_code == 400
+    big = b'{"events": [' + b" " * (1024 * 1024 + 1) + b"]}"
+    assert httpx.post(url + "?token=s3cret", content=big).status_code == 413
+    assert received.empty()
+    assert httpx.post(url + "?token=s3cret", content=good).status_code == 202
