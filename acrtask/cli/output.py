@@ -19,11 +19,14 @@ FORMATS = ("json", "jsonc", "yaml", "yamlc", "table", "tsv", "none")
 TableTransformer = Callable[[Any], list[dict[str, Any]]]
 
 
-def check_format(output: str) -> str:
+GRAPH_FORMATS = ("mermaid", "dot")  # only `task graph` draws pictures
+
+
+def check_format(output: str, allowed: tuple[str, ...] = FORMATS) -> str:
     lowered = output.lower()
-    if lowered not in FORMATS:
+    if lowered not in allowed:
         raise ValidationError(f"argument --output/-o: invalid choice: '{output}' (choose from "
-                              + ", ".join(f"'{f}'" for f in FORMATS) + ").")
+                              + ", ".join(f"'{f}'" for f in allowed) + ").")
     return lowered
 
 

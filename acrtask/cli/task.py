@@ -199,3 +199,18 @@ def timer_remove(name: Name, timer_name: TimerName) -> None:
 def timer_list(name: Name) -> None:
     """List a task's timer triggers."""
     emit([t.to_dict() for t in _service().timer_list(name)], tables.timers)
+
+
+@task_app.command(epilog="Examples:\n\n  acrtask task graph -o mermaid\n\n  acrtask task graph -o dot | dot -Tsvg > tasks.svg")
+def graph() -> None:
+    """Show tasks, the images they push and the base images they build on: -o mermaid, dot or json."""
+    from acrtask import graph as graphs
+    from acrtask.cli import options
+
+    built = graphs.build(_service().all())
+    if options.current.output == "mermaid":
+        sys.stdout.write(graphs.to_mermaid(built) + "\n")
+    elif options.current.output == "dot":
+        sys.stdout.write(graphs.to_dot(built) + "\n")
+    else:
+        emit(graphs.to_dict(built))
