@@ -402,6 +402,8 @@ class Watcher:
             return
         if kind == "finished" and isinstance(payload, Run):
             self.running.pop(payload.task, None)
-            if payload.status is not RunStatus.SUCCEEDED:
+            self.view.event(f"Run {payload.run_id} of {payload.task} ended {payload.status.value} on shutdown.")
+            # Canceled by our own stop is a clean exit; a build that failed on its own is not.
+            if payload.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELED):
                 self.failed_runs += 1
 

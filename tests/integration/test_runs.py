@@ -144,3 +144,60 @@ def test_run_ids_increase_and_runs_are_listed_newest_first(bench: Workbench) -> 
     assert table[0].split()[:3] == ["RUN", "ID", "TASK"]
     logs = bench.acrtask("task", "logs", "-n", "ids-task")
     assert "Run ID: ca3" in logs.err
+
+
+def _slow_task(bench: Workbench, name: str, seconds: int) -> None:
+    # Each test sleeps a different time, so `pgrep` finds only its own leftovers under xdist.
+    bench.push_base("base:1", "v1")
+    ctx = bench.context(name, f"FROM {bench.host}/base:1\nRUN sleep {seconds}\n")
+    bench.create(name, ctx, f"{name}:1")
+
+
+def _wait_running(bench: Workbench) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = bench.runs()
+        if runs and runs[-1]["status"] == "Running" and "sleep" in bench.acrtask("task", "logs", "--run-id",
+                                                                                runs[-1]["runId"]).out:
+            return
+        time.sleep(0.3)
+    raise AssertionError("the build did not start")
+
+
+def test_ctrl_c_during_task_run_cancels_the_build(bench: Workbench) -> None:
+    import signal
+
+    _slow_task(bench, "ctrl-c-task", 61)
+    proc = bench.popen("task", "run", "-n", "ctrl-c-task")
+    _wait_running(bench)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "was canceled" in err
+    assert bench.runs()[-1]["status"] == "Canceled"
+    assert subprocess.run(["pgrep", "-f", "sleep 61"], capture_output=True).stdout == b""
+
+
+def test_cancel_run_from_another_shell(bench: Workbench) -> None:
+    _slow_task(bench, "cancel-task", 62)
+    proc = bench.popen("task", "run", "-n", "cancel-task")
+    _wait_running(bench)
+    assert bench.acrtask("task", "cancel-run", "--run-id", "ca1").code == 0
+    proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert bench.acrtask("task", "show-run", "--run-id", "ca1").json()["status"] == "Canceled"
+    again = bench.acrtask("task", "cancel-run", "--run-id", "ca1")
+    assert again.code == 1 and "already ended (Canceled)" in again.err
+
+
+def test_no_wait_returns_at_once_and_the_run_completes(bench: Workbench) -> None:
+    bench.push_base("base:1", "v1")
+    ctx = bench.context("bg", f"FROM {bench.host}/base:1\n")
+    bench.create("bg-task", ctx, "bg:1")
+    queued = bench.run("bg-task", "--no-wait")
+    assert queued.code == 0
+    assert queued.json()["status"] == "Queued"
+    deadline = time.monotonic() + 60
+    while bench.runs()[-1]["status"] != "Succeeded" and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert bench.runs()[-1]["status"] == "Succeeded"

@@ -221,7 +221,7 @@ def test_kill_9_during_a_build_then_restart_marks_error_and_runs_again(bench: Wo
                         {"delay": "0\n"})
     bench.create("slow-task", ctx, "slow:1")
     assert bench.run("slow-task").code == 0
-    (ctx / "delay").write_text("30\n")
+    (ctx / "delay").write_text("64\n")
     bench.push_base("baseimages/node:1", "v2")
 
     watch = bench.popen("task", "watch", "--poll-interval", "1h")
@@ -243,3 +243,48 @@ def test_kill_9_during_a_build_then_restart_marks_error_and_runs_again(bench: Wo
     assert "leftover build process" in done.err
     leftovers = subprocess.run(["pgrep", "-f", f"{ctx}"], capture_output=True, text=True).stdout.split()
     assert leftovers == []
+
+
+def test_a_change_to_another_platform_of_a_multi_arch_base_triggers_nothing(bench: Workbench) -> None:
+    from tests.support import push_multiarch_base
+
+    index, _ = push_multiarch_base(bench.host, "multi/base:1", {"linux/amd64": "amd-v1", "linux/arm64": "arm-v1"},
+                                   env=bench.env)
+    ctx = bench.context("multi-app", f"FROM {bench.host}/multi/base:1\nRUN echo x > /x\n")
+    bench.create("multi-app", ctx, "multi-app:1")
+    assert bench.run("multi-app").code == 0
+    dep = bench.task("multi-app")["step"]["baseImageDependencies"][0]
+    assert dep["digest"] == index and dep["platformDigest"] != index
+
+    moved, _ = push_multiarch_base(bench.host, "multi/base:1", {"linux/amd64": "amd-v1", "linux/arm64": "arm-v2"},
+                                   env=bench.env)
+    assert moved != index
+    done = bench.acrtask("task", "watch", "--once")
+    assert done.code == 0, done.err
+    assert len(bench.runs()) == 1
+    refreshed = bench.task("multi-app")["step"]["baseImageDependencies"][0]
+    assert refreshed["digest"] == moved and refreshed["platformDigest"] == dep["platformDigest"]
+
+    changed, _ = push_multiarch_base(bench.host, "multi/base:1", {"linux/amd64": "amd-v2", "linux/arm64": "arm-v2"},
+                                     env=bench.env)
+    assert bench.acrtask("task", "watch", "--once").code == 0
+    runs = bench.runs()
+    assert len(runs) == 2 and runs[-1]["trigger"]["newDigest"] == changed
+
+
+def test_sigterm_cancels_a_running_build_after_the_grace_period(bench: Workbench) -> None:
+    bench.push_base("baseimages/node:1", "v1")
+    ctx = bench.context("graceful", f"FROM {bench.host}/baseimages/node:1\nCOPY delay /delay\nRUN sleep $(cat /delay)\n",
+                        {"delay": "0\n"})
+    bench.create("graceful-task", ctx, "graceful:1")
+    assert bench.run("graceful-task").code == 0
+    (ctx / "delay").write_text("63\n")
+    bench.push_base("baseimages/node:1", "v2")
+    watch = bench.popen("task", "watch", "--poll-interval", "1h", "--grace-period", "1s")
+    wait_for(lambda: len(bench.runs()) == 2 and bench.runs()[-1]["status"] == "Running", 60, "the rebuild")
+    time.sleep(1.0)
+    _, err = stop(watch)
+    assert "ended Canceled on shutdown" in err
+    run = bench.runs()[-1]
+    assert run["status"] == "Canceled"
+    assert subprocess.run(["pgrep", "-f", "sleep 63"], capture_output=True).stdout == b""

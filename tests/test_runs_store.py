@@ -1,0 +1,75 @@
+"""Run records: ids that never repeat, newest-first listing, pruning that never drops a live run."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from acrtask.errors import NotFoundError
+from acrtask.model import RunStatus, RunTrigger, Step, Task, TriggerKind
+from acrtask.runs import RunStore
+from acrtask.state import StateStore
+
+TASK = Task(name="app-task", step=Step(context_path="/src", image_names=("r.io/app:1",)))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(tmp_path / "runs", StateStore(tmp_path / "state.toml"), keep=3,
+                    clock=lambda: datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+
+
+def test_ids_increase_and_are_never_reused_after_pruning(store: RunStore) -> None:
+    ids = []
+    for _ in range(5):
+        run = store.create(TASK, RunTrigger())
+        store.finish(run, RunStatus.SUCCEEDED)
+        ids.append(run.run_id)
+    assert ids == ["ca1", "ca2", "ca3", "ca4", "ca5"]
+    store.prune()
+    assert [r.run_id for r in store.all()] == ["ca5", "ca4", "ca3"]
+    assert not (store.folder / "ca1.json").exists()
+    assert store.create(TASK, RunTrigger()).run_id == "ca6"
+
+
+def test_pruning_keeps_runs_that_have_not_ended(store: RunStore) -> None:
+    live = store.create(TASK, RunTrigger())
+    for _ in range(4):
+        store.finish(store.create(TASK, RunTrigger()), RunStatus.FAILED, "boom")
+    store.prune()
+    assert live.run_id in [r.run_id for r in store.all()]
+
+
+def test_list_filters_and_top(store: RunStore) -> None:
+    other = replace(TASK, name="other-task")
+    store.finish(store.create(TASK, RunTrigger()), RunStatus.SUCCEEDED)
+    store.finish(store.create(other, RunTrigger()), RunStatus.FAILED, "no")
+    store.create(TASK, RunTrigger(kind=TriggerKind.TIMER, timer_name="t1", schedule_occurrence="x"))
+    assert [r.run_id for r in store.list(task="app-task")] == ["ca3", "ca1"]
+    assert [r.run_id for r in store.list(status=RunStatus.FAILED)] == ["ca2"]
+    assert [r.run_id for r in store.list(top=1)] == ["ca3"]
+    assert store.last("other-task").run_id == "ca2"
+
+
+def test_unknown_run(store: RunStore) -> None:
+    with pytest.raises(NotFoundError, match="The run 'ca9' could not be found"):
+        store.get("ca9")
+    with pytest.raises(NotFoundError, match="Could not find the last created run"):
+        store.last()
+
+
+def test_records_round_trip_with_their_reason(store: RunStore) -> None:
+    trigger = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image="r.io/base:1",
+                         old_digest="sha256:" + "a" * 64, new_digest="sha256:" + "b" * 64, upstream_run_id="ca0")
+    run = store.create(TASK, trigger)
+    loaded = store.get(run.run_id)
+    assert loaded == run
+    shown = loaded.to_dict()
+    assert shown["reason"] == "base image r.io/base:1 changed: aaaaaaaaaaaa -> bbbbbbbbbbbb, pushed by run ca0"
+    assert shown["imageUpdateTrigger"]["images"] == [{"registry": "r.io", "repository": "base", "tag": "1",
+                                                      "digest": "sha256:" + "b" * 64,
+                                                      "previousDigest": "sha256:" + "a" * 64}]
+    assert (store.folder / "ca1.json").stat().st_mode & 0o777 == 0o600
