@@ -169,7 +169,7 @@ class Runner:
         dependencies = self._resolve(scan, task, sink)
 
         outputs = [ImageRef.parse(fill_run_id(name, run.run_id)) for name in task.step.image_names]
-        bases = [dep for dep in ([scan.runtime] if scan.runtime else []) + list(scan.build_time)]
+        bases = ([scan.runtime] if scan.runtime else []) + list(scan.build_time)
         annotations = {}
         if scan.runtime is not None:
             runtime_dep = dependencies[0]

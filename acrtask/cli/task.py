@@ -201,7 +201,8 @@ def timer_list(name: Name) -> None:
     emit([t.to_dict() for t in _service().timer_list(name)], tables.timers)
 
 
-@task_app.command(epilog="Examples:\n\n  acrtask task graph -o mermaid\n\n  acrtask task graph -o dot | dot -Tsvg > tasks.svg")
+@task_app.command(epilog="Examples:\n\n  acrtask task graph -o mermaid\n\n"
+                  "  acrtask task graph -o dot | dot -Tsvg > tasks.svg")
 def graph() -> None:
     """Show tasks, the images they push and the base images they build on: -o mermaid, dot or json."""
     from acrtask import graph as graphs

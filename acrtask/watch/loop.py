@@ -110,6 +110,8 @@ class Watcher:
         self._foreign_seen = 0
         self._foreign_open: set[str] = set()
         self._next_foreign_scan = 0.0
+        self._runs_stamp = 0
+        self._commits_checked = False
         self._pool = ThreadPoolExecutor(max_workers=options.max_concurrent_runs, thread_name_prefix="build")
 
     # Inputs from other threads.
@@ -161,11 +163,9 @@ class Watcher:
         if self.commits and (not self.options.once or not self._commits_checked):
             for task_name, trigger in self.commits.due(self.tasks.values(), now):
                 self._trigger(task_name, trigger)
-        self._commits_checked = True
+            self._commits_checked = True  # --once looks at each branch head once
         self._start_ready()
         self.view.update(self._snapshot())
-
-    _commits_checked = False
 
     def _wait(self) -> None:
         now = self.clock()
@@ -306,8 +306,15 @@ class Watcher:
 
     def _scan_foreign_runs(self) -> None:
         """Runs by other processes (`task run` in another shell) whose pushes are our bases."""
-        if not self.runs.folder.is_dir():
+        try:
+            stamp = self.runs.folder.stat().st_mtime_ns
+        except FileNotFoundError:
             return
+        # Records are renamed into place, so any new or changed run touches the folder. File times are
+        # coarse (a few ms), so a folder touched within the last second is always looked at.
+        if stamp == self._runs_stamp and time.time_ns() - stamp > 1_000_000_000:
+            return
+        self._runs_stamp = stamp
         for path in self.runs.folder.glob("ca*.json"):
             number = path.stem[2:]
             if number.isdigit() and int(number) > self._foreign_seen:

@@ -274,8 +274,8 @@ def test_a_change_to_another_platform_of_a_multi_arch_base_triggers_nothing(benc
 
 def test_sigterm_cancels_a_running_build_after_the_grace_period(bench: Workbench) -> None:
     bench.push_base("baseimages/node:1", "v1")
-    ctx = bench.context("graceful", f"FROM {bench.host}/baseimages/node:1\nCOPY delay /delay\nRUN sleep $(cat /delay)\n",
-                        {"delay": "0\n"})
+    ctx = bench.context("graceful", f"FROM {bench.host}/baseimages/node:1\nCOPY delay /delay\n"
+                        "RUN sleep $(cat /delay)\n", {"delay": "0\n"})
     bench.create("graceful-task", ctx, "graceful:1")
     assert bench.run("graceful-task").code == 0
     (ctx / "delay").write_text("63\n")
@@ -288,3 +288,24 @@ def test_sigterm_cancels_a_running_build_after_the_grace_period(bench: Workbench
     run = bench.runs()[-1]
     assert run["status"] == "Canceled"
     assert subprocess.run(["pgrep", "-f", "sleep 63"], capture_output=True).stdout == b""
+
+
+def test_a_push_by_task_run_in_another_shell_rebuilds_dependents_at_once(bench: Workbench) -> None:
+    bench.push_base("upstream/os:1", "v1")
+    base_ctx = bench.context("base", f"FROM {bench.host}/upstream/os:1\nCOPY version /version\n", {"version": "1"})
+    app_ctx = bench.context("app", f"FROM {bench.host}/baseimages/node:1\nRUN echo app > /app\n")
+    bench.create("base-task", base_ctx, "baseimages/node:1")
+    bench.create("app-task", app_ctx, "app:latest")
+    assert bench.run("base-task").code == 0
+    assert bench.run("app-task").code == 0
+    watch = bench.popen("task", "watch", "--poll-interval", "1h")  # no webhooks: only its own eyes
+    try:
+        time.sleep(2.0)  # let it start and take its first look
+        (base_ctx / "version").write_text("2")
+        assert bench.run("base-task").code == 0
+        wait_for(lambda: len(bench.runs()) == 4 and bench.runs()[-1]["status"] == "Succeeded", 60, "the rebuild")
+    finally:
+        stop(watch)
+    runs = bench.runs()
+    assert runs[-1]["task"] == "app-task"
+    assert runs[-1]["trigger"]["upstreamRunId"] == runs[-2]["runId"] == "ca3"
