@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "acrtask"
-PURE = [name for name in ("model", "reference", "platform", "dockerfile", "triggers", "validate")
+PURE = [name for name in ("model", "reference", "platform", "dockerfile", "shellvars", "triggers", "validate", "graph")
         if (PACKAGE / f"{name}.py").exists()]
 
 
