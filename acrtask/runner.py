@@ -31,6 +31,7 @@ from acrtask.model import (
 )
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
+from acrtask.registry.transport import insecure_from_env, is_listed
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.validate import RUN_ID_PLACEHOLDER
@@ -77,9 +78,10 @@ def fill_run_id(image: str, run_id: str) -> str:
 
 
 def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozenset[str]:
-    """Loopback registries (as Docker allows) and those the user lists in ACRTASK_INSECURE_REGISTRIES."""
-    listed = {h.strip() for h in environ.get("ACRTASK_INSECURE_REGISTRIES", "").split(",") if h.strip()}
-    return frozenset(listed | {ref.registry for ref in refs if ref.is_loopback})
+    """The registries of `refs` to reach over plain HTTP: loopback ones (as Docker allows) and those in
+    ACRTASK_INSECURE_REGISTRIES, where a bare host covers every port, as for the registry client."""
+    listed = insecure_from_env(environ)
+    return frozenset(ref.registry for ref in refs if ref.is_loopback or is_listed(ref.registry, listed))
 
 
 class Runner:

@@ -17,7 +17,7 @@ image_app = typer.Typer(help="Look at images in registries.", epilog=GLOBAL_HELP
 def digest(
     image: Annotated[str, typer.Argument(help="The image reference, e.g. alpine:3.20 or localhost:5000/app:v1.")],
     platform: Annotated[str | None, typer.Option(
-        "--platform", help="Also the digest of this platform's manifest: os/arch[/variant].")] = None,
+        "--platform", help="Also the digest of this platform's manifest: os/arch or os/arch/variant.")] = None,
 ) -> None:
     """Print the digest a tag points to (and a platform's manifest digest when asked)."""
     from acrtask.platform import Platform

@@ -7,6 +7,7 @@ so tests drive the loop without waiting.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import queue
@@ -20,6 +21,7 @@ from typing import Protocol
 
 from acrtask import triggers
 from acrtask.builders.process import kill_tagged
+from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus, RunTrigger, Task
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
@@ -111,6 +113,7 @@ class Watcher:
         self._foreign_open: set[str] = set()
         self._next_foreign_scan = 0.0
         self._runs_stamp = 0
+        self._watch_lock_fd: int | None = None
         self._commits_checked = False
         self._pool = ThreadPoolExecutor(max_workers=options.max_concurrent_runs, thread_name_prefix="build")
 
@@ -126,7 +129,11 @@ class Watcher:
     # The loop.
 
     def run(self) -> int:
-        """Until stopped (or, with --once, until everything triggered has run). Returns the exit code."""
+        """Until stopped (or, with --once, until everything triggered has run).
+
+        Returns the exit code: with --once, 1 if a run failed; a watch stopped by a signal exits 0.
+        """
+        self._hold_watch_lock()
         self._reload(force=True)
         self._recover_interrupted()
         self._foreign_seen = max((r.number for r in self.runs.all()), default=0)
@@ -144,7 +151,10 @@ class Watcher:
                 self._wait()
         finally:
             self._shutdown()
-        return 1 if self.failed_runs else 0
+            if self._watch_lock_fd is not None:
+                os.close(self._watch_lock_fd)
+                self._watch_lock_fd = None
+        return 1 if self.options.once and self.failed_runs else 0
 
     def tick(self) -> None:
         now = self.clock()
@@ -224,7 +234,12 @@ class Watcher:
                 platform_cache[platform] = self.checker.platform_digest(key, digest, platform)
             return platform_cache[platform]
 
-        decision = triggers.decide(interests, digest, platform_digest, upstream)
+        try:
+            decision = triggers.decide(interests, digest, platform_digest, upstream)
+        except Exception as exc:  # the index could not be read: decide at the next check, keep watching
+            self.errors[key] = f"moved to {digest[:19]}, but its platform manifests could not be read: {exc}"
+            self.view.event(f"Check of {key} failed: {self.errors[key]}")
+            return
         for refresh in decision.refreshes:
             self.view.event(f"{key} moved to {digest[:19]} but not for {refresh.task}'s platform: recorded, no run.")
             self._record_refresh(refresh)
@@ -249,10 +264,11 @@ class Watcher:
         task = self.tasks.get(task_name)
         if task is None:
             return
-        if task_name in self.running:
-            if key is not None:  # the build may have used the old digest: check again when it ends
-                self.running[task_name].recheck.add(key)
+        if task_name in self.running and key is not None:
+            # The build may have used the old digest: check the tag again when it ends.
+            self.running[task_name].recheck.add(key)
             return
+        # A timer or a commit during a build queues one run after it (the build may predate the commit).
         if task_name in self.pending:
             return  # one queued run per task absorbs further triggers
         run = self.executor.queue(task, trigger)
@@ -334,6 +350,22 @@ class Watcher:
                 if run.status is RunStatus.SUCCEEDED:
                     self._reload(force=True)
                     self._after_push(run)
+
+    def _hold_watch_lock(self) -> None:
+        """One watch per state file: two would each queue a run for the same change."""
+        path = self.state.path.with_name("watch.lock")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise AcrTaskError(f"Another acrtask watch (pid {holder}) is already watching {self.state.path}.",
+                               "Stop it first, or give this one its own ACRTASK_HOME.") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._watch_lock_fd = fd  # held until the process exits
 
     def _recover_interrupted(self) -> None:
         """Runs left Queued or Running by a process that died: mark them Error, and run their trigger again."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,6 +158,8 @@ class WebhookServer(ThreadingHTTPServer):
     def __init__(self, host: str, port: int, token: str, on_event: Callable[[PushEvent], None]) -> None:
         self.token = token
         self.on_event = on_event
+        if ":" in host:  # an IPv6 address such as ::1
+            self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
 
     def start(self) -> threading.Thread:

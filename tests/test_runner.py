@@ -1,0 +1,26 @@
+"""Pure helpers of a run: build arguments, run ids in tags, which registries are plain HTTP."""
+
+from __future__ import annotations
+
+from acrtask.model import Argument
+from acrtask.reference import ImageRef
+from acrtask.runner import build_arguments, fill_run_id, insecure_hosts
+
+
+def test_build_arguments_take_missing_values_from_the_environment() -> None:
+    args = (Argument("A", "1"), Argument("FROM_ENV"), Argument("TOKEN", "s3cret", is_secret=True),
+            Argument("UNSET"))
+    plain, secret = build_arguments(args, {"FROM_ENV": "env-value"})
+    assert plain == {"A": "1", "FROM_ENV": "env-value", "UNSET": ""}
+    assert secret == {"TOKEN": "s3cret"}
+
+
+def test_fill_run_id() -> None:
+    assert fill_run_id("r.io/app:{{.Run.ID}}", "ca7") == "r.io/app:ca7"
+
+
+def test_insecure_hosts_match_the_registry_clients_rules() -> None:
+    refs = [ImageRef.parse(r) for r in ("reg.lan:5000/a:1", "x.io/b:1", "localhost:5000/c", "127.0.0.1:9/d",
+                                        "only.port:6000/e", "only.port:7000/f")]
+    env = {"ACRTASK_INSECURE_REGISTRIES": "Reg.Lan, only.port:6000"}
+    assert insecure_hosts(refs, env) == {"reg.lan:5000", "localhost:5000", "127.0.0.1:9", "only.port:6000"}

@@ -1,0 +1,139 @@
+"""The watch loop's scheduling, driven with a scripted registry and an executor that records what it was
+asked to run (real builds are in tests/integration/test_watch.py; these check decisions and order)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from acrtask import triggers
+from acrtask.errors import AcrTaskError
+from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
+from acrtask.runs import RunStore
+from acrtask.state import StateStore
+from acrtask.triggers import BaseKey
+from acrtask.watch.loop import Watcher, WatchOptions, _Running
+from acrtask.watch.view import Snapshot
+from tests.test_triggers import NEW, OLD, P_NEW, P_OLD, dep, task
+
+BASE = "reg.local:5000/base:1"
+KEY = BaseKey("reg.local:5000", "base", "1")
+
+
+class ScriptedRegistry:
+    def __init__(self, digest: str, platform_digest: str | None = None, fail_platform: bool = False) -> None:
+        self.digest, self.platform, self.fail_platform = digest, platform_digest or digest, fail_platform
+        self.heads: list[BaseKey] = []
+
+    def digests(self, keys: list[BaseKey]) -> dict[BaseKey, str | Exception]:
+        self.heads.extend(keys)
+        return {key: self.digest for key in keys}
+
+    def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
+        if self.fail_platform:
+            raise ConnectionError("registry went away")
+        return self.platform
+
+
+class RecordingExecutor:
+    """Records runs in order and finishes them as Succeeded without building anything."""
+
+    def __init__(self, runs: RunStore) -> None:
+        self.runs = runs
+        self.order: list[tuple[str, RunTrigger]] = []
+        self.release = threading.Event()
+        self.release.set()
+
+    def queue(self, task: Task, trigger: RunTrigger) -> Run:
+        return self.runs.create(task, trigger)
+
+    def execute(self, run: Run, task: Task, emit, cancel: threading.Event) -> Run:
+        self.order.append((task.name, run.trigger))
+        self.release.wait(10)
+        return self.runs.finish(replace(run, status=RunStatus.RUNNING), RunStatus.SUCCEEDED)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def event(self, message: str) -> None:
+        self.lines.append(message)
+
+    def update(self, snapshot: Snapshot) -> None:
+        return None
+
+
+def make(tmp_path: Path, tasks: list[Task], registry: ScriptedRegistry, once: bool = True):
+    state = StateStore(tmp_path / "state.toml")
+    with state.transaction() as s:
+        s.tasks.update({t.name: t for t in tasks})
+    runs = RunStore(tmp_path / "runs", state)
+    executor = RecordingExecutor(runs)
+    events = Events()
+    watcher = Watcher(state, runs, registry, executor, events, WatchOptions(once=once, poll_min=1, poll_max=2))
+    return watcher, executor, events
+
+
+def test_one_head_per_distinct_base_and_each_task_triggered_once(tmp_path: Path) -> None:
+    registry = ScriptedRegistry(NEW, P_NEW)
+    tasks = [task("app-one", [dep(BASE)]), task("app-two", [dep(BASE)])]
+    watcher, executor, _ = make(tmp_path, tasks, registry)
+    assert watcher.run() == 0
+    assert registry.heads == [KEY]
+    assert sorted(name for name, _ in executor.order) == ["app-one", "app-two"]
+    assert all(t.kind is TriggerKind.BASE_IMAGE_UPDATE and t.old_digest == OLD for _, t in executor.order)
+
+
+def test_a_platform_lookup_failure_is_reported_and_the_loop_goes_on(tmp_path: Path) -> None:
+    registry = ScriptedRegistry(NEW, fail_platform=True)
+    watcher, executor, events = make(tmp_path, [task("app-one", [dep(BASE)])], registry)
+    assert watcher.run() == 0
+    assert executor.order == []
+    assert any("platform manifests could not be read: registry went away" in line for line in events.lines)
+    assert watcher.errors[KEY].startswith("moved to")
+
+
+def test_an_unchanged_platform_records_the_new_index_and_runs_nothing(tmp_path: Path) -> None:
+    watcher, executor, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_OLD))
+    assert watcher.run() == 0
+    assert executor.order == []
+    recorded = StateStore(tmp_path / "state.toml").load().tasks["app-one"].step.dependencies[0]
+    assert (recorded.digest, recorded.platform_digest) == (NEW, P_OLD)
+
+
+def test_triggers_during_a_build(tmp_path: Path) -> None:
+    """A timer during a build queues one run after it; a base that moves again is checked after it."""
+    watcher, executor, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_NEW))
+    watcher._reload(force=True)
+    building = watcher.executor.queue(watcher.tasks["app-one"], RunTrigger())
+    watcher.running["app-one"] = _Running(building, threading.Event())
+    timer = RunTrigger(kind=TriggerKind.TIMER, timer_name="t1", schedule_occurrence="now")
+    watcher._trigger("app-one", timer)
+    watcher._trigger("app-one", timer)  # absorbed: at most one queued run per task
+    assert list(watcher.pending) == ["app-one"]
+    assert watcher.pending["app-one"].trigger == timer
+    watcher._trigger("app-one", RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE), KEY)
+    assert watcher.running["app-one"].recheck == {KEY}
+    assert watcher.pending["app-one"].trigger == timer
+    assert triggers.ready(watcher.pending, set(watcher.running), watcher.plan.graph) == []  # waits for the build
+
+
+def test_a_second_watch_on_the_same_state_is_refused(tmp_path: Path) -> None:
+    first, executor, _ = make(tmp_path, [], ScriptedRegistry(NEW), once=False)
+    worker = threading.Thread(target=first.run)
+    worker.start()
+    try:
+        for _ in range(100):
+            if first._watch_lock_fd is not None:
+                break
+            threading.Event().wait(0.05)
+        second = Watcher(first.state, first.runs, ScriptedRegistry(NEW), executor, Events(), WatchOptions(once=True))
+        with pytest.raises(AcrTaskError, match="Another acrtask watch"):
+            second.run()
+    finally:
+        first.stop()
+        worker.join(10)
