@@ -11,11 +11,12 @@ import pytest
 
 from acrtask.errors import ManifestNotFoundError, RegistryError
 from acrtask.platform import Platform
-from acrtask.registry import BlockingRegistryClient, RegistryClient
+from acrtask.registry import BlockingRegistryClient, CheckKey, RegistryClient, Resolved
 from acrtask.registry.media import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST
 from tests.test_registry_fakes import (
     ALICE,
     FakeNet,
+    StaticCredentials,
     digest_of,
     index_body,
     manifest_body,
@@ -232,11 +233,12 @@ def test_check_many_returns_a_result_or_an_error_per_reference() -> None:
     net = FakeNet()
     registry = net.registry()
     good = registry.push("app", "1")
-    index, children = _multiarch_on(registry)
-    items = [ref("reg.example/app:1"), ref("reg.example/app:missing"), ref("down.example/app:1"),
+    children = {"linux/amd64": digest_of(b"amd"), "linux/arm64": digest_of(b"arm")}
+    registry.push("multi", "1", index_body(children), OCI_INDEX)
+    items: list[CheckKey] = [ref("reg.example/app:1"), ref("reg.example/app:missing"), ref("down.example/app:1"),
              (ref("reg.example/multi:1"), AMD64), (ref("reg.example/multi:1"), ARM64), ref("reg.example/app:1")]
 
-    async def scenario() -> dict:
+    async def scenario() -> dict[CheckKey, Resolved | Exception]:
         async with net.client() as client:
             return await client.check_many(items)
 
@@ -249,11 +251,6 @@ def test_check_many_returns_a_result_or_an_error_per_reference() -> None:
     assert results[items[4]].platform_digest == children["linux/arm64"]  # type: ignore[union-attr]
     assert net.count("HEAD", "reg.example", "/multi/") == 1  # one HEAD for both platforms
     assert net.count("GET", "reg.example") == 1  # one index GET for both platforms
-
-
-def _multiarch_on(registry: object) -> tuple[str, dict[str, str]]:
-    children = {"linux/amd64": digest_of(b"amd"), "linux/arm64": digest_of(b"arm")}
-    return registry.push("multi", "1", index_body(children), OCI_INDEX), children  # type: ignore[attr-defined]
 
 
 def test_bearer_token_is_fetched_once_then_one_head_per_tag() -> None:
@@ -322,11 +319,9 @@ def test_blocking_client_from_several_threads() -> None:
     net = FakeNet()
     registry = net.registry(auth="bearer")
     digests = [registry.push("app", str(tag)) for tag in range(8)]
-    options = {"transport": httpx.MockTransport(net.handler), "credentials": None, "environ": {},
-               "clock": net.clock.clock, "sleep": net.clock.sleep}
-    options["credentials"] = type("NoCreds", (), {"get": staticmethod(lambda registry: None)})()
     found: dict[int, str] = {}
-    with BlockingRegistryClient(**options) as client:
+    with BlockingRegistryClient(transport=httpx.MockTransport(net.handler), credentials=StaticCredentials({}),
+                                environ={}, clock=net.clock.clock, sleep=net.clock.sleep) as client:
         def work(tag: int) -> None:
             found[tag] = client.resolve(ref(f"reg.example/app:{tag}")).digest
 

@@ -21,6 +21,7 @@ import httpx
 from acrtask.reference import ImageRef
 from acrtask.registry import Credentials, Policy, RegistryClient
 from acrtask.registry.media import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
+from acrtask.registry.session import CredentialSource
 
 REALM_HOST = "auth.example"
 T = TypeVar("T")
@@ -224,8 +225,10 @@ class FakeNet:
             raise httpx.ConnectError(f"[Errno 111] Connection refused ({host})")
         return registry.handle(request)
 
-    def client(self, credentials: dict[str, Credentials] | None = None, **kwargs: Any) -> RegistryClient:
-        store = StaticCredentials(credentials or {})
+    def client(self, credentials: dict[str, Credentials] | CredentialSource | None = None,
+               **kwargs: Any) -> RegistryClient:
+        """A RegistryClient on this fake network, with the fake clock and `random()` fixed at 0.5."""
+        store = StaticCredentials(credentials or {}) if isinstance(credentials, dict | None) else credentials
         options: dict[str, Any] = {"transport": httpx.MockTransport(self.handler), "credentials": store,
                                    "clock": self.clock.clock, "sleep": self.clock.sleep,
                                    "random": lambda: 0.5, "environ": {}}

@@ -27,6 +27,7 @@ MIN_TOKEN_SECONDS = 60.0  # the token spec's default and minimum for expires_in
 MAX_SCOPES_PER_TOKEN = 32  # keeps the token URL well under common 8 KiB request-line limits
 
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TOKEN68_END = re.compile(r"=+[ \t]*(?=,|$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,10 @@ def parse_challenges(header: str) -> list[Challenge]:
             i += 1  # junk: skip it rather than give up on the rest
             continue
         j = _skip_spaces(header, word.end())
+        token68 = _TOKEN68_END.match(header, word.end())
+        if current is not None and not current.params and token68 is not None:
+            i = token68.end()  # `Negotiate abc123==`: a token68 credential, not a parameter; skipped
+            continue
         if current is not None and j < n and header[j] == "=":
             value, i = _read_value(header, _skip_spaces(header, j + 1))
             current.params[word.group().lower()] = value

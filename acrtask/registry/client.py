@@ -33,7 +33,8 @@ from acrtask.registry.transport import Policy, RateLimit, insecure_from_env, is_
 CheckKey = ImageRef | tuple[ImageRef, Platform | None]
 _HEAD_PASS = frozenset({404, 405})
 _GET_PASS = frozenset({404})
-_CACHE_SIZE = 8192
+_CACHE_SIZE = 8192  # (index digest, platform) -> platform digest
+_INDEX_CACHE_SIZE = 256  # parsed indexes, for other platforms of the same index
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,11 +193,11 @@ class RegistryClient:
 
     async def _manifest(self, registry: RegistrySession, ref: ImageRef) -> _Manifest:
         reference = ref.tag or ref.digest or "latest"
-        where = str(ref)
         url = registry.manifest_url(ref.repository, reference)
-        reply = await registry.call("HEAD", url, repository_scope(ref.repository), where, _HEAD_PASS)
+        # `ref` is the error context: formatted only if something goes wrong, never per request.
+        reply = await registry.call("HEAD", url, repository_scope(ref.repository), ref, _HEAD_PASS)
         if reply.status == 404:
-            raise status_error(404, reply.content, where, registry.host, registry.registry, not_found=True)
+            raise status_error(404, reply.content, ref, registry.host, registry.registry, not_found=True)
         if reply.status != 405:
             digest = reply.headers.get("docker-content-digest")
             if digest is not None and media.is_digest(digest) and (ref.tag or digest == ref.digest):
@@ -234,7 +235,7 @@ class RegistryClient:
             if media_type not in media.INDEX_TYPES:
                 self._cache(self._platforms, key, manifest.digest)
                 return manifest.digest
-            index = self._cache(self._indexes, manifest.digest, document)
+            index = self._cache(self._indexes, manifest.digest, document, _INDEX_CACHE_SIZE)
         entry = select_manifest(index, platform)
         if entry is None:
             offered = ", ".join(media.platforms_in(index)) or "none"
@@ -248,10 +249,9 @@ class RegistryClient:
         return self._cache(self._platforms, key, chosen)
 
     @staticmethod
-    def _cache(table: OrderedDict[Any, Any], key: Any, value: Any) -> Any:
+    def _cache(table: OrderedDict[Any, Any], key: Any, value: Any, size: int = _CACHE_SIZE) -> Any:
+        """Insert into a bounded cache, evicting the oldest entry (digests are immutable: never stale)."""
         table[key] = value
-        if len(table) > _CACHE_SIZE:
+        if len(table) > size:
             table.popitem(last=False)
         return value
-
-    # -- requests: retries, circuit, auth ------------------------------------------------------------------

@@ -102,7 +102,7 @@ class RegistrySession:
 
     # -- the request loop ----------------------------------------------------------------------------------
 
-    async def call(self, method: str, url: httpx.URL, scope: str | None, where: str,
+    async def call(self, method: str, url: httpx.URL, scope: str | None, where: object,
                    passthrough: frozenset[int] = frozenset(), *, limit: int = 0,
                    token_request: tuple[httpx.Headers, bytes | None] | None = None) -> Reply:
         """Send with retries (connect errors, timeouts, 408/429/5xx), the circuit and pacing, and auth (a
@@ -179,7 +179,7 @@ class RegistrySession:
 
     # -- auth ----------------------------------------------------------------------------------------------
 
-    async def _challenged(self, scope: str, reply: Reply, where: str, sent: str) -> None:
+    async def _challenged(self, scope: str, reply: Reply, where: object, sent: str) -> None:
         """Answer a 401: learn the scheme the registry asks for and get what it takes."""
         challenges = parse_challenges(", ".join(reply.headers.get_list("www-authenticate")))
         schemes = {c.scheme: c for c in reversed(challenges)}  # the first challenge of a scheme wins
@@ -201,7 +201,7 @@ class RegistrySession:
             return
         raise status_error(401, reply.content, where, self.host, self.registry)
 
-    async def _authenticate(self, scopes: tuple[str, ...], where: str) -> None:
+    async def _authenticate(self, scopes: tuple[str, ...], where: object) -> None:
         """Fetch a token for `scopes`, once: concurrent requests for the same scopes wait for it."""
         pending = self._inflight.get(scopes)
         if pending is not None:
@@ -222,7 +222,7 @@ class RegistrySession:
         finally:
             self._inflight.pop(scopes, None)
 
-    async def _fetch_token(self, scopes: tuple[str, ...], where: str) -> Token:
+    async def _fetch_token(self, scopes: tuple[str, ...], where: object) -> Token:
         challenge = self.auth.challenge
         assert challenge is not None
         realm = httpx.URL(challenge.realm)

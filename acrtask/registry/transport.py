@@ -218,7 +218,7 @@ def _tls_problem(low: str) -> bool:
     return any(marker in low for marker in _HTTP_TO_HTTPS) or "certificate verify failed" in low
 
 
-def transport_error(exc: httpx.TransportError, where: str, host: str) -> RegistryError:
+def transport_error(exc: httpx.TransportError, where: object, host: str) -> RegistryError:
     """A RegistryError for a failure below HTTP, with the hint that fixes the usual cause."""
     detail = one_line(str(exc)) or exc.__class__.__name__
     low = " ".join([detail.lower(), *_causes(exc)])
@@ -281,7 +281,7 @@ def oci_error(body: bytes) -> tuple[str | None, str]:
     return None, ""
 
 
-def status_error(status: int, body: bytes, where: str, host: str, registry: str,
+def status_error(status: int, body: bytes, where: object, host: str, registry: str,
                  not_found: bool = False) -> RegistryError:
     """A RegistryError (or ManifestNotFoundError) for an HTTP error answer, carrying the OCI code."""
     code, message = oci_error(body)
@@ -291,7 +291,8 @@ def status_error(status: int, body: bytes, where: str, host: str, registry: str,
                                      "Check the repository and tag (or digest) exist.",
                                      code=code or "MANIFEST_UNKNOWN", status=status)
     hint = {
-        401: f"Check the credentials in your Docker config (docker login {registry}).",
+        401: f"Check the credentials in your Docker config (docker login {registry}) and that the "
+             "repository exists (some registries answer 401 for unknown repositories).",
         403: f"The credentials in your Docker config lack pull access; check them (docker login {registry}).",
         404: "Check the registry address and the repository name.",
         429: "The registry is rate-limiting acrtask; check less often, or log in to get a higher limit.",
