@@ -18,6 +18,7 @@ from acrtask.builders.process import (
     run,
 )
 from acrtask.errors import BuildError
+from tests.support.procs import zombie_children
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
 
@@ -52,18 +53,6 @@ def assert_gone(text: str, within: float = 2.0) -> None:
     assert live_with(text) == []
 
 
-def zombie_children() -> list[int]:
-    zombies = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 2:].split()
-            if fields[0] == "Z" and int(fields[1]) == os.getpid():
-                zombies.append(int(entry.name))
-    return zombies
 
 
 def collect(argv: list[str], timeout: float | None = 10.0, secrets: tuple[str, ...] = (),

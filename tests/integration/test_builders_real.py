@@ -21,6 +21,7 @@ from acrtask.builders import BuildCanceledError, BuildSpec, BuildTimeoutError
 from acrtask.builders.buildah import Buildah
 from acrtask.errors import BuildError
 from tests.support import LocalRegistry, fetch_manifest, head_digest, push_base_image
+from tests.support.procs import zombie_children
 
 pytestmark = pytest.mark.integration
 
@@ -79,18 +80,6 @@ def wait_gone(marker: str, within: float = 3.0) -> list[str]:
     return left
 
 
-def zombie_children() -> list[int]:
-    zombies = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 2:].split()
-            if fields[0] == "Z" and int(fields[1]) == os.getpid():
-                zombies.append(int(entry.name))
-    return zombies
 
 
 def buildah_containers(env: dict[str, str]) -> str:

@@ -1,0 +1,21 @@
+"""Process-table checks for tests that must leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def zombie_children() -> list[int]:
+    """Zombie children of this process (started and never reaped)."""
+    zombies = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields[0] == "Z" and int(fields[1]) == os.getpid():
+                zombies.append(int(entry.name))
+    return zombies
