@@ -1,7 +1,8 @@
 """Run records and logs, beside the state file: `runs/<id>.json` and `runs/<id>.log`.
 
-Run ids come from a counter in the state file (taken under its lock), so they increase and are
-never reused, even after old runs are pruned. Each record is replaced atomically on every change.
+Run ids come from `runs/counter`, taken under its own lock (not the state file's: rewriting every
+task to count a run would cost seconds with thousands of tasks), so they increase and are never
+reused, even after old runs are pruned. Each record is replaced atomically on every change.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 from acrtask.errors import NotFoundError, StateError
 from acrtask.files import atomic_write
 from acrtask.model import OutputImage, Run, RunStatus, RunTrigger, Task, format_time
-from acrtask.state import StateStore
 
 RUN_ID_PREFIX = "ca"
 DEFAULT_KEEP = 1000
@@ -31,9 +31,8 @@ def _utcnow() -> datetime:
 
 
 class RunStore:
-    def __init__(self, folder: Path, state: StateStore, keep: int = DEFAULT_KEEP, clock: Clock = _utcnow) -> None:
+    def __init__(self, folder: Path, keep: int = DEFAULT_KEEP, clock: Clock = _utcnow) -> None:
         self.folder = folder
-        self.state = state
         self.keep = keep
         self.clock = clock
 
@@ -42,14 +41,29 @@ class RunStore:
 
     def create(self, task: Task, trigger: RunTrigger) -> Run:
         """A new Queued run of `task`, with the next id."""
-        with self.state.transaction() as state:
-            state.run_counter += 1
-            number = state.run_counter
+        number = self._next_number()
         run = Run(run_id=f"{RUN_ID_PREFIX}{number}", task=task.name, status=RunStatus.QUEUED, trigger=trigger,
                   create_time=self.now(), platform=task.platform, pid=os.getpid())
         self.save(run)
         self.prune()
         return run
+
+    def _next_number(self) -> int:
+        """The next run number, from runs/counter under its own lock (not the whole state file)."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.folder / "counter.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            path = self.folder / "counter"
+            try:
+                number = int(path.read_text())
+            except (FileNotFoundError, ValueError):  # a new home, or a counter lost by hand
+                number = max(self._numbers(), default=0)
+            number += 1
+            atomic_write(path, str(number).encode())
+            return number
+        finally:
+            os.close(fd)
 
     def save(self, run: Run) -> Run:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -82,12 +96,12 @@ class RunStore:
                 continue
         return sorted(runs, key=lambda run: run.number, reverse=True)
 
-    def list(self, task: str | None = None, status: RunStatus | None = None, top: int | None = 15) -> list[Run]:
+    def find(self, task: str | None = None, status: RunStatus | None = None, top: int | None = 15) -> list[Run]:
         runs = [r for r in self.all() if (task is None or r.task == task) and (status is None or r.status is status)]
         return runs[:top] if top is not None else runs
 
     def last(self, task: str | None = None) -> Run:
-        runs = self.list(task=task, top=1)
+        runs = self.find(task=task, top=1)
         if not runs:
             raise NotFoundError("Could not find the last created run.",
                                 "Start one with 'acrtask task run -n NAME'.")
@@ -103,8 +117,15 @@ class RunStore:
 
     def prune(self) -> None:
         """Keep the newest `keep` finished runs; never drop a queued or running one."""
-        runs = self.all()
-        for run in runs[self.keep:]:
+        numbered = [(number, self._record(f"{RUN_ID_PREFIX}{number}")) for number in self._numbers()]
+        if len(numbered) <= self.keep:
+            return  # the usual case: nothing to read
+        numbered.sort(reverse=True)
+        for _, path in numbered[self.keep:]:
+            try:
+                run = self._read(path)
+            except (FileNotFoundError, StateError):
+                continue
             if run.status.is_terminal:
                 self._record(run.run_id).unlink(missing_ok=True)
                 self.log_path(run.run_id).unlink(missing_ok=True)
@@ -124,6 +145,11 @@ class RunStore:
 
     def _cancel_marker(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.cancel"
+
+    def _numbers(self) -> list[int]:
+        """The numbers of the recorded runs, from the file names alone."""
+        digits = (path.stem[len(RUN_ID_PREFIX):] for path in self.folder.glob(f"{RUN_ID_PREFIX}*.json"))
+        return [int(d) for d in digits if d.isdigit()]
 
     def _record(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.json"

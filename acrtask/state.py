@@ -31,14 +31,12 @@ class State:
     """The whole file, loaded. Mutable on purpose: it lives only inside one transaction."""
 
     tasks: dict[str, Task] = field(default_factory=dict)
-    run_counter: int = 0  # run ids (ca1, ca2, ...) come from this and are never reused
     extra: dict[str, Any] = field(default_factory=dict)  # sections written by later versions we keep as is
 
     def to_document(self) -> dict[str, Any]:
         return {
             **self.extra,
             "schemaVersion": SCHEMA_VERSION,
-            "runCounter": self.run_counter,
             "tasks": {name: task.to_dict(reveal_secrets=True) for name, task in sorted(self.tasks.items())},
         }
 
@@ -61,8 +59,8 @@ def parse_document(document: dict[str, Any], path: Path) -> State:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StateError(f"State file {path} has a malformed task '{name}': {exc!r}.",
                              "Fix the entry by hand or move the file aside; it was left unchanged.") from exc
-    extra = {k: v for k, v in document.items() if k not in ("schemaVersion", "runCounter", "tasks")}
-    return State(tasks=tasks, run_counter=int(document.get("runCounter", 0)), extra=extra)
+    extra = {k: v for k, v in document.items() if k not in ("schemaVersion", "tasks")}
+    return State(tasks=tasks, extra=extra)
 
 
 class StateStore:

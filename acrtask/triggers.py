@@ -134,8 +134,13 @@ def plan(tasks: Iterable[Task]) -> WatchPlan:
     task_list = list(tasks)
     full = dependency_graph(task_list)
     result = WatchPlan(cycles=cycles(full), graph=acyclic(full))
-    in_cycle = {(name, peer) for group in result.cycles for name in group for peer in group}
     outputs = {task.name: stable_outputs(task) for task in task_list}
+    # Per task in a cycle: every image its cycle peers (itself included) push. Linear, not tasks x tasks.
+    cycle_images: dict[str, set[str]] = {}
+    for group in result.cycles:
+        images = {image for peer in group for image in outputs.get(peer, ())}
+        for name in group:
+            cycle_images.setdefault(name, set()).update(images)
     for task in task_list:
         deps = triggering_dependencies(task)
         watching = task.status is Status.ENABLED and task.trigger.base_image.status is Status.ENABLED
@@ -143,7 +148,7 @@ def plan(tasks: Iterable[Task]) -> WatchPlan:
             result.never_run.append(task.name)
         for dep in deps:
             # A base that a cycle peer pushes would rebuild the cycle for ever: never let it trigger.
-            if any((task.name, peer) in in_cycle and dep.image in outputs.get(peer, ()) for peer in outputs):
+            if dep.image in cycle_images.get(task.name, ()):
                 continue
             result.interests.setdefault(key_of(dep), []).append(Interest(task.name, dep))
     return result

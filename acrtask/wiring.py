@@ -34,7 +34,7 @@ def state_store() -> StateStore:
 
 
 def run_store() -> RunStore:
-    return RunStore(paths.runs_dir(), state_store())
+    return RunStore(paths.runs_dir())
 
 
 @cache

@@ -11,15 +11,13 @@ import pytest
 from acrtask.errors import NotFoundError
 from acrtask.model import RunStatus, RunTrigger, Step, Task, TriggerKind
 from acrtask.runs import RunStore
-from acrtask.state import StateStore
 
 TASK = Task(name="app-task", step=Step(context_path="/src", image_names=("r.io/app:1",)))
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "runs", StateStore(tmp_path / "state.toml"), keep=3,
-                    clock=lambda: datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+    return RunStore(tmp_path / "runs", keep=3, clock=lambda: datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
 
 
 def test_ids_increase_and_are_never_reused_after_pruning(store: RunStore) -> None:
@@ -48,10 +46,17 @@ def test_list_filters_and_top(store: RunStore) -> None:
     store.finish(store.create(TASK, RunTrigger()), RunStatus.SUCCEEDED)
     store.finish(store.create(other, RunTrigger()), RunStatus.FAILED, "no")
     store.create(TASK, RunTrigger(kind=TriggerKind.TIMER, timer_name="t1", schedule_occurrence="x"))
-    assert [r.run_id for r in store.list(task="app-task")] == ["ca3", "ca1"]
-    assert [r.run_id for r in store.list(status=RunStatus.FAILED)] == ["ca2"]
-    assert [r.run_id for r in store.list(top=1)] == ["ca3"]
+    assert [r.run_id for r in store.find(task="app-task")] == ["ca3", "ca1"]
+    assert [r.run_id for r in store.find(status=RunStatus.FAILED)] == ["ca2"]
+    assert [r.run_id for r in store.find(top=1)] == ["ca3"]
     assert store.last("other-task").run_id == "ca2"
+
+
+def test_a_lost_counter_restarts_after_the_newest_record(store: RunStore) -> None:
+    for _ in range(2):
+        store.create(TASK, RunTrigger())
+    (store.folder / "counter").unlink()
+    assert store.create(TASK, RunTrigger()).run_id == "ca3"
 
 
 def test_unknown_run(store: RunStore) -> None:

@@ -57,6 +57,8 @@ class RecordingExecutor:
 
 
 class Events:
+    wants_snapshots = True  # build them anyway: the snapshot code runs in these tests too
+
     def __init__(self) -> None:
         self.lines: list[str] = []
 
@@ -71,7 +73,7 @@ def make(tmp_path: Path, tasks: list[Task], registry: ScriptedRegistry, once: bo
     state = StateStore(tmp_path / "state.toml")
     with state.transaction() as s:
         s.tasks.update({t.name: t for t in tasks})
-    runs = RunStore(tmp_path / "runs", state)
+    runs = RunStore(tmp_path / "runs")
     executor = RecordingExecutor(runs)
     events = Events()
     watcher = Watcher(state, runs, registry, executor, events, WatchOptions(once=once, poll_min=1, poll_max=2))

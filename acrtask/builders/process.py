@@ -250,6 +250,7 @@ def _pump(proc: subprocess.Popen[bytes], fd: int, lines: LineRedactor, cancel: t
           deadline: float | None) -> type[BuildError] | None:
     """Stream output until the child exits (None), or the deadline passes / cancel is set (the error)."""
     eof = False
+    exit_wait = 0.001  # after EOF the exit is imminent: look again soon, backing off to _POLL
     while True:
         if cancel.is_set():
             return BuildCanceledError
@@ -258,7 +259,8 @@ def _pump(proc: subprocess.Popen[bytes], fd: int, lines: LineRedactor, cancel: t
             return BuildTimeoutError
         wait = _POLL if deadline is None else max(0.0, min(_POLL, deadline - now))
         if eof:
-            cancel.wait(wait)
+            cancel.wait(min(wait, exit_wait))
+            exit_wait = min(exit_wait * 2, _POLL)
         else:
             if _readable(fd, wait):
                 data = os.read(fd, _CHUNK)

@@ -94,7 +94,7 @@ def list_runs(
     status = validate.enum_value(RunStatus, run_status, "--run-status") if run_status else None
     if top < 1:
         raise ValidationError(f"argument --top: {top} is not a positive number.")
-    emit([r.to_dict() for r in wiring.run_store().list(name, status, top)], tables.runs)
+    emit([r.to_dict() for r in wiring.run_store().find(name, status, top)], tables.runs)
 
 
 @task_app.command("show-run", epilog="Examples:\n\n  acrtask task show-run --run-id ca3")

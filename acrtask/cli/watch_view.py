@@ -24,6 +24,8 @@ def _ago(moment: float | None, now: float) -> str:
 
 
 class LiveView:
+    wants_snapshots = True
+
     def __init__(self) -> None:
         self.messages: deque[str] = deque(maxlen=8)
         self.snapshot = Snapshot()

@@ -106,7 +106,7 @@ class Watcher:
         self.failed_runs = 0
         self.last_trigger: str | None = None
         self.timers = TimerSchedule()
-        self._state_stamp: tuple[int, int] | None = None
+        self._state_stamp: tuple[int, ...] | None = None
         self._own_runs: set[str] = set()
         self._told_never_run: set[str] = set()
         self._foreign_seen = 0
@@ -175,7 +175,8 @@ class Watcher:
                 self._trigger(task_name, trigger)
             self._commits_checked = True  # --once looks at each branch head once
         self._start_ready()
-        self.view.update(self._snapshot())
+        if self.view.wants_snapshots:  # a plain log ignores them: do not build 1,000 rows 5 times a second
+            self.view.update(self._snapshot())
 
     def _wait(self) -> None:
         now = self.clock()
@@ -302,7 +303,7 @@ class Watcher:
 
     def _finished(self, run: Run) -> None:
         running = self.running.pop(run.task, None)
-        self._reload(force=True)  # the run recorded the digests it used
+        self._reload()  # the run recorded the digests it used (a new file: a new stamp)
         seconds = round(run.duration_seconds() or 0)
         if run.status is RunStatus.SUCCEEDED:
             self.view.event(f"Run {run.run_id} of {run.task} succeeded after {seconds}s.")
@@ -348,7 +349,7 @@ class Watcher:
             if run.status.is_terminal:
                 self._foreign_open.discard(run_id)
                 if run.status is RunStatus.SUCCEEDED:
-                    self._reload(force=True)
+                    self._reload()
                     self._after_push(run)
 
     def _hold_watch_lock(self) -> None:
@@ -384,9 +385,9 @@ class Watcher:
     def _reload(self, force: bool = False) -> None:
         try:
             stat = self.state.path.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size)
+            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # atomic_write: a new inode per write
         except FileNotFoundError:
-            stamp = (0, 0)
+            stamp = (0, 0, 0)
         if not force and stamp == self._state_stamp:
             return
         self._state_stamp = stamp

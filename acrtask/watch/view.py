@@ -28,6 +28,8 @@ class Snapshot:
 
 
 class WatchView(Protocol):
+    wants_snapshots: bool  # whether `update` does anything with the picture (building one costs)
+
     def event(self, message: str) -> None:
         """Something happened that an operator wants in the log."""
 
@@ -37,6 +39,8 @@ class WatchView(Protocol):
 
 class PlainView:
     """Timestamped lines, one per event: for logs, pipes and systemd's journal."""
+
+    wants_snapshots = False
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr

@@ -1,0 +1,324 @@
+"""Watch at scale: 10,000 tasks over 1,000 distinct base tags, one full check cycle.
+
+    python bench/watch_scale.py [--repos 100] [--tags 10] [--tasks 10000] [--rounds 5]
+
+Starts a local docker-registry on 127.0.0.1 (anonymous, so no token requests) and fills it through
+the registry API with httpx: per repository one tiny config blob and one layer blob, then one
+manifest per tag (an annotation makes each tag's manifest, so its digest, distinct). The state file
+is written directly (acrtask.state.StateStore + model objects): TASKS tasks, task i has a Runtime
+dependency on base i % BASES with that tag's current digest, so a check triggers nothing.
+
+Then, in rounds interleaved so a noisy machine hits every contender alike:
+
+  (a) requests: a real `acrtask task watch --once` subprocess, counted from the registry's own
+      access log (lines with acrtask's User-Agent, by method and path). Target: BASES manifest HEADs
+      and nothing else but token requests (none here, the registry is anonymous).
+  (b) cycle time: an in-process harness builds the Watcher exactly as `task watch` does (real
+      StateStore, RunStore, RegistryTagChecker over a fresh BlockingRegistryClient, RunService) and
+      times `Watcher.tick()` with every base due: the first ("cold": new connections, the registry's
+      auth scheme learnt) and a second one ("warm"). The state file is loaded before the timer starts.
+      The ceiling is ApacheBench `ab -k -n BASES -c 16 -i` HEADs on one tag, run in the same round.
+      Target: the cold cycle at most 2x ab's time. The `watch --once` subprocess's wall time, and that
+      minus a no-op baseline (`watch --once` on an empty ACRTASK_HOME: start-up and imports), are printed
+      too: that difference also holds loading and planning the 10,000-task state file.
+  (c) peak RSS of the `watch --once` subprocess (its own ru_maxrss from wait4, and VmHWM sampled from
+      /proc while it runs). Target: <= 200 MB.
+
+Exit code 0 whatever the figures (MISSED is printed for a target not met); 1 only when the bench itself
+cannot run (ab missing, a check failing, watch exiting non-zero).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from acrtask.model import BaseImageDependency, DependencyType, Step, Task  # noqa: E402
+from acrtask.registry.http import USER_AGENT  # noqa: E402
+from acrtask.registry.media import OCI_MANIFEST  # noqa: E402
+from acrtask.state import StateStore  # noqa: E402
+from tests.support.registry import LocalRegistry  # noqa: E402
+
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
+TARGET_CYCLE_RATIO = 2.0
+TARGET_RSS_MB = 200.0
+CONCURRENCY = 16  # ab's -c, and acrtask's default Policy.concurrency
+ACCESS_LINE = re.compile(r'^\S+ - \S+ \[[^\]]*\] "(\w+) (\S+) HTTP/[\d.]+" (\d{3}) .*"([^"]*)"\s*$')
+
+
+# -- filling the registry and the state file ----------------------------------------------------------
+
+
+async def fill(url: str, repos: int, tags: int) -> list[tuple[str, str, str]]:
+    """Push REPOS x TAGS tags; returns (repository, tag, manifest digest)."""
+    async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=16), timeout=60.0,
+                                 trust_env=False) as client:
+        gate = asyncio.Semaphore(16)
+
+        async def blob(name: str, data: bytes) -> str:
+            digest = "sha256:" + hashlib.sha256(data).hexdigest()
+            start = await client.post(f"/v2/{name}/blobs/uploads/")
+            start.raise_for_status()
+            location = start.headers["location"]
+            sep = "&" if "?" in location else "?"
+            put = await client.put(f"{location}{sep}digest={digest}", content=data,
+                                   headers={"Content-Type": "application/octet-stream"})
+            put.raise_for_status()
+            return digest
+
+        async def repo(i: int) -> list[tuple[str, str, str]]:
+            name = f"bench/base{i:03d}"
+            layer = f"layer of {name}\n".encode()  # any bytes do: the registry never opens a layer
+            config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
+                "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
+            async with gate:
+                config_digest = await blob(name, config)
+                layer_digest = await blob(name, layer)
+                pushed = []
+                for t in range(tags):
+                    tag = f"v{t}"
+                    manifest = json.dumps({
+                        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                        "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config)},
+                        "layers": [{"mediaType": LAYER_TYPE, "digest": layer_digest, "size": len(layer)}],
+                        "annotations": {"bench.tag": f"{name}:{tag}"},
+                    }).encode()
+                    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+                    r = await client.put(f"/v2/{name}/manifests/{tag}", content=manifest,
+                                         headers={"Content-Type": OCI_MANIFEST})
+                    r.raise_for_status()
+                    if r.headers.get("docker-content-digest") != digest:
+                        raise SystemExit(f"{name}:{tag}: registry says {r.headers.get('docker-content-digest')}")
+                    pushed.append((name, tag, digest))
+                return pushed
+
+        batches = await asyncio.gather(*(repo(i) for i in range(repos)))
+    return [item for batch in batches for item in batch]
+
+
+def write_state(home: Path, host: str, bases: list[tuple[str, str, str]], tasks: int, context: Path) -> Path:
+    store = StateStore(home / "state.toml")
+    with store.transaction() as state:
+        for i in range(tasks):
+            repository, tag, digest = bases[i % len(bases)]
+            name = f"app-{i:05d}"
+            dep = BaseImageDependency(type=DependencyType.RUNTIME, registry=host, repository=repository, tag=tag,
+                                      digest=digest, platform_digest=digest, platform="linux/amd64")
+            state.tasks[name] = Task(
+                name=name,
+                step=Step(context_path=str(context), image_names=(f"{host}/apps/app{i:05d}:latest",),
+                          base_image_dependencies=(dep,)),
+                creation_date="2026-11-27T00:00:00.000000Z",
+            )
+    return store.path
+
+
+# -- the contenders -----------------------------------------------------------------------------------
+
+
+def ab_seconds(url: str, requests: int) -> float:
+    out = subprocess.run(  # noqa: S603 - fixed argv
+        ["ab", "-q", "-k", "-n", str(requests), "-c", str(CONCURRENCY), "-i", "-H", f"Accept: {OCI_MANIFEST}", url],
+        capture_output=True, text=True, timeout=300, check=True).stdout
+    if re.search(r"Non-2xx responses:\s+[1-9]", out) or not re.search(r"Failed requests:\s+0\b", out):
+        raise SystemExit(f"ab saw failures:\n{out}")
+    match = re.search(r"Time taken for tests:\s+([\d.]+) seconds", out)
+    if match is None:
+        raise SystemExit(f"cannot read ab output:\n{out}")
+    return float(match.group(1))
+
+
+def harness_cycles(home: Path) -> tuple[float, float, int, float]:
+    """(cold tick, warm tick, bases checked, state load) in seconds, with a fresh client and Watcher."""
+    os.environ["ACRTASK_HOME"] = str(home)  # acrtask.paths reads it at call time
+    from acrtask import wiring
+    from acrtask.registry import BlockingRegistryClient
+    from acrtask.watch.loop import Watcher, WatchOptions
+    from acrtask.watch.view import PlainView
+
+    client = BlockingRegistryClient()  # what wiring.registry_client() builds (uncached here: fresh each round)
+    try:
+        options = WatchOptions(poll_min=3600.0, poll_max=3600.0, once=True)
+        watcher = Watcher(wiring.state_store(), wiring.run_store(), wiring.RegistryTagChecker(client),
+                          wiring.run_service(), PlainView(io.StringIO()), options)
+        t0 = time.perf_counter()
+        watcher._reload(force=True)
+        load = time.perf_counter() - t0
+        keys = list(watcher.plan.interests)
+        cycles = []
+        for _ in range(2):
+            for key in keys:
+                watcher.next_check[key] = 0.0  # every base due now, as at start
+            t0 = time.perf_counter()
+            watcher.tick()
+            cycles.append(time.perf_counter() - t0)
+            bad = {str(k): e for k, e in watcher.errors.items()}
+            if bad or watcher.pending or watcher.running:
+                raise SystemExit(f"the cycle failed or triggered: errors {list(bad.items())[:3]}, "
+                                 f"pending {list(watcher.pending)[:3]}")
+        watcher._pool.shutdown(wait=True)
+        return cycles[0], cycles[1], len(keys), load
+    finally:
+        client.close()
+
+
+def run_watch_once(env: dict[str, str], err_path: Path) -> tuple[float, float, float, int]:
+    """(wall seconds, ru_maxrss MB, sampled VmHWM MB, exit code) of `acrtask task watch --once`."""
+    with open(err_path, "w") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(  # noqa: S603 - our interpreter, an argument list
+            [sys.executable, "-m", "acrtask", "task", "watch", "--once"], env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=err)
+        hwm_kb = 0
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+            except OSError:
+                break
+            found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+            if found is None:  # a zombie: it has exited
+                break
+            hwm_kb = max(hwm_kb, int(found.group(1)))
+            time.sleep(0.02)  # not reaped until wait4 below: an exited child stays a zombie, without VmHWM
+        else:
+            proc.kill()
+        _, status_code, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status_code)
+    return wall, usage.ru_maxrss / 1024, hwm_kb / 1024, proc.returncode
+
+
+def count_requests(log: Path, offset: int) -> Counter[tuple[str, str]]:
+    """acrtask's requests in the registry's access log after `offset`: (method, kind) -> count."""
+    counts: Counter[tuple[str, str]] = Counter()
+    with open(log, "rb") as fh:
+        fh.seek(offset)
+        for raw in fh:
+            match = ACCESS_LINE.match(raw.decode(errors="replace").strip())
+            if match is None or not match.group(4).startswith(USER_AGENT.split("/")[0]):
+                continue
+            method, uri, status = match.group(1), match.group(2), match.group(3)
+            kind = ("manifest" if "/manifests/" in uri else "token" if "token" in uri else
+                    "ping" if uri.rstrip("/") == "/v2" else "other")
+            counts[(method, f"{kind} {status}")] += 1
+    return counts
+
+
+# -- the bench -----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repos", type=int, default=100)
+    parser.add_argument("--tags", type=int, default=10)
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
+    args = parser.parse_args()
+    if shutil.which("ab") is None:
+        print("ab is not installed (apache2-utils; scripts/install-system-deps.sh)", file=sys.stderr)
+        return 1
+
+    with tempfile.TemporaryDirectory(prefix="acrtask-bench-scale-") as tmp_name, LocalRegistry() as registry:
+        tmp = Path(tmp_name)
+        home, empty_home, context = tmp / "home", tmp / "empty-home", tmp / "context"
+        context.mkdir()
+        (context / "Dockerfile").write_text("FROM scratch\n")
+        empty_home.mkdir()
+        t0 = time.perf_counter()
+        bases = asyncio.run(fill(registry.url, args.repos, args.tags))
+        t1 = time.perf_counter()
+        state = write_state(home, registry.host, bases, args.tasks, context)
+        t2 = time.perf_counter()
+        print(f"registry {registry.url}: {len(bases)} base tags ({args.repos} repositories x {args.tags}) pushed in"
+              f" {t1 - t0:.1f}s; {args.tasks} tasks written in {t2 - t1:.1f}s "
+              f"({state.stat().st_size / 1e6:.1f} MB of TOML)", flush=True)
+
+        env = {**os.environ, "ACRTASK_HOME": str(home)}
+        env.pop("ACRTASK_REGISTRY", None)
+        empty_env = {**env, "ACRTASK_HOME": str(empty_home)}
+        repository, tag, _ = bases[0]
+        ab_url = f"{registry.url}/v2/{repository}/manifests/{tag}"
+        assert registry.log_path is not None
+
+        ab_seconds(ab_url, len(bases))  # warm-up: the registry's caches, ab's and the page cache
+        harness_cycles(home)
+        rows: list[dict[str, float]] = []
+        request_counts: list[Counter[tuple[str, str]]] = []
+        for round_no in range(1, args.rounds + 1):
+            row: dict[str, float] = {}
+            row["ab"] = ab_seconds(ab_url, len(bases))
+            row["cold"], row["warm"], checked, row["load"] = harness_cycles(home)
+            if checked != len(bases):
+                raise SystemExit(f"the watcher plans {checked} bases, not {len(bases)}")
+            offset = registry.log_path.stat().st_size
+            row["wall"], row["maxrss"], row["hwm"], code = run_watch_once(env, tmp / "watch.stderr")
+            if code != 0:
+                raise SystemExit(f"watch --once exited {code}:\n{(tmp / 'watch.stderr').read_text()[-3000:]}")
+            time.sleep(0.3)  # the registry writes its access line after the answer
+            request_counts.append(count_requests(registry.log_path, offset))
+            row["baseline"], _, _, code = run_watch_once(empty_env, tmp / "baseline.stderr")
+            if code != 0:
+                raise SystemExit(f"baseline watch --once exited {code}")
+            rows.append(row)
+            print(f"  round {round_no}: ab {row['ab'] * 1000:6.0f} ms | cycle cold {row['cold'] * 1000:6.0f} ms"
+                  f" ({row['cold'] / row['ab']:.2f}x ab), warm {row['warm'] * 1000:6.0f} ms | state load"
+                  f" {row['load'] * 1000:5.0f} ms | watch --once {row['wall']:.2f}s (no-op {row['baseline']:.2f}s),"
+                  f" {sum(request_counts[-1].values())} requests, peak RSS {row['maxrss']:.0f} MB", flush=True)
+        watch_log = (tmp / "watch.stderr").read_text()
+
+    med = {name: statistics.median(r[name] for r in rows) for name in rows[0]}
+    ratio_cold = statistics.median(r["cold"] / r["ab"] for r in rows)
+    ratio_warm = statistics.median(r["warm"] / r["ab"] for r in rows)
+    peak = max(max(r["maxrss"], r["hwm"]) for r in rows)
+    requests = request_counts[0]
+    total = sum(requests.values())
+    heads = requests.get(("HEAD", "manifest 200"), 0)
+    tokens = sum(n for (method, kind), n in requests.items() if kind.startswith("token"))
+    others = total - heads - tokens
+    stable = all(c == requests for c in request_counts)
+
+    print(f"\n{args.tasks} tasks over {len(bases)} bases, {args.rounds} rounds (medians)")
+    print(f"  watch said: {next((ln.split(' ', 1)[1] for ln in watch_log.splitlines() if 'Watching' in ln), '?')}")
+    print(f"(a) requests in one `watch --once` cycle: {total} "
+          f"({', '.join(f'{m} {k}: {n}' for (m, k), n in sorted(requests.items()))}"
+          f"{'' if stable else '; varied between rounds'})")
+    verdict = "met" if heads == len(bases) and others == 0 else "MISSED"
+    print(f"    target: {len(bases)} manifest HEADs + token requests ({tokens} here), nothing else: {verdict}"
+          f" ({total / len(bases):.3f} requests per base)")
+    print(f"(b) check cycle (in-process Watcher.tick, every base due): cold {med['cold'] * 1000:.0f} ms,"
+          f" warm {med['warm'] * 1000:.0f} ms; registry ceiling (ab, {len(bases)} HEADs, -c {CONCURRENCY})"
+          f" {med['ab'] * 1000:.0f} ms")
+    verdict = "met" if ratio_cold <= TARGET_CYCLE_RATIO else "MISSED"
+    print(f"    cold cycle / ab: {ratio_cold:.2f}x (per-round median; warm {ratio_warm:.2f}x)"
+          f"  (target <= {TARGET_CYCLE_RATIO:.0f}x: {verdict})")
+    print(f"    for reference: `watch --once` subprocess {med['wall']:.2f}s, no-op baseline {med['baseline']:.2f}s,"
+          f" difference {med['wall'] - med['baseline']:.2f}s (= loading + planning {args.tasks} tasks + the cycle;"
+          f" in-process state load alone {med['load'] * 1000:.0f} ms)")
+    verdict = "met" if peak <= TARGET_RSS_MB else "MISSED"
+    print(f"(c) peak RSS of `watch --once`: {peak:.0f} MB (median ru_maxrss {med['maxrss']:.0f} MB, VmHWM"
+          f" {med['hwm']:.0f} MB); {peak / TARGET_RSS_MB:.2f}x the target (target <= {TARGET_RSS_MB:.0f} MB:"
+          f" {verdict})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
