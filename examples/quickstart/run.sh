@@ -120,6 +120,9 @@ step "The runs: $rebuilt was started by the trigger, and says why"
 acrtask task list-runs -o table
 acrtask task show-run --run-id "$rebuilt" --query reason -o tsv
 
+step "The task graph (Mermaid): who pushes what, and what each task builds on"
+acrtask task graph -o mermaid
+
 step "Running the rebuilt app image"
 container="$(buildah from --tls-verify=false -q "$registry/hello-world:latest")"
 buildah run "$container" /bin/sh /app/app.sh
