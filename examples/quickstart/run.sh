@@ -26,9 +26,18 @@ acrtask() { "$root/.venv/bin/acrtask" "$@"; }
 work="$(mktemp -d /tmp/acrtask-quickstart.XXXXXX)"
 registry_pid="" watch_pid=""
 cleanup() {
+    local code=$?
     [ -n "$watch_pid" ] && kill -TERM "$watch_pid" 2>/dev/null && wait "$watch_pid" 2>/dev/null || true
     [ -n "$registry_pid" ] && kill -TERM "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
     rm -rf "$work"
+    # Nothing this script started may outlive it.
+    for pid in $watch_pid $registry_pid $(pgrep -f "$work" || true); do
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "FAILED: process $pid of this quickstart is still running: $(tr '\0' ' ' < "/proc/$pid/cmdline")" >&2
+            code=1
+        fi
+    done
+    exit "$code"
 }
 trap cleanup EXIT
 
@@ -94,7 +103,8 @@ acrtask task run -n hello-world --no-logs -o table
 acrtask task show -n hello-world --query 'step.baseImageDependencies[].{type:type, image:join(`:`, [repository, tag]), digest:digest}' -o table
 
 step "Starting 'acrtask task watch' (webhooks on 127.0.0.1:$listen_port, polling every 10-60 minutes)"
-acrtask task watch --listen "127.0.0.1:$listen_port" >"$work/watch.log" 2>&1 &
+# The binary itself, not the shell function: $! must be watch's own pid, so cleanup can stop it.
+"$root/.venv/bin/acrtask" task watch --listen "127.0.0.1:$listen_port" >"$work/watch.log" 2>&1 &
 watch_pid=$!
 for _ in $(seq 50); do
     grep -q "Listening for registry webhooks" "$work/watch.log" && break
