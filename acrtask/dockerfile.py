@@ -70,6 +70,11 @@ class ScanResult:
     build_time: tuple[BaseImage, ...]  # distinct, in order of first appearance, without the runtime one
     stages: tuple[str, ...]  # names of the named stages up to the final (or target) stage, lowercased
 
+    @property
+    def bases(self) -> tuple[BaseImage, ...]:
+        """Every dependency, the runtime one first."""
+        return ((self.runtime,) if self.runtime else ()) + self.build_time
+
 
 # --------------------------------------------------------------------------------------------------
 # Instructions

@@ -129,12 +129,23 @@ class Runner:
         with self.runs.open_log(run.run_id) as log_file:
             secrets: list[str] = []
 
-            def sink(line: str) -> None:
-                for value in secrets:  # the builder redacts too; this also covers our own messages
+            def redact(text: str) -> str:
+                # The builder redacts its own output; this covers our messages and error texts too.
+                for value in secrets:
                     if value:
-                        line = line.replace(value, "***")
+                        text = text.replace(value, "***")
+                return text
+
+            def sink(line: str) -> None:
+                line = redact(line)
                 log_file.write(line.rstrip("\n") + "\n")
                 emit(line)
+
+            def end(status: RunStatus, what: str, error: str) -> Run:
+                message = redact(error)
+                sink(f"{what}: {message}")
+                # The latest record keeps what the run learned before it ended (its commit).
+                return self.runs.finish(self.runs.get(run.run_id), status, message)
 
             workspace = self.workspace_for(task)
             try:
@@ -143,14 +154,13 @@ class Runner:
                 secrets.extend(secret.values())
                 return self._build(run, task, plain, secret, workspace, sink, cancel)
             except BuildTimeoutError as exc:
-                sink(f"Run timed out: {exc}")
-                return self.runs.finish(run, RunStatus.TIMEOUT, str(exc))
+                return end(RunStatus.TIMEOUT, "Run timed out", str(exc))
             except BuildCanceledError as exc:
-                sink(f"Run was canceled: {exc}")
-                return self.runs.finish(run, RunStatus.CANCELED, str(exc))
+                return end(RunStatus.CANCELED, "Run was canceled", str(exc))
             except AcrTaskError as exc:
-                sink(f"Run failed: {exc}")
-                return self.runs.finish(run, RunStatus.FAILED, str(exc))
+                return end(RunStatus.FAILED, "Run failed", str(exc))
+            except Exception as exc:  # a bug or an unforeseen failure: the run still ends, recorded
+                return end(RunStatus.ERROR, "Run ended in error", f"{type(exc).__name__}: {exc}")
             finally:
                 workspace.cleanup()
 
@@ -164,14 +174,14 @@ class Runner:
         dockerfile_path = file if file.is_absolute() else context_dir / file
         try:
             text = dockerfile_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise AcrTaskError(f"Cannot read the Dockerfile {dockerfile_path}: {exc.strerror}.",
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            raise AcrTaskError(f"Cannot read the Dockerfile {dockerfile_path}: {reason}.",
                                "Check -f/--file and the context.") from exc
         scan = dockerfile.scan(text, {**plain, **secret}, task.step.target)
         dependencies = self._resolve(scan, task, sink)
 
         outputs = [ImageRef.parse(fill_run_id(name, run.run_id)) for name in task.step.image_names]
-        bases = ([scan.runtime] if scan.runtime else []) + list(scan.build_time)
         annotations = {}
         if scan.runtime is not None:
             runtime_dep = dependencies[0]
@@ -181,7 +191,7 @@ class Runner:
             context_dir=context_dir, dockerfile=dockerfile_path, images=tuple(str(o) for o in outputs),
             build_args=plain, secret_args=secret, target=task.step.target, platform=str(task.platform),
             no_cache=task.step.no_cache, push=task.step.is_push_enabled,
-            insecure_registries=insecure_hosts(outputs + [b.image for b in bases], self.environ),
+            insecure_registries=insecure_hosts(outputs + [b.image for b in scan.bases], self.environ),
             annotations=annotations, timeout=float(task.timeout),
         )
         builder = self.builder_for(task, run)
@@ -200,8 +210,7 @@ class Runner:
     def _resolve(self, scan: dockerfile.ScanResult, task: Task, sink: LogSink) -> list[BaseImageDependency]:
         """Digests of every base, runtime first, taken before the build starts."""
         found = []
-        bases = ([scan.runtime] if scan.runtime else []) + list(scan.build_time)
-        for base in bases:
+        for base in scan.bases:
             platform = Platform.parse(base.platform) if base.platform else task.platform
             resolved = self.resolver.resolve(base.image, platform)
             sink(f"Base image {base.image}: {resolved.digest}")

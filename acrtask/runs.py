@@ -130,6 +130,10 @@ class RunStore:
                 self._record(run.run_id).unlink(missing_ok=True)
                 self.log_path(run.run_id).unlink(missing_ok=True)
 
+    def process_tag(self, run_id: str) -> str:
+        """What a run's build processes carry in ACRTASK_RUN_ID: unique across homes (ids are not)."""
+        return f"{self.folder.resolve()}:{run_id}"
+
     def task_lock(self, task: str, cancel: threading.Event) -> _TaskLock:
         return _TaskLock(self.folder / "locks" / f"{task}.lock", cancel)
 

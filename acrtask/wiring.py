@@ -107,9 +107,11 @@ class RunService:
 
 
 def runner(environ: dict[str, str] | None = None) -> Runner:
+    runs = run_store()
     return Runner(
-        state=state_store(), runs=run_store(), resolver=registry_client(),
-        builder_for=lambda task, run: builders.select(str(task.builder), {**os.environ, RUN_TAG: run.run_id}),
+        state=state_store(), runs=runs, resolver=registry_client(),
+        builder_for=lambda task, run: builders.select(
+            str(task.builder), {**os.environ, RUN_TAG: runs.process_tag(run.run_id)}),
         workspace_for=lambda task: Workspace(),
         environ=environ,
     )

@@ -31,11 +31,19 @@ def _git(args: list[str], env: Mapping[str, str], timeout: float = 60.0) -> str:
 def ls_remote(location: str, branch: str | None, env: Mapping[str, str] | None = None) -> str:
     """The commit a branch (or HEAD) points at, without cloning."""
     ref = f"refs/heads/{branch}" if branch else "HEAD"
-    output = _git(["ls-remote", location, ref], env or os.environ)
+    output = _git(["ls-remote", "--", location, ref], env or os.environ)  # --: a location is never an option
     if not output:
         raise AcrTaskError(f"The branch {branch or 'HEAD'} does not exist in {location}.",
                            "Check the context's #branch.")
     return output.split()[0]
+
+
+def _without_credentials(url: str) -> str:
+    """https://user:token@host/repo.git -> https://host/repo.git, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return url
 
 
 class Workspace:
@@ -54,8 +62,8 @@ class Workspace:
         argv = ["clone", "--depth", "1", "--quiet"]
         if ctx.branch:
             argv += ["--branch", ctx.branch]
-        log(f"Cloning {ctx.location}" + (f" (branch {ctx.branch})" if ctx.branch else ""))
-        _git([*argv, ctx.location, str(clone)], self.env, CLONE_TIMEOUT)
+        log(f"Cloning {_without_credentials(ctx.location)}" + (f" (branch {ctx.branch})" if ctx.branch else ""))
+        _git([*argv, "--", ctx.location, str(clone)], self.env, CLONE_TIMEOUT)
         commit = _git(["-C", str(clone), "rev-parse", "HEAD"], self.env)
         folder = clone / ctx.folder if ctx.folder else clone
         if not folder.is_dir():

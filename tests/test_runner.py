@@ -24,3 +24,40 @@ def test_insecure_hosts_match_the_registry_clients_rules() -> None:
                                         "only.port:6000/e", "only.port:7000/f")]
     env = {"ACRTASK_INSECURE_REGISTRIES": "Reg.Lan, only.port:6000"}
     assert insecure_hosts(refs, env) == {"reg.lan:5000", "localhost:5000", "127.0.0.1:9", "only.port:6000"}
+
+
+def _runner(tmp_path, builder_for):
+    import threading
+
+    from acrtask.runner import Runner
+    from acrtask.runs import RunStore
+    from acrtask.state import StateStore
+    from acrtask.workspace import Workspace
+
+    class NoRegistry:
+        def resolve(self, ref, platform=None):
+            raise AssertionError("a FROM scratch build resolves nothing")
+
+    return Runner(StateStore(tmp_path / "state.toml"), RunStore(tmp_path / "runs"), NoRegistry(), builder_for,
+                  lambda task: Workspace(), environ={}), threading.Event()
+
+
+def test_an_unexpected_failure_still_ends_the_run_recorded_and_redacted(tmp_path) -> None:
+    from acrtask.model import RunStatus, RunTrigger, Step, Task
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM scratch\n")
+
+    def broken_builder(task, run):
+        raise RuntimeError("builder exploded holding hunter2-secret")
+
+    runner, cancel = _runner(tmp_path, broken_builder)
+    task = Task(name="boom-task", step=Step(context_path=str(ctx), image_names=("r.io/a:1",),
+                                            arguments=(Argument("TOKEN", "hunter2-secret", is_secret=True),)))
+    lines: list[str] = []
+    finished = runner.execute(runner.queue(task, RunTrigger()), task, lines.append, cancel)
+    assert finished.status is RunStatus.ERROR
+    assert finished.error == "RuntimeError: builder exploded holding ***"
+    assert runner.runs.get(finished.run_id).status is RunStatus.ERROR
+    assert "hunter2-secret" not in "\n".join(lines) + runner.runs.log_path(finished.run_id).read_text()

@@ -129,13 +129,42 @@ def test_a_second_watch_on_the_same_state_is_refused(tmp_path: Path) -> None:
     worker = threading.Thread(target=first.run)
     worker.start()
     try:
-        for _ in range(100):
+        for _ in range(400):
             if first._watch_lock_fd is not None:
                 break
             threading.Event().wait(0.05)
+        assert first._watch_lock_fd is not None, "the first watch never took its lock"
         second = Watcher(first.state, first.runs, ScriptedRegistry(NEW), executor, Events(), WatchOptions(once=True))
         with pytest.raises(AcrTaskError, match="Another acrtask watch"):
             second.run()
     finally:
         first.stop()
         worker.join(10)
+
+
+def test_pushes_of_other_processes_are_noticed_whatever_order_their_records_appear_in(tmp_path: Path) -> None:
+    from acrtask.model import OutputImage
+
+    watcher, _, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(OLD))
+    watcher._reload(force=True)
+    producer = Task(name="producer", step=replace(task("x", []).step, image_names=(BASE,)))
+    pushed = []
+    for _ in range(30):
+        run = watcher.runs.create(producer, RunTrigger())
+        pushed.append(replace(run, pid=1, status=RunStatus.SUCCEEDED,
+                              output_images=(OutputImage("reg.local:5000", "base", "1", NEW),)))
+    for run in reversed(pushed):  # newest record written first: ids appear out of order
+        watcher.runs.save(run)
+    watcher._scan_foreign_runs()
+    assert watcher.due_now == {KEY: pushed[-1].run_id}  # the newest push names the run
+    assert watcher._foreign_open == set()
+
+
+def test_a_task_whose_context_vanished_does_not_stop_the_watch(tmp_path: Path) -> None:
+    from acrtask.model import SourceTrigger, Step, Trigger
+    from acrtask.watch.schedules import CommitPoller
+
+    gone = Task(name="gone-task", step=Step(context_path=str(tmp_path / "vanished"), image_names=("r.io/a:1",)),
+                trigger=Trigger(sources=(SourceTrigger(repository_url=str(tmp_path / "vanished"), branch="main"),)))
+    poller = CommitPoller(lambda location, branch: "0" * 40, interval=1)
+    assert poller.due([gone], now=10.0) == []  # logged, not raised

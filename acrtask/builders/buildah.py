@@ -54,6 +54,8 @@ def command(spec: BuildSpec, workdir: Path, *, pull_insecure: bool, program: str
     """
     verb = "bud" if program == "buildah" else "build"  # `bud` also works on buildah before 1.24
     bud = [program, verb, "--format", "oci", "--platform", spec.platform, "-f", str(spec.dockerfile)]
+    if program == "podman":
+        bud.append("--pull=newer")  # podman's default is "missing": a moved base would not be pulled
     if spec.secret_args:
         bud.append("--omit-history")  # history would hold the secret values; see the module doc
     else:

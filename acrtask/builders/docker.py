@@ -48,7 +48,8 @@ _PUSH_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 def command(spec: BuildSpec, metadata_file: Path, *, buildx: bool) -> list[list[str]]:
     """The argument lists of a build: one `buildx build`, or `build` then one `push` per image."""
-    common = ["--platform", spec.platform, "-f", str(spec.dockerfile)]
+    # --pull: docker prefers a cached FROM image otherwise, and a moved base would be built on stale.
+    common = ["--platform", spec.platform, "-f", str(spec.dockerfile), "--pull"]
     if spec.no_cache:
         common.append("--no-cache")
     if spec.target:

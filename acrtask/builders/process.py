@@ -345,8 +345,8 @@ def capture(argv: Sequence[str], env: Mapping[str, str], timeout: float = 10.0) 
 RUN_TAG = "ACRTASK_RUN_ID"  # set in a build's environment, so its processes can be found again
 
 
-def kill_tagged(run_id: str, grace: float = KILL_GRACE) -> int:
-    """Stop every process (and its descendants) whose environment carries ACRTASK_RUN_ID=run_id.
+def kill_tagged(tag: str, grace: float = KILL_GRACE) -> int:
+    """Stop every process (and its descendants) whose environment carries ACRTASK_RUN_ID=tag.
 
     A watch killed with SIGKILL leaves its builds running; the next start stops them before it runs
     their trigger again, so two builds of one change never race. Returns how many were signalled.
@@ -354,7 +354,7 @@ def kill_tagged(run_id: str, grace: float = KILL_GRACE) -> int:
     table = _proc_table()
     if table is None:
         return 0
-    marker = f"{RUN_TAG}={run_id}".encode()
+    marker = f"{RUN_TAG}={tag}".encode()
     tagged = set()
     for pid in table:
         try:

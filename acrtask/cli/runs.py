@@ -47,11 +47,14 @@ def run(
         return
 
     cancel = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: cancel.set())  # Ctrl-C stops the build, records Canceled
+    # Ctrl-C, SIGTERM or a closed terminal stop the build (its whole process group) and record Canceled.
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, lambda *_: cancel.set()) for sig in stops}
     try:
         finished = service.execute(queued, task, _print_line if not no_logs else _ignore, cancel, extra)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if no_logs:
         emit(finished.to_dict(), tables.runs)
     if finished.status is not RunStatus.SUCCEEDED:

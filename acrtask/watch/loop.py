@@ -22,7 +22,7 @@ from typing import Protocol
 from acrtask import triggers
 from acrtask.builders.process import kill_tagged
 from acrtask.errors import AcrTaskError
-from acrtask.model import Run, RunStatus, RunTrigger, Task
+from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
@@ -92,7 +92,8 @@ class Watcher:
         self.view, self.options, self.clock = view, options, clock
         self.rng = rng or random.Random()
         self.commits = commits
-        self.events: queue.Queue[tuple[str, object]] = queue.Queue()
+        # SimpleQueue: its put is reentrant, so a signal handler may call stop() at any moment.
+        self.events: queue.SimpleQueue[tuple[str, object]] = queue.SimpleQueue()
         self.stopping = threading.Event()
         self.tasks: dict[str, Task] = {}
         self.plan = triggers.WatchPlan()
@@ -109,7 +110,7 @@ class Watcher:
         self._state_stamp: tuple[int, ...] | None = None
         self._own_runs: set[str] = set()
         self._told_never_run: set[str] = set()
-        self._foreign_seen = 0
+        self._known_runs: set[str] = set()
         self._foreign_open: set[str] = set()
         self._next_foreign_scan = 0.0
         self._runs_stamp = 0
@@ -135,16 +136,20 @@ class Watcher:
         """
         self._hold_watch_lock()
         self._reload(force=True)
-        self._recover_interrupted()
-        self._foreign_seen = max((r.number for r in self.runs.all()), default=0)
+        history = self.runs.all()
+        self._known_runs = {run.run_id for run in history}
+        self._recover_interrupted(history)
         for key in self.plan.interests:
             self.next_check[key] = self.clock()  # the first check compares against the recorded digests
         if self.commits:
-            self.commits.baseline(self.tasks.values(), self.runs)
+            self.commits.baseline(history)
         self.view.event(f"Watching {len(self.plan.interests)} base image tag(s) for {len(self.tasks)} task(s).")
         try:
             while not self.stopping.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except AcrTaskError as exc:  # one bad task or file must not stop the watch of the others
+                    self.view.event(f"ERROR: {exc}")
                 if self.options.once and not self.due_now and not self.pending and not self.running \
                         and not any(t <= self.clock() for t in self.next_check.values()):
                     break
@@ -282,7 +287,9 @@ class Watcher:
         if self.stopping.is_set():
             return
         free = self.options.max_concurrent_runs - len(self.running)
-        for task_name in triggers.ready(self.pending, set(self.running), self.plan.graph)[:max(free, 0)]:
+        if free <= 0 or not self.pending:
+            return
+        for task_name in triggers.ready(self.pending, set(self.running), self.plan.graph)[:free]:
             item = self.pending.pop(task_name)
             task = self.tasks.get(task_name)
             if task is None:
@@ -311,7 +318,8 @@ class Watcher:
             self.failed_runs += 1
             self.view.event(f"Run {run.run_id} of {run.task} {run.status.value.lower()} after {seconds}s: {run.error}")
         for key in running.recheck if running else ():
-            self.due_now.setdefault(key, None)
+            if key in self.plan.interests:
+                self.due_now.setdefault(key, None)
         self._after_push(run)
 
     def _after_push(self, run: Run) -> None:
@@ -332,12 +340,12 @@ class Watcher:
         if stamp == self._runs_stamp and time.time_ns() - stamp > 1_000_000_000:
             return
         self._runs_stamp = stamp
-        for path in self.runs.folder.glob("ca*.json"):
-            number = path.stem[2:]
-            if number.isdigit() and int(number) > self._foreign_seen:
-                self._foreign_open.add(path.stem)
-                self._foreign_seen = int(number)
-        for run_id in sorted(self._foreign_open):
+        # By name, not by number: a number is taken before its record is written, so ids can appear
+        # out of order.
+        new = {path.stem for path in self.runs.folder.glob("ca*.json")} - self._known_runs
+        self._known_runs |= new
+        self._foreign_open |= new
+        for run_id in sorted(self._foreign_open, key=lambda rid: int(rid[2:]) if rid[2:].isdigit() else 0):
             if run_id in self._own_runs:
                 self._foreign_open.discard(run_id)
                 continue
@@ -368,15 +376,26 @@ class Watcher:
         os.write(fd, str(os.getpid()).encode())
         self._watch_lock_fd = fd  # held until the process exits
 
-    def _recover_interrupted(self) -> None:
-        """Runs left Queued or Running by a process that died: mark them Error, and run their trigger again."""
-        for run in self.runs.all():
-            if run.status.is_terminal or pid_alive(run.pid):
+    def _recover_interrupted(self, history: list[Run]) -> None:
+        """Runs left Queued or Running by a process that died: mark them Error and run their trigger again.
+
+        Runs that another live process is running are followed instead: their pushes count when they end.
+        """
+        for run in history:
+            if run.status.is_terminal:
                 continue
-            stopped = kill_tagged(run.run_id)  # its build may outlive the process that started it
+            if pid_alive(run.pid):
+                self._foreign_open.add(run.run_id)
+                continue
+            stopped = kill_tagged(self.runs.process_tag(run.run_id))  # its build may outlive its starter
             self.runs.finish(run, RunStatus.ERROR, "interrupted: the acrtask process running it stopped")
             if stopped:
                 self.view.event(f"Stopped {stopped} leftover build process(es) of run {run.run_id}.")
+            task = self.tasks.get(run.task)
+            # A manual run had the user's one-off arguments, which are gone: it is not re-run blind.
+            if run.trigger.kind is TriggerKind.MANUAL or task is None or task.status is not Status.ENABLED:
+                self.view.event(f"Run {run.run_id} of {run.task} was interrupted.")
+                continue
             self.view.event(f"Run {run.run_id} of {run.task} was interrupted; queuing its trigger again.")
             self._trigger(run.task, run.trigger)
 
@@ -402,6 +421,7 @@ class Watcher:
             self.next_check.setdefault(key, self.clock())
         for key in old_keys - set(self.plan.interests):
             self.next_check.pop(key, None)
+            self.due_now.pop(key, None)
         if self.plan.cycles:
             for group in self.plan.cycles:
                 self.view.event(f"Cycle: {' -> '.join(group)} build on each other's images; "

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from acrtask import context as contexts
-from acrtask.model import RunTrigger, Status, Task, TriggerKind, format_time
-from acrtask.runs import RunStore
+from acrtask.model import Run, RunTrigger, Status, Task, TriggerKind, format_time
 
 log = logging.getLogger("acrtask.watch")
 
@@ -37,7 +36,9 @@ class TimerSchedule:
                     continue
                 key = (task.name, timer.name, timer.schedule)
                 live.add(key)
-                at = self._next.setdefault(key, next_fire(timer.schedule, now))
+                at = self._next.get(key)
+                if at is None:  # cron arithmetic only when a timer is new, not on every tick
+                    at = self._next[key] = next_fire(timer.schedule, now)
                 if at <= now:
                     occurrence = format_time(datetime.fromtimestamp(at, UTC))
                     fired.append((task.name, RunTrigger(kind=TriggerKind.TIMER, timer_name=timer.name,
@@ -63,9 +64,11 @@ class CommitPoller:
         self._known: dict[str, str | None] = {}
         self._next = 0.0
 
-    def baseline(self, tasks: Iterable[Task], runs: RunStore) -> None:
-        """Start from the commit each task last built, so commits made while watch was down still run."""
-        for run in reversed(runs.all()):
+    def baseline(self, history: Iterable[Run]) -> None:
+        """Start from the commit each task last built, so commits made while watch was down still run.
+
+        `history` is newest first, as RunStore.all() gives it."""
+        for run in reversed(list(history)):
             if run.commit_id:
                 self._known[run.task] = run.commit_id
 
@@ -78,11 +81,11 @@ class CommitPoller:
             source = next((s for s in task.trigger.sources if s.status is Status.ENABLED), None)
             if task.status is not Status.ENABLED or source is None:
                 continue
-            ctx = contexts.parse(task.step.context_path)
             try:
+                ctx = contexts.parse(task.step.context_path)
                 head = self.ls_remote(ctx.location, ctx.branch)
             except Exception as exc:  # an unreachable remote must not stop the loop
-                log.warning("Could not read the head of %s: %s", ctx.location, exc)
+                log.warning("Could not read the branch head of task %s: %s", task.name, exc)
                 continue
             known = self._known.get(task.name)
             self._known[task.name] = head

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -201,3 +202,15 @@ def test_no_wait_returns_at_once_and_the_run_completes(bench: Workbench) -> None
     while bench.runs()[-1]["status"] != "Succeeded" and time.monotonic() < deadline:
         time.sleep(0.3)
     assert bench.runs()[-1]["status"] == "Succeeded"
+
+
+def test_a_secret_in_a_failing_base_name_stays_out_of_the_error(bench: Workbench) -> None:
+    ctx = bench.context("secret-from", f"ARG TOKEN\nFROM {bench.host}/${{TOKEN}}/img:1\n")
+    bench.create("secret-from-task", ctx, "x:1", extra=("--secret-arg", "TOKEN=hunter2secret"))
+    done = bench.run("secret-from-task")
+    assert done.code == 1
+    run = bench.acrtask("task", "show-run", "--run-id", "ca1").json()
+    assert run["status"] == "Failed"
+    assert "***/img:1" in run["runErrorMessage"]
+    everything = done.out + done.err + json.dumps(run) + bench.acrtask("task", "logs", "--run-id", "ca1").out
+    assert "hunter2secret" not in everything

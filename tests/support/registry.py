@@ -83,6 +83,7 @@ class LocalRegistry:
         self.notify_ignored_media_types = list(notify_ignored_media_types or [])
         self.delete_enabled = delete_enabled
         self.startup_timeout = startup_timeout
+        self._instance = secrets.token_hex(8)
         self.binary = binary
         self.port = 0
         self.host = ""
@@ -109,7 +110,8 @@ class LocalRegistry:
             "http": {
                 "addr": f"127.0.0.1:{port}",
                 "secret": secrets.token_hex(16),
-                "headers": {"X-Content-Type-Options": ["nosniff"]},
+                # A mark of this instance: on a port clash, another test's registry must not pass as ours.
+                "headers": {"X-Content-Type-Options": ["nosniff"], "X-Acrtask-Test": [self._instance]},
             },
         }
         if self.htpasswd is not None:
@@ -181,7 +183,7 @@ class LocalRegistry:
                 except httpx.TransportError:
                     time.sleep(0.05)
                     continue
-                if r.status_code in (200, 401) and "docker-distribution-api-version" in r.headers:
+                if r.status_code in (200, 401) and r.headers.get("x-acrtask-test") == self._instance:
                     self.port, self.host, self.url = port, f"127.0.0.1:{port}", url
                     return True
                 time.sleep(0.05)
