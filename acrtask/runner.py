@@ -54,7 +54,8 @@ class DigestResolver(Protocol):
 class Workspace(Protocol):
     """A build context made ready on disk: a local folder as is, or a fresh clone of a git context."""
 
-    def prepare(self, task: Task, log: Callable[[str], None]) -> tuple[Path, str | None]: ...
+    def prepare(self, task: Task, log: Callable[[str], None],
+                cancel: threading.Event | None = None) -> tuple[Path, str | None]: ...
 
     def cleanup(self) -> None: ...
 
@@ -167,7 +168,7 @@ class Runner:
     def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
                sink: LogSink, cancel: threading.Event) -> Run:
         sink(f"Run ID: {run.run_id}, task {task.name}: {run.trigger.reason()}")
-        context_dir, commit = workspace.prepare(task, sink)
+        context_dir, commit = workspace.prepare(task, sink, cancel)
         if commit:
             run = self.runs.save(replace(run, commit_id=commit))
         file = Path(task.step.docker_file_path)

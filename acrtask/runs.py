@@ -30,6 +30,19 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def pid_alive(pid: int | None) -> bool:
+    """Whether the process that recorded a run still runs (a run of a dead one was interrupted)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class RunStore:
     def __init__(self, folder: Path, keep: int = DEFAULT_KEEP, clock: Clock = _utcnow) -> None:
         self.folder = folder

@@ -19,11 +19,10 @@ from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.runner import Runner
-from acrtask.runs import RunStore
+from acrtask.runs import RunStore, pid_alive
 from acrtask.service import TaskService
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
-from acrtask.watch.loop import pid_alive
 from acrtask.workspace import Workspace
 
 DETACHED_ARGS_ENV = "ACRTASK_RUN_ARGS"  # extra args of a --no-wait run, for the child (not on its argv)

@@ -7,22 +7,28 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from acrtask import context as contexts
-from acrtask.builders.process import capture
+from acrtask.builders import process
 from acrtask.errors import AcrTaskError
 from acrtask.model import Task
 
 CLONE_TIMEOUT = 600.0
 
 
-def _git(args: list[str], env: Mapping[str, str], timeout: float = 60.0) -> str:
+def _git(args: list[str], env: Mapping[str, str], timeout: float = 60.0,
+         cancel: threading.Event | None = None) -> str:
+    """Run git; a timeout or `cancel` stops it (BuildTimeoutError / BuildCanceledError)."""
+    lines: list[str] = []
     # No prompts: a watch loop must never hang on a credential question.
-    code, output = capture(["git", *args], {**env, "GIT_TERMINAL_PROMPT": "0"}, timeout)
+    code = process.run(["git", *args], {**env, "GIT_TERMINAL_PROMPT": "0"}, lines.append,
+                       cancel or threading.Event(), timeout)
+    output = "\n".join(lines)
     if code != 0:
-        last = next((line for line in reversed(output.splitlines()) if line.strip()), "no output")
+        last = next((line for line in reversed(lines) if line.strip()), "no output")
         raise AcrTaskError(f"git {args[0]} failed (exit code {code}): {last}",
                            "Check the context's URL, branch and credentials.")
     return output.strip()
@@ -31,7 +37,7 @@ def _git(args: list[str], env: Mapping[str, str], timeout: float = 60.0) -> str:
 def ls_remote(location: str, branch: str | None, env: Mapping[str, str] | None = None) -> str:
     """The commit a branch (or HEAD) points at, without cloning."""
     ref = f"refs/heads/{branch}" if branch else "HEAD"
-    output = _git(["ls-remote", "--", location, ref], env or os.environ)  # --: a location is never an option
+    output = _git(["ls-remote", "--", location, ref], env or os.environ, 30.0)  # --: never an option
     if not output:
         raise AcrTaskError(f"The branch {branch or 'HEAD'} does not exist in {location}.",
                            "Check the context's #branch.")
@@ -51,20 +57,21 @@ class Workspace:
         self.env = dict(os.environ if env is None else env)
         self._tmp: str | None = None
 
-    def prepare(self, task: Task, log: Callable[[str], None]) -> tuple[Path, str | None]:
+    def prepare(self, task: Task, log: Callable[[str], None],
+                cancel: threading.Event | None = None) -> tuple[Path, str | None]:
         ctx = contexts.parse(task.step.context_path)
         if ctx.kind is contexts.ContextKind.LOCAL:
             return Path(ctx.location), None
         if ctx.kind is contexts.ContextKind.LOCAL_GIT:
-            return Path(ctx.location), _git(["-C", ctx.location, "rev-parse", "HEAD"], self.env)
+            return Path(ctx.location), _git(["-C", ctx.location, "rev-parse", "HEAD"], self.env, cancel=cancel)
         self._tmp = tempfile.mkdtemp(prefix="acrtask-context-")
         clone = Path(self._tmp) / "src"
         argv = ["clone", "--depth", "1", "--quiet"]
         if ctx.branch:
             argv += ["--branch", ctx.branch]
         log(f"Cloning {_without_credentials(ctx.location)}" + (f" (branch {ctx.branch})" if ctx.branch else ""))
-        _git([*argv, "--", ctx.location, str(clone)], self.env, CLONE_TIMEOUT)
-        commit = _git(["-C", str(clone), "rev-parse", "HEAD"], self.env)
+        _git([*argv, "--", ctx.location, str(clone)], self.env, CLONE_TIMEOUT, cancel)
+        commit = _git(["-C", str(clone), "rev-parse", "HEAD"], self.env, cancel=cancel)
         folder = clone / ctx.folder if ctx.folder else clone
         if not folder.is_dir():
             raise AcrTaskError(f"The folder '{ctx.folder}' does not exist in {ctx.location}.",

@@ -23,7 +23,7 @@ from acrtask import triggers
 from acrtask.builders.process import kill_tagged
 from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
-from acrtask.runs import RunStore
+from acrtask.runs import RunStore, pid_alive
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
@@ -71,17 +71,6 @@ class _Running:
     cancel: threading.Event
     recheck: set[BaseKey] = field(default_factory=set)  # tags that moved again while it built
 
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Watcher:
