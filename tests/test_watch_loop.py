@@ -155,9 +155,12 @@ def test_pushes_of_other_processes_are_noticed_whatever_order_their_records_appe
                               output_images=(OutputImage("reg.local:5000", "base", "1", NEW),)))
     for run in reversed(pushed):  # newest record written first: ids appear out of order
         watcher.runs.save(run)
-    watcher._scan_foreign_runs()
+    found = watcher.followed.pushed(own=set())
+    assert [run.run_id for run in found] == [run.run_id for run in pushed]  # oldest first, all 30
+    for run in found:
+        watcher._after_push(run)
     assert watcher.due_now == {KEY: pushed[-1].run_id}  # the newest push names the run
-    assert watcher._foreign_open == set()
+    assert watcher.followed.open == set()
 
 
 def test_a_task_whose_context_vanished_does_not_stop_the_watch(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore, pid_alive
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
+from acrtask.watch.followed import FollowedRuns
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
 from acrtask.watch.view import BaseStatus, Snapshot, WatchView
 from acrtask.watch.webhook import PushEvent
@@ -99,10 +100,8 @@ class Watcher:
         self._state_stamp: tuple[int, ...] | None = None
         self._own_runs: set[str] = set()
         self._told_never_run: set[str] = set()
-        self._known_runs: set[str] = set()
-        self._foreign_open: set[str] = set()
+        self.followed = FollowedRuns(runs)
         self._next_foreign_scan = 0.0
-        self._runs_stamp = 0
         self._watch_lock_fd: int | None = None
         self._commits_checked = False
         self._pool = ThreadPoolExecutor(max_workers=options.max_concurrent_runs, thread_name_prefix="build")
@@ -126,8 +125,7 @@ class Watcher:
         self._hold_watch_lock()
         self._reload(force=True)
         history = self.runs.all()
-        self._known_runs = {run.run_id for run in history}
-        self._recover_interrupted(history)
+        self.followed.start(history, self._recover_interrupted(history))
         for key in self.plan.interests:
             self.next_check[key] = self.clock()  # the first check compares against the recorded digests
         if self.commits:
@@ -155,7 +153,9 @@ class Watcher:
         self._drain_events()
         self._reload()
         if now >= self._next_foreign_scan:
-            self._scan_foreign_runs()
+            for run in self.followed.pushed(self._own_runs):
+                self._reload()  # the run recorded its digests
+                self._after_push(run)
             self._next_foreign_scan = now + self.options.foreign_scan_interval
         due = [k for k, t in self.next_check.items() if t <= now] + [k for k in self.due_now if k in
                                                                         self.plan.interests]
@@ -318,37 +318,6 @@ class Watcher:
             if key in self.plan.interests:
                 self.due_now[key] = run.run_id
 
-    def _scan_foreign_runs(self) -> None:
-        """Runs by other processes (`task run` in another shell) whose pushes are our bases."""
-        try:
-            stamp = self.runs.folder.stat().st_mtime_ns
-        except FileNotFoundError:
-            return
-        # Records are renamed into place, so any new or changed run touches the folder. File times are
-        # coarse (a few ms), so a folder touched within the last second is always looked at.
-        if stamp == self._runs_stamp and time.time_ns() - stamp > 1_000_000_000:
-            return
-        self._runs_stamp = stamp
-        # By name, not by number: a number is taken before its record is written, so ids can appear
-        # out of order.
-        new = {path.stem for path in self.runs.folder.glob("ca*.json")} - self._known_runs
-        self._known_runs |= new
-        self._foreign_open |= new
-        for run_id in sorted(self._foreign_open, key=lambda rid: int(rid[2:]) if rid[2:].isdigit() else 0):
-            if run_id in self._own_runs:
-                self._foreign_open.discard(run_id)
-                continue
-            try:
-                run = self.runs.get(run_id)
-            except Exception:  # pruned or half-gone: nothing to learn from it
-                self._foreign_open.discard(run_id)
-                continue
-            if run.status.is_terminal:
-                self._foreign_open.discard(run_id)
-                if run.status is RunStatus.SUCCEEDED:
-                    self._reload()
-                    self._after_push(run)
-
     def _hold_watch_lock(self) -> None:
         """One watch per state file: two would each queue a run for the same change."""
         path = self.state.path.with_name("watch.lock")
@@ -365,16 +334,17 @@ class Watcher:
         os.write(fd, str(os.getpid()).encode())
         self._watch_lock_fd = fd  # held until the process exits
 
-    def _recover_interrupted(self, history: list[Run]) -> None:
+    def _recover_interrupted(self, history: list[Run]) -> list[Run]:
         """Runs left Queued or Running by a process that died: mark them Error and run their trigger again.
 
-        Runs that another live process is running are followed instead: their pushes count when they end.
+        Returns the unfinished runs that another live process is running, for watch to follow.
         """
+        live = []
         for run in history:
             if run.status.is_terminal:
                 continue
             if pid_alive(run.pid):
-                self._foreign_open.add(run.run_id)
+                live.append(run)
                 continue
             stopped = kill_tagged(self.runs.process_tag(run.run_id))  # its build may outlive its starter
             self.runs.finish(run, RunStatus.ERROR, "interrupted: the acrtask process running it stopped")
@@ -387,6 +357,7 @@ class Watcher:
                 continue
             self.view.event(f"Run {run.run_id} of {run.task} was interrupted; queuing its trigger again.")
             self._trigger(run.task, run.trigger)
+        return live
 
     # State.
 
