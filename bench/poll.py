@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import json
 import re
 import shutil
 import statistics
@@ -39,47 +37,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acrtask.reference import ImageRef  # noqa: E402
 from acrtask.registry import Policy, RegistryClient  # noqa: E402
-from acrtask.registry.media import ACCEPT, OCI_MANIFEST  # noqa: E402
+from acrtask.registry.media import ACCEPT  # noqa: E402
+from tests.support.api_push import fill_registry  # noqa: E402
 from tests.support.registry import LocalRegistry  # noqa: E402
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 
 
-async def fill(url: str, repos: int, tags: int) -> list[tuple[str, str]]:
-    """Push REPOS x TAGS manifests; each tag gets its own manifest (an annotation makes it unique)."""
-    limits = httpx.Limits(max_connections=16)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0, trust_env=False) as client:
-        gate = asyncio.Semaphore(16)
-
-        async def repo(i: int) -> list[tuple[str, str]]:
-            name = f"bench/repo{i:03d}"
-            config = json.dumps({"architecture": "amd64", "os": "linux",
-                                 "rootfs": {"type": "layers", "diff_ids": []}}).encode()
-            digest = "sha256:" + hashlib.sha256(config).hexdigest()
-            async with gate:
-                start = await client.post(f"/v2/{name}/blobs/uploads/")
-                start.raise_for_status()
-                location = start.headers["location"]
-                sep = "&" if "?" in location else "?"
-                put = await client.put(f"{location}{sep}digest={digest}", content=config,
-                                       headers={"Content-Type": "application/octet-stream"})
-                put.raise_for_status()
-                pushed = []
-                for t in range(tags):
-                    tag = f"v{t}"
-                    manifest = json.dumps({
-                        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                        "config": {"mediaType": CONFIG_TYPE, "digest": digest, "size": len(config)},
-                        "layers": [], "annotations": {"bench.tag": f"{name}:{tag}"},
-                    }).encode()
-                    r = await client.put(f"/v2/{name}/manifests/{tag}", content=manifest,
-                                         headers={"Content-Type": OCI_MANIFEST})
-                    r.raise_for_status()
-                    pushed.append((name, tag))
-                return pushed
-
-        batches = await asyncio.gather(*(repo(i) for i in range(repos)))
-    return [item for batch in batches for item in batch]
 
 
 async def acrtask_round(client: RegistryClient, refs: list[ImageRef],
@@ -137,7 +101,8 @@ async def bench(args: argparse.Namespace) -> None:
             raise SystemExit(f"{tool} is not installed (apache2-utils, skopeo)")
     with LocalRegistry() as registry:
         t0 = time.perf_counter()
-        pushed = await fill(registry.url, args.repos, args.tags)
+        pushed = [(name, tag) for name, tag, _ in await fill_registry(registry.url, args.repos, args.tags,
+                                                                          "bench/repo")]
         print(f"registry {registry.url}: pushed {len(pushed)} tags in {time.perf_counter() - t0:.1f}s")
         refs = [ImageRef.parse(f"{registry.host}/{name}:{tag}") for name, tag in pushed]
         urls = [f"{registry.url}/v2/{name}/manifests/{tag}" for name, tag in pushed]

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import io
-import json
 import os
 import re
 import shutil
@@ -46,14 +44,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acrtask.model import BaseImageDependency, DependencyType, Step, Task  # noqa: E402
 from acrtask.registry.http import USER_AGENT  # noqa: E402
 from acrtask.registry.media import OCI_MANIFEST  # noqa: E402
 from acrtask.state import StateStore  # noqa: E402
+from tests.support.api_push import fill_registry  # noqa: E402
 from tests.support.registry import LocalRegistry  # noqa: E402
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
@@ -67,51 +64,6 @@ ACCESS_LINE = re.compile(r'^\S+ - \S+ \[[^\]]*\] "(\w+) (\S+) HTTP/[\d.]+" (\d{3
 # -- filling the registry and the state file ----------------------------------------------------------
 
 
-async def fill(url: str, repos: int, tags: int) -> list[tuple[str, str, str]]:
-    """Push REPOS x TAGS tags; returns (repository, tag, manifest digest)."""
-    async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=16), timeout=60.0,
-                                 trust_env=False) as client:
-        gate = asyncio.Semaphore(16)
-
-        async def blob(name: str, data: bytes) -> str:
-            digest = "sha256:" + hashlib.sha256(data).hexdigest()
-            start = await client.post(f"/v2/{name}/blobs/uploads/")
-            start.raise_for_status()
-            location = start.headers["location"]
-            sep = "&" if "?" in location else "?"
-            put = await client.put(f"{location}{sep}digest={digest}", content=data,
-                                   headers={"Content-Type": "application/octet-stream"})
-            put.raise_for_status()
-            return digest
-
-        async def repo(i: int) -> list[tuple[str, str, str]]:
-            name = f"bench/base{i:03d}"
-            layer = f"layer of {name}\n".encode()  # any bytes do: the registry never opens a layer
-            config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {
-                "type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(layer).hexdigest()]}}).encode()
-            async with gate:
-                config_digest = await blob(name, config)
-                layer_digest = await blob(name, layer)
-                pushed = []
-                for t in range(tags):
-                    tag = f"v{t}"
-                    manifest = json.dumps({
-                        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                        "config": {"mediaType": CONFIG_TYPE, "digest": config_digest, "size": len(config)},
-                        "layers": [{"mediaType": LAYER_TYPE, "digest": layer_digest, "size": len(layer)}],
-                        "annotations": {"bench.tag": f"{name}:{tag}"},
-                    }).encode()
-                    digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
-                    r = await client.put(f"/v2/{name}/manifests/{tag}", content=manifest,
-                                         headers={"Content-Type": OCI_MANIFEST})
-                    r.raise_for_status()
-                    if r.headers.get("docker-content-digest") != digest:
-                        raise SystemExit(f"{name}:{tag}: registry says {r.headers.get('docker-content-digest')}")
-                    pushed.append((name, tag, digest))
-                return pushed
-
-        batches = await asyncio.gather(*(repo(i) for i in range(repos)))
-    return [item for batch in batches for item in batch]
 
 
 def write_state(home: Path, host: str, bases: list[tuple[str, str, str]], tasks: int, context: Path) -> Path:
@@ -244,7 +196,7 @@ def main() -> int:
         (context / "Dockerfile").write_text("FROM scratch\n")
         empty_home.mkdir()
         t0 = time.perf_counter()
-        bases = asyncio.run(fill(registry.url, args.repos, args.tags))
+        bases = asyncio.run(fill_registry(registry.url, args.repos, args.tags, "bench/base"))
         t1 = time.perf_counter()
         state = write_state(home, registry.host, bases, args.tasks, context)
         t2 = time.perf_counter()
