@@ -7,7 +7,7 @@ defaults in `from_dict`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -271,9 +271,6 @@ class Task:
             builder=BuilderName(data.get("builder", "auto")),
             creation_date=data.get("creationDate", ""),
         )
-
-    def with_changes(self, **changes: Any) -> Task:
-        return replace(self, **changes)
 
 
 # Runs: one build of a task, recorded from queueing to its end.

@@ -23,6 +23,7 @@ from acrtask.model import (
     Task,
     TimerTrigger,
     Trigger,
+    format_time,
 )
 from acrtask.platform import Platform
 from acrtask.state import StateStore
@@ -47,10 +48,6 @@ class TaskChanges:
     schedules: tuple[str, ...] | None = None
     commit_trigger_enabled: bool | None = None
     builder: BuilderName | None = None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -153,7 +150,7 @@ class TaskService:
             if name in state.tasks:
                 raise ValidationError(f"The task '{name}' already exists.",
                                       f"Use 'acrtask task update -n {name}' to change it.")
-            task = replace(task, creation_date=_now())
+            task = replace(task, creation_date=format_time(datetime.now(UTC)))
             state.tasks[name] = task
         return task
 

@@ -54,12 +54,12 @@ def render(result: Any, output: str, query: str | None = None,
         return ""
     if output in ("json", "jsonc"):
         text = json.dumps(result, indent=2, sort_keys=True, ensure_ascii=False)
-        return _colour_json(text) if output == "jsonc" and tty else text
+        return _colour(text, "json") if output == "jsonc" and tty else text
     if output in ("yaml", "yamlc"):
         import yaml
 
         text = yaml.safe_dump(result, default_flow_style=False, sort_keys=True, allow_unicode=True).rstrip("\n")
-        return _colour_yaml(text) if output == "yamlc" and tty else text
+        return _colour(text, "yaml") if output == "yamlc" and tty else text
     if output == "tsv":
         return _tsv(result)
     # A query reshapes the result, so the command's own columns no longer apply (as in az).
@@ -121,22 +121,12 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _colour_json(text: str) -> str:
+def _colour(text: str, lexer: str) -> str:
+    """jsonc/yamlc on a terminal: the text, syntax-highlighted by rich."""
     from rich.console import Console
     from rich.syntax import Syntax
 
-    return _rich_capture(Console, Syntax(text, "json", theme="ansi_dark", background_color="default"))
-
-
-def _colour_yaml(text: str) -> str:
-    from rich.console import Console
-    from rich.syntax import Syntax
-
-    return _rich_capture(Console, Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
-
-
-def _rich_capture(console_type: Any, renderable: Any) -> str:
-    console = console_type(force_terminal=True, width=10_000)
+    console = Console(force_terminal=True, width=10_000)
     with console.capture() as capture:
-        console.print(renderable)
+        console.print(Syntax(text, lexer, theme="ansi_dark", background_color="default"))
     return capture.get().rstrip("\n")

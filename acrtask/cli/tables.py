@@ -6,17 +6,12 @@ from typing import Any
 
 
 def tasks(result: Any) -> list[dict[str, Any]]:
+    from acrtask.model import Trigger
+
     items = result if isinstance(result, list) else [result]
     rows = []
     for task in items:
-        trigger = task.get("trigger", {})
-        kinds = []
-        if trigger.get("baseImageTrigger", {}).get("status") == "Enabled":
-            kinds.append("BASE_IMAGE")
-        if any(s.get("status") == "Enabled" for s in trigger.get("sourceTriggers", [])):
-            kinds.append("SOURCE")
-        if any(t.get("status") == "Enabled" for t in trigger.get("timerTriggers", [])):
-            kinds.append("TIMER")
+        kinds = Trigger.from_dict(task.get("trigger", {})).kinds()
         rows.append({
             "NAME": task.get("name"),
             "PLATFORM": task.get("platform", {}).get("os"),

@@ -107,7 +107,6 @@ def create(
     schedule: Schedules = None, commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
 ) -> None:
     """Create a task."""
-    validate.task_name(name)
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, schedule,
                        commit_trigger_enabled, builder)
