@@ -201,3 +201,22 @@ def test_the_circuit_pause_never_passes_its_cap_even_with_jitter() -> None:
 ])
 def test_retry_delay(error: object, failures: int, expected: float) -> None:
     assert retry_delay(error, failures, first=5.0, cap=300.0) == expected
+
+
+def test_tags_that_met_the_circuit_while_its_probe_succeeded_are_checked_again_at_once_quietly() -> None:
+    import random
+
+    from acrtask.triggers import BaseKey
+    from acrtask.watch.checks import CheckResult
+    from acrtask.watch.tags import TagBook
+
+    book = TagBook(600, 3600, retry_first=5, retry_max=300, retry_early=True, rng=random.Random(1))
+    keys = [BaseKey("r.example", "app", str(n)) for n in range(3)]
+    book.watch(keys, (), now=0.0)
+    batch = book.due(0.0, keys, busy=())["r.example"]
+    circuit = CircuitOpenError("r.example is failing", "", retry_after=30.0)
+    result = CheckResult("r.example", batch, {keys[0]: NEW, keys[1]: circuit, keys[2]: circuit}, {})
+    answered, lines = book.record(result, keys, now=100.0)
+    assert [key for key, _, _ in answered] == [keys[0]] and lines == []
+    assert book.next_check[keys[1]] == book.next_check[keys[2]] == 100.0  # the probe closed the circuit
+    assert book.next_check[keys[0]] >= 700.0  # the next poll

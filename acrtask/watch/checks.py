@@ -15,7 +15,7 @@ from typing import Protocol
 
 from acrtask import triggers
 from acrtask.errors import RegistryError
-from acrtask.registry.transport import is_outage
+from acrtask.registry.transport import CircuitOpenError, is_outage
 from acrtask.triggers import BaseKey, Interest
 
 PlatformKey = tuple[BaseKey, str | None]
@@ -115,10 +115,8 @@ class Outages:
         """The line to log for this batch's outcome, if the registry's state changed."""
         if not results:
             return None
-        if not all(retried_early(value) for value in results.values() if not isinstance(value, str)):
-            working = True  # the registry answered about a tag: it is up
-        else:
-            working = any(isinstance(value, str) for value in results.values())
+        # A digest, or an answer about a tag (404, 401), says the registry is up.
+        working = any(isinstance(value, str) or not retried_early(value) for value in results.values())
         if working and registry in self.down:
             del self.down[registry]
             return f"Registry {registry} is back: its tags are checked again."
@@ -130,5 +128,6 @@ class Outages:
         return None
 
     def quiet(self, registry: str, error: object) -> bool:
-        """Whether a tag's failure is already told by the registry's down line."""
-        return registry in self.down and retried_early(error)
+        """Whether a tag's failure goes without a line of its own: the registry's down line tells it, or it
+        only says that the registry's circuit is open (its failures were told when they happened)."""
+        return isinstance(error, CircuitOpenError) or (registry in self.down and retried_early(error))

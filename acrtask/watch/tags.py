@@ -7,6 +7,7 @@ import math
 import random
 from collections.abc import Collection, Mapping, Sequence
 
+from acrtask.registry.transport import CircuitOpenError
 from acrtask.triggers import BaseKey, Interest
 from acrtask.watch.checks import CheckResult, Outages, retried_early
 from acrtask.watch.retries import retry_delay
@@ -61,6 +62,8 @@ class TagBook:
         """Take a batch's result in: (the tags that answered, with digest and pushing run; lines to log)."""
         outcome = {key: result.digests.get(key) for key in result.upstreams}
         lines = [line] if (line := self.outages.observe(result.registry, outcome)) else []
+        # Tags that met the circuit still open while another tag's probe closed it: check them at once.
+        probed = any(isinstance(value, str) for value in outcome.values())
         answered = []
         for key, upstream in result.upstreams.items():
             if key not in watched:
@@ -73,11 +76,12 @@ class TagBook:
                 self.last_digest[key] = value
                 self.next_check[key] = now + self.rng.uniform(self.poll_min, self.poll_max)
                 answered.append((key, value, upstream))
-            elif (line := self.failed(key, value, upstream, now)) is not None:
+            elif (line := self.failed(key, value, upstream, now, at_once=probed)) is not None:
                 lines.append(line)
         return answered, lines
 
-    def failed(self, key: BaseKey, error: object, upstream: str | None, now: float) -> str | None:
+    def failed(self, key: BaseKey, error: object, upstream: str | None, now: float, *,
+               at_once: bool = False) -> str | None:
         """Schedule the next try: soon after an outage or local trouble (doubling, under the poll interval),
         at the next poll after a registry's answer about the tag (404, 401). The line to log, if any: none
         while the registry's down line tells it."""
@@ -85,6 +89,8 @@ class TagBook:
         wait = self.rng.uniform(self.poll_min, self.poll_max)
         if self.retry_early and retried_early(error):
             wait = min(wait, retry_delay(error, failures, self.retry_first, self.retry_max))
+            if at_once and isinstance(error, CircuitOpenError):
+                wait = 0.0
         self.next_check[key] = now + wait
         if upstream:
             self._retry_upstream[key] = upstream
