@@ -410,3 +410,26 @@ def test_a_queued_run_taken_over_by_a_live_process_is_left_alone(tmp_path: Path)
     runs.save(replace(queued, status=RunStatus.RUNNING, pid=os.getpid()))  # the detached child took it
     assert followed.abandoned(now=QUEUED_GRACE * 2) == []
     assert runs.get(queued.run_id).status is RunStatus.RUNNING
+
+
+def test_a_log_on_a_full_disk_loses_lines_but_not_the_watch() -> None:
+    import errno
+    import io
+
+    from acrtask.watch.view import PlainView
+
+    class Log(io.StringIO):
+        full = True
+
+        def write(self, text: str) -> int:
+            if self.full:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(text)
+
+    log = Log()
+    view = PlainView(log)
+    view.event("ERROR: Could not queue a run of app-one: [Errno 28] No space left on device.")  # raises nothing
+    log.full = False
+    view.event("Queued run ca1 of app-one: manual run")
+    assert log.getvalue().endswith(" Queued run ca1 of app-one: manual run\n")
+    assert "Could not queue" not in log.getvalue()
