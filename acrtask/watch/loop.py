@@ -235,8 +235,8 @@ class Watcher:
             try:
                 self._decide(key, digest, upstream, result)
             except (AcrTaskError, OSError) as exc:  # e.g. the state file could not be written: decide again
-                if (line := self.tags.failed(key, exc, upstream, now)) is not None:
-                    self.view.event(line)
+                if (told := self.tags.failed(key, exc, upstream, now)) is not None:
+                    self.view.event(told)
 
     def _decide(self, key: BaseKey, digest: str, upstream: str | None, result: CheckResult) -> None:
         interests = self.plan.interests.get(key, [])
