@@ -115,7 +115,14 @@ class ImageCopy:
     async def _fetch(self, reference: str, expected: str | None, where: str, top: bool = False) -> _Manifest:
         src = self.src
         url = src.manifest_url(self.source.repository, reference)
-        reply = await src.call("GET", url, self.pull_scope, where, frozenset({404}), limit=media.MAX_MANIFEST_BYTES)
+        try:
+            reply = await src.call("GET", url, self.pull_scope, where, frozenset({404}),
+                                   limit=media.MAX_MANIFEST_BYTES)
+        except RegistryError as exc:
+            if top and exc.status in (401, 403):
+                exc.hint = (f"Check the login for {src.registry}: image import's -u/-p, or for a copy task "
+                            f"docker login {src.registry}.")
+            raise
         if reply.status == 404:
             if top:
                 raise status_error(404, reply.content, where, src.host, src.registry, not_found=True)
@@ -306,7 +313,8 @@ class ImageCopy:
         hint = (f"{registry} does not accept pushes here (read-only, or a mirror); choose another target."
                 if exc.status == 405 or exc.code == "UNSUPPORTED" else
                 f"Log in with an account that may push to {self.target.name} (docker login {registry}).")
-        error = RegistryError(f"{registry} refused the copy to {self.target}: {exc.message}", hint,
+        reason = exc.message.split(f": {self.tgt.host} ", 1)[-1]  # "answered 403 ...", "requires a login."
+        error = RegistryError(f"{registry} refused the copy to {self.target}: it {reason}", hint,
                               code=exc.code, status=exc.status)
         return self.tgt.scrub(error)
 
