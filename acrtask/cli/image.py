@@ -39,7 +39,7 @@ def digest(
 @image_app.command("import", epilog="Examples:\n\n"
                    "  acrtask image import --source docker.io/library/node:20-alpine "
                    "-t localhost:5000/base/node:20-alpine\n\n"
-                   "  acrtask image import --source ghcr.io/org/tool@sha256:<digest> -r localhost:5000 "
+                   "  acrtask image import --source ghcr.io/org/tool:1.2 -r localhost:5000 "
                    "-t tools/tool:1 --force\n\n"
                    "  printf %s \"$TOKEN\" | acrtask image import --source private.example.com/team/base:1 "
                    "-t localhost:5000/base:1 -u bot --password-stdin")
