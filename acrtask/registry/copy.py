@@ -283,7 +283,7 @@ class ImageCopy:
 
             async def chunks() -> AsyncIterator[bytes]:
                 nonlocal received
-                async for chunk in got.aiter_raw():  # raw: a blob's bytes are its digest, never decoded
+                async for chunk in _raw(got):  # raw: a blob's bytes are its digest, never decoded
                     received += len(chunk)
                     hasher.update(chunk)
                     yield chunk
@@ -354,11 +354,21 @@ def _headers(authorization: str, extra: dict[str, str] | None = None) -> httpx.H
     return headers
 
 
+async def _raw(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body as it came. A transport may hand over a response already read (httpx.MockTransport does):
+    then its content is all there is."""
+    if response.is_stream_consumed:
+        yield response.content
+        return
+    async for chunk in response.aiter_raw():
+        yield chunk
+
+
 async def _start_of(response: httpx.Response) -> bytes:
     """The first 64 KiB of an error answer (enough for its OCI error), never the whole of a large body."""
     parts: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
+    async for chunk in _raw(response):
         parts.append(chunk)
         size += len(chunk)
         if size >= ERROR_BODY_LIMIT:
