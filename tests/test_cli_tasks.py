@@ -15,21 +15,6 @@ from tests.cli_helpers import run_cli
 REG = "localhost:5000"
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ACRTASK_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ACRTASK_REGISTRY", raising=False)
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Path:
-    folder = tmp_path / "app"
-    folder.mkdir()
-    (folder / "Dockerfile").write_text("FROM localhost:5000/base:1\n")
-    return folder
-
-
 def create(ctx: Path, name: str = "hello-world", *extra: str):
     return run_cli("task", "create", "-n", name, "-c", str(ctx), "-t", f"{REG}/hello:{{{{.Run.ID}}}}", *extra)
 
@@ -191,15 +176,57 @@ BAD_INPUTS = [
     (["task", "create", "-n", "missing-ctx", "-c", "/nonexistent/ctx", "-t", f"{REG}/a:1"], 2, "is not a folder"),
     (["task", "create", "-c", "{ctx}"], 2, "Missing option '--name'"),
     (["task", "create", "-n", "bad-output", "-c", "{ctx}", "-o", "xml"], 2, "invalid choice: 'xml'"),
+    # Issue 9, item 9: these were "Unexpected error" (exit 1) with Python's text.
+    (["task", "create", "-n", "loop-ctx", "-c", "{tmp}/loop-a", "-t", f"{REG}/a:1"], 2, "is a symlink loop"),
+    (["task", "create", "-n", "tilde-ctx", "-c", "~nosuchuser/x", "-t", f"{REG}/a:1"], 2,
+     "the home folder in '~nosuchuser/x' is unknown"),
+    (["task", "create", "-n", "bytes-ctx", "-c", "{tmp}/" + os.fsdecode(b"not-utf8-\xff"), "-t", f"{REG}/a:1"], 2,
+     "argument -c: the value has bytes that are not UTF-8"),
+    (["task", "create", "-n", "bytes-arg", "-c", "{ctx}", "-t", f"{REG}/a:1", "--arg", os.fsdecode(b"A=\xff")], 2,
+     "argument --arg: the value has bytes that are not UTF-8"),
+    (["task", "update", "-n", "existing", "--arg=" + os.fsdecode(b"A=\xfe")], 2, "argument --arg: the value"),
+    # Item 10: accepted before, though invalid.
+    (["task", "create", "-n", "-abcdef", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "cannot start with a hyphen"),
+    (["task", "create", "-n", "abcdef\n", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "Invalid task name 'abcdef\\n'"),
+    (["task", "create", "-n", "runid-host", "-c", "{ctx}", "-t", "{{.Run.ID}}.x/app:1"], 2,
+     "{{.Run.ID}} can be in the repository or the tag, not in the registry's name"),
+    (["task", "create", "-n", "huge-step", "-c", "{ctx}", "-t", f"{REG}/a:1", "--schedule",
+      "*/99999999999999999999 * * * *"], 2, "the minute step /99999999999999999999 is not between 1 and 60"),
+    (["task", "create", "-n", "step-past", "-c", "{ctx}", "-t", f"{REG}/a:1", "--schedule", "0 */25 * * *"], 2,
+     "the hour step /25 is not between 1 and 24"),
+    (["task", "timer", "add", "-n", "existing", "--timer-name", "", "--schedule", "0 1 * * *"], 2,
+     "Invalid timer name ''"),
+    (["task", "timer", "add", "-n", "existing", "--timer-name", "a:b", "--schedule", "0 1 * * *"], 2,
+     "Invalid timer name 'a:b'"),
+    # Item 16: the right words for a folder, and one line for a name with a newline.
+    (["task", "create", "-n", "folder-file", "-c", "{ctx}", "-f", ".", "-t", f"{REG}/a:1"], 2,
+     "is a folder, not a Dockerfile"),
+    (["task", "show", "-n", "two\nlines"], 3, "The task 'two\\nlines' could not be found."),
+    (["task", "show", "-n", "escape\x1b[31m"], 3, "The task 'escape\\x1b[31m' could not be found."),
+    # Item 11: refused as az refuses it, and no traceback although --debug is on the line.
+    (["task", "show", "-n", "existing", "--only-show-errors", "--debug"], 2,
+     "--only-show-errors can't be used together with --debug"),
 ]
 
 
+@pytest.fixture
+def odd_paths(tmp_path: Path) -> Path:
+    """A symlink loop and a folder whose name is not UTF-8, beside the context."""
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/not-utf8-\xff"))
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM localhost:5000/base:1\n")
+    return tmp_path
+
+
 @pytest.mark.parametrize(("argv", "code", "message"), BAD_INPUTS, ids=[" ".join(b[0][:4]) for b in BAD_INPUTS])
-def test_bad_input_leaves_state_untouched(home: Path, ctx: Path, argv: list[str], code: int, message: str) -> None:
+def test_bad_input_leaves_state_untouched(home: Path, ctx: Path, odd_paths: Path, argv: list[str], code: int,
+                                          message: str) -> None:
     assert create(ctx, "existing").code == 0
     state = home / "state.toml"
     before = state.read_bytes()
-    result = run_cli(*[a.replace("{ctx}", str(ctx)) for a in argv])
+    result = run_cli(*[a.replace("{ctx}", str(ctx)).replace("{tmp}", str(odd_paths)) for a in argv])
     assert result.code == code, result.err
     assert result.err.startswith("ERROR: ")
     assert result.err.count("\n") == 1, result.err

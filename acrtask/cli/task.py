@@ -21,7 +21,8 @@ task_app = typer.Typer(help="Manage tasks that build images and rebuild them whe
 timer_app = typer.Typer(help="Manage a task's timer (cron) triggers.", epilog=GLOBAL_HELP, no_args_is_help=True)
 task_app.add_typer(timer_app, name="timer")
 
-Name = Annotated[str, typer.Option("--name", "-n", help="The task's name: 5-50 letters, digits, - or _.")]
+Name = Annotated[str, typer.Option(
+    "--name", "-n", help="The task's name: 5-50 letters, digits, - or _, not starting with -.")]
 Context = Annotated[str | None, typer.Option(
     "--context", "-c", help="A local folder, a local git repository, or a git URL with optional #branch:folder.")]
 File = Annotated[str | None, typer.Option("--file", "-f", help="The Dockerfile, relative to the context. "
@@ -160,7 +161,7 @@ def delete(
     service.delete(name)
 
 
-TimerName = Annotated[str, typer.Option("--timer-name", help="The timer's name.")]
+TimerName = Annotated[str, typer.Option("--timer-name", help="The timer's name: 1-50 letters, digits, - or _.")]
 
 
 @timer_app.command("add", epilog="Examples:\n\n"
