@@ -44,6 +44,28 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _list(data: dict[str, Any], key: str) -> list[Any]:
+    """A list field of a stored dict; a string is refused, not read as a list of its characters."""
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise TypeError(f"{key!r} must be a list, not {type(value).__name__}")
+    return value
+
+
+def _table(data: dict[str, Any], key: str, default: dict[str, Any] | None = None) -> dict[str, Any]:
+    value = data[key] if default is None else data.get(key, default)
+    if not isinstance(value, dict):
+        raise TypeError(f"{key!r} must be a table, not {type(value).__name__}")
+    return value
+
+
+def _strings(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    values = _list(data, key)
+    if not all(isinstance(value, str) for value in values):
+        raise TypeError(f"{key!r} must be a list of strings")
+    return tuple(values)
+
+
 @dataclass(frozen=True)
 class Argument:
     """A build argument. `value` None means: read the environment variable of that name at run time."""
@@ -171,9 +193,9 @@ class Trigger:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trigger:
         return cls(
-            base_image=BaseImageTrigger.from_dict(data.get("baseImageTrigger", {})),
-            timers=tuple(TimerTrigger.from_dict(t) for t in data.get("timerTriggers", [])),
-            sources=tuple(SourceTrigger.from_dict(s) for s in data.get("sourceTriggers", [])),
+            base_image=BaseImageTrigger.from_dict(_table(data, "baseImageTrigger", {})),
+            timers=tuple(TimerTrigger.from_dict(t) for t in _list(data, "timerTriggers")),
+            sources=tuple(SourceTrigger.from_dict(s) for s in _list(data, "sourceTriggers")),
         )
 
     def kinds(self) -> list[str]:
@@ -225,13 +247,13 @@ class Step:
         return cls(
             context_path=data["contextPath"],
             docker_file_path=data.get("dockerFilePath", "Dockerfile"),
-            image_names=tuple(data.get("imageNames", [])),
+            image_names=_strings(data, "imageNames"),
             is_push_enabled=bool(data.get("isPushEnabled", True)),
             no_cache=bool(data.get("noCache", False)),
             target=data.get("target"),
-            arguments=tuple(Argument.from_dict(a) for a in data.get("arguments", [])),
+            arguments=tuple(Argument.from_dict(a) for a in _list(data, "arguments")),
             base_image_dependencies=None if "baseImageDependencies" not in data else tuple(
-                BaseImageDependency.from_dict(d) for d in data["baseImageDependencies"]
+                BaseImageDependency.from_dict(d) for d in _list(data, "baseImageDependencies")
             ),
         )
 
@@ -265,8 +287,8 @@ class Task:
             name=data["name"],
             status=Status(data.get("status", "Enabled")),
             platform=Platform.from_dict(data.get("platform", {"os": "linux", "architecture": "amd64"})),
-            step=Step.from_dict(data["step"]),
-            trigger=Trigger.from_dict(data.get("trigger", {})),
+            step=Step.from_dict(_table(data, "step")),
+            trigger=Trigger.from_dict(_table(data, "trigger", {})),
             timeout=int(data.get("timeout", 3600)),
             builder=BuilderName(data.get("builder", "auto")),
             creation_date=data.get("creationDate", ""),

@@ -235,10 +235,34 @@ def test_bad_input_leaves_state_untouched(home: Path, ctx: Path, odd_paths: Path
     assert state.read_bytes() == before
 
 
-@pytest.mark.parametrize(("content", "message"), [
+def _state_with(step: str = 'imageNames = ["localhost:5000/a:1"]', task: str = "") -> bytes:
+    """A state file with one task, `app-build`, with `step` lines in its step and `task` lines in it."""
+    return (f'schemaVersion = 1\n\n[tasks.app-build]\nname = "app-build"\n{task}\n'
+            f'[tasks.app-build.step]\ncontextPath = "/tmp"\n{step}\n').encode()
+
+
+BROKEN_STATES = [
     (b"schemaVersion = 1\n[tasks\n", "is corrupt"),
     (b"schemaVersion = 99\n", "schema version 99, newer than this acrtask understands"),
-])
+    # Issue 9, item 9: `tasks` that is not a table was an AttributeError.
+    (b'schemaVersion = 1\ntasks = "oops"\n', "has 'tasks' that is not a table: it is a str"),
+    (b"schemaVersion = 1\ntasks = [1, 2]\n", "has 'tasks' that is not a table: it is a list"),
+    (b'schemaVersion = 1\n[tasks]\napp-build = "x"\n', "malformed task 'app-build': it is a str, not a table"),
+    # Item 10: duplicate keys (tomllib refuses them), and lists that are not lists.
+    (_state_with(task='status = "Enabled"\nstatus = "Disabled"'), "is corrupt: Cannot overwrite a value"),
+    (_state_with(step='imageNames = "abc"'), "malformed task 'app-build': 'imageNames' must be a list, not str"),
+    (_state_with(step="imageNames = 7"), "'imageNames' must be a list, not int"),
+    (_state_with(step="imageNames = [1]"), "'imageNames' must be a list of strings"),
+    (_state_with(step='arguments = "A=1"'), "'arguments' must be a list, not str"),
+    (_state_with(task='trigger = "x"'), "'trigger' must be a table, not str"),
+    (b'schemaVersion = 1\n[tasks.app-build]\nname = "app-build"\nstep = "x"\n', "'step' must be a table, not str"),
+    # Item 16: an invalid platform names the state file (the message starts with it) and the task.
+    (_state_with(task='platform = { os = "linux", architecture = "sparc" }'), "sparc"),
+    (_state_with(task='platform = "linux/amd64"'), "has a malformed task 'app-build'"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BROKEN_STATES, ids=[m for _, m in BROKEN_STATES])
 def test_broken_state_file_is_reported_and_kept(home: Path, ctx: Path, content: bytes, message: str) -> None:
     home.mkdir(parents=True)
     state = home / "state.toml"
