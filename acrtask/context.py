@@ -43,14 +43,21 @@ def parse(text: str) -> Context:
         path = expand_user(text).resolve()
     except ValueError as exc:  # ~nosuchuser
         raise ValidationError(f"Context '{text}' cannot be used: {exc}.", hint) from None
-    except (RuntimeError, OSError):  # a symlink loop (RuntimeError up to Python 3.12, OSError after)
+    except RuntimeError:  # a symlink loop, up to Python 3.12
         raise ValidationError(f"Context '{text}' cannot be resolved: it is a symlink loop.", hint) from None
-    if not path.is_dir():
+    except OSError as exc:  # the same from Python 3.13 on (ELOOP), and other faults of the path
+        raise ValidationError(f"Context '{text}' cannot be resolved: {exc.strerror}.", hint) from None
+    try:
+        is_folder = path.is_dir()
+        is_git = is_folder and (path / ".git").exists()
+    except OSError as exc:  # a name too long, a folder we may not look into
+        raise ValidationError(f"Context '{text}' cannot be used: {exc.strerror}.", hint) from None
+    if not is_folder:
         raise ValidationError(f"Context '{text}' is not a folder or a git URL.", hint)
     if not is_utf8(str(path)):
         raise ValidationError(f"Context '{printable(str(path))}' has a name with bytes that are not UTF-8.",
                               "Rename the folder (acrtask stores paths as UTF-8 text), or use a git URL.")
-    if (path / ".git").exists():
+    if is_git:
         return Context(ContextKind.LOCAL_GIT, str(path), _current_branch(path))
     return Context(ContextKind.LOCAL, str(path))
 
@@ -76,9 +83,15 @@ def dockerfile_path(context: Context, file: str) -> Path | None:
 def check_dockerfile(context: Context, file: str) -> None:
     """A local context's Dockerfile must be a file that is there; checked when -c or -f is given."""
     path = dockerfile_path(context, file)
-    if path is None or path.is_file():
+    if path is None:
         return
     hint = "Give -f the Dockerfile's path relative to the context, or create it."
-    if path.is_dir():
+    try:
+        if path.is_file():
+            return
+        is_folder = path.is_dir()
+    except OSError as exc:  # a name too long, a folder we may not look into
+        raise ValidationError(f"{path} cannot be used as the Dockerfile: {exc.strerror}.", hint) from None
+    if is_folder:
         raise ValidationError(f"{path} is a folder, not a Dockerfile.", hint)
     raise ValidationError(f"{path} does not exist.", hint)

@@ -13,6 +13,7 @@ from acrtask.reference import ImageRef, names_registry
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")  # ACR's rule; a leading hyphen is refused on its own
 TIMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
+STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # BuildKit's, which compares them lowercased
 RUN_ID_PLACEHOLDER = "{{.Run.ID}}"
 # Stands in for {{.Run.ID}} while the rest of a tag is checked; valid in both tags and repository names.
 _RUN_ID_STAND_IN = "acrtaskrunid0placeholder"
@@ -48,6 +49,14 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def stage_name(name: str) -> str:
+    """A --target: a Dockerfile stage name as BuildKit takes them (a letter, then letters, digits, - _ .)."""
+    if not STAGE_NAME.fullmatch(name):
+        raise ValidationError(f"Invalid --target {name!r}: a stage name starts with a letter, followed by "
+                              "letters, digits, '-', '_' or '.'.", "Give the name of a FROM ... AS <name> stage.")
+    return name
 
 
 def boolean(value: str, flag: str) -> bool:
@@ -107,6 +116,7 @@ def argument(text: str, is_secret: bool) -> Argument:
 # The largest useful step per cron field (minute, hour, day, month, day of week): the field's span.
 _CRON_SPANS = (("minute", 60), ("hour", 24), ("day of month", 31), ("month", 12), ("day of week", 7))
 _CRON_STEP = re.compile(r"/(\d+)")
+_CRON_LONG_NUMBER = re.compile(r"\d{5,}")  # no cron field needs one; Python will not even read 4,300 digits
 
 
 def cron(expression: str) -> str:
@@ -118,14 +128,17 @@ def cron(expression: str) -> str:
     if len(fields) != 5:
         raise ValidationError(f"Invalid cron schedule '{expression}': it has {len(fields)} fields, not 5.", hint)
     for text, (field_name, span) in zip(fields, _CRON_SPANS, strict=True):
+        if _CRON_LONG_NUMBER.search(text):
+            raise ValidationError(f"Invalid cron schedule '{expression}': the {field_name} field has a number "
+                                  "that is far too large.", hint)
         # cronsim takes any step (*/99999999999999999999 means "only at 0"); a step past the span is a typo.
         for step in _CRON_STEP.findall(text):
-            if len(step) > 3 or not 1 <= int(step) <= span:
+            if not 1 <= int(step) <= span:
                 raise ValidationError(f"Invalid cron schedule '{expression}': the {field_name} step /{step} is "
                                       f"not between 1 and {span}.", hint)
     try:
         CronSim(" ".join(fields), datetime.now(UTC))
-    except CronSimError as exc:
+    except (CronSimError, ValueError) as exc:  # ValueError: cronsim passes int()'s own refusals through
         raise ValidationError(f"Invalid cron schedule '{expression}': {exc}.", hint) from exc
     return " ".join(fields)
 

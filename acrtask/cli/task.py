@@ -74,6 +74,8 @@ def _changes(
             validate.argument(a, True) for a in secret_args or ())
     if target is not None and not target.strip():
         raise ValidationError("argument --target: expected a stage name.")
+    if target is not None:
+        validate.stage_name(target)
     return TaskChanges(
         context=context,
         file=file,
