@@ -91,7 +91,7 @@ def _reason(exc: Exception) -> str:
 
 def parse_document(document: dict[str, Any], path: Path) -> State:
     version = document.get("schemaVersion", SCHEMA_VERSION)
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise StateError(f"State file {path} has a schemaVersion that is not a number.",
                          "Fix the file by hand or move it aside.")
     if version > SCHEMA_VERSION:
@@ -110,7 +110,7 @@ def parse_document(document: dict[str, Any], path: Path) -> State:
             if not isinstance(data, dict):
                 raise TypeError(f"it is a {type(data).__name__}, not a table")
             task = Task.from_dict(data)
-        except (KeyError, TypeError, ValueError, AttributeError, AcrTaskError) as exc:
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, AcrTaskError) as exc:
             raise _malformed(path, f"a malformed task {name!r}", _reason(exc)) from exc
         tasks[name] = task
         extra = unknown_keys(data, task.to_dict(reveal_secrets=True))

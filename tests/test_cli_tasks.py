@@ -266,6 +266,11 @@ BROKEN_STATES = [
     (_state_with(step='arguments = "A=1"'), "'arguments' must be a list, not str"),
     (_state_with(task='trigger = "x"'), "'trigger' must be a table, not str"),
     (b'schemaVersion = 1\n[tasks.app-build]\nname = "app-build"\nstep = "x"\n', "'step' must be a table, not str"),
+    (_state_with(step="arguments = [1]"), "'arguments' must be a list of tables"),
+    (_state_with(step="dockerFilePath = 5"), "'dockerFilePath' must be a string, not int"),
+    (_state_with(step='arguments = [{ name = 5 }]'), "'name' must be a string, not int"),
+    (_state_with(task="timeout = inf"), "malformed task 'app-build': cannot convert float infinity to integer"),
+    (b"schemaVersion = true\n", "has a schemaVersion that is not a number"),
     # Item 16: an invalid platform names the state file (the message starts with it) and the task.
     (_state_with(task='platform = { os = "linux", architecture = "sparc" }'), "sparc"),
     (_state_with(task='platform = "linux/amd64"'), "has a malformed task 'app-build'"),
