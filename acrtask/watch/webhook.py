@@ -1,109 +1,21 @@
-"""Push notifications from registries: payload parsers (pure) and a small listener.
-
-Payloads are told apart by their content: CNCF distribution's events envelope (v1 and v2 media
-types), ACR webhooks, Docker Hub webhooks and Harbor webhooks. An event only says "look at this
-tag now": the watch loop confirms it by resolving the tag before anything runs.
-"""
+"""The listener of `watch --listen`: registry push notifications over plain HTTP (parsed in payloads.py)."""
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from acrtask.watch.payloads import PushEvent, UnknownPayload, parse
+
 log = logging.getLogger("acrtask.watch.webhook")
 
 MAX_BODY = 1024 * 1024
-MANIFEST_TYPES = frozenset({
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    "application/vnd.docker.distribution.manifest.v1+json",
-})
-
-
-@dataclass(frozen=True)
-class PushEvent:
-    """A tag that was pushed. `host` is the registry's address when the payload says it."""
-
-    source: str  # distribution | acr | dockerhub | harbor
-    repository: str
-    tag: str
-    host: str | None = None
-    digest: str | None = None
-
-
-class UnknownPayload(ValueError):
-    pass
-
-
-def parse(body: bytes) -> list[PushEvent]:
-    """Every tag push in a payload; other events (pulls, deletes, blobs) give an empty list."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise UnknownPayload(f"body is not JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise UnknownPayload("body is not a JSON object")
-    if isinstance(data.get("events"), list):
-        return [e for e in (_distribution(item) for item in data["events"]) if e]
-    if "push_data" in data and "repository" in data:
-        return _docker_hub(data)
-    if "event_data" in data and "type" in data:
-        return _harbor(data)
-    if "action" in data and "target" in data:  # ACR: one event, no envelope
-        event = _distribution(data, source="acr")
-        return [event] if event else []
-    if data.get("action") == "ping":
-        return []
-    raise UnknownPayload("not a distribution, ACR, Docker Hub or Harbor payload")
-
-
-def _distribution(item: Any, source: str = "distribution") -> PushEvent | None:
-    if not isinstance(item, dict) or item.get("action") != "push":
-        return None
-    target = item.get("target") or {}
-    tag, repository = target.get("tag"), target.get("repository")
-    media_type = (target.get("mediaType") or "").split(";")[0]
-    if not tag or not repository or (media_type and media_type not in MANIFEST_TYPES):
-        return None  # blob pushes and pushes by digest move no tag
-    host = (item.get("request") or {}).get("host")
-    return PushEvent(source, repository, tag, host or None, target.get("digest"))
-
-
-def _docker_hub(data: dict[str, Any]) -> list[PushEvent]:
-    repo = data.get("repository") or {}
-    tag = (data.get("push_data") or {}).get("tag")
-    name = repo.get("repo_name")
-    if not tag or not name:
-        raise UnknownPayload("Docker Hub payload without repository.repo_name or push_data.tag")
-    if "/" not in name:
-        name = f"library/{name}"
-    return [PushEvent("dockerhub", name, tag, "docker.io")]
-
-
-def _harbor(data: dict[str, Any]) -> list[PushEvent]:
-    if data.get("type") not in ("PUSH_ARTIFACT", "pushImage"):
-        return []
-    event_data = data.get("event_data") or {}
-    repo = (event_data.get("repository") or {}).get("repo_full_name")
-    events = []
-    for resource in event_data.get("resources") or []:
-        tag = resource.get("tag")
-        url = resource.get("resource_url") or ""
-        host = url.split("/", 1)[0] if "/" in url else None
-        if tag and repo:
-            events.append(PushEvent("harbor", repo, tag, host, resource.get("digest")))
-    return events
 
 
 def token_ok(expected: str, authorization: str | None, query: str) -> bool:
