@@ -1,4 +1,6 @@
-"""Webhook payloads from each registry, and the listener's rules (token, size, unknown payloads)."""
+"""Webhook payloads from each registry, and the listener's rules (token, size, unknown payloads).
+
+Raw-socket tests of the listener's framing, limits and timeouts are in tests/test_webhook_listener.py."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ import httpx
 import pytest
 
 from acrtask.errors import ValidationError
-from acrtask.watch.payloads import PushEvent, UnknownPayload, parse
+from acrtask.triggers import BaseKey
+from acrtask.watch.payloads import PushEvent, UnknownPayload, notified_line, parse, watched_pushes
 from acrtask.watch.webhook import WebhookServer, parse_listen, token_ok
+from tests.test_triggers import NEW, dep, task
+from tests.test_watch_loop import ScriptedRegistry, make
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DIGEST = "sha256:" + "e" * 64
@@ -124,6 +129,30 @@ def test_deeply_nested_json_is_an_unknown_payload(body: bytes) -> None:
         parse(body)
 
 
+def test_one_line_for_a_body_of_many_events() -> None:
+    events = [PushEvent("distribution", f"team/image-{i}", "1") for i in range(1000)]
+    watched = [BaseKey("r.io", f"team/image-{i}", "1") for i in (7, 3, 500, 999)] + [BaseKey("r.io", "other", "1")]
+    keys = watched_pushes(events, watched)
+    assert keys == sorted(watched[:4], key=str)
+    assert notified_line(events, keys) == ("Notified by distribution: r.io/team/image-3:1, r.io/team/image-500:1, "
+                                           "r.io/team/image-7:1 and 1 more were pushed; checking now.")
+    assert notified_line(events[:1], keys[:1]) == ("Notified by distribution: r.io/team/image-3:1 was pushed; "
+                                                   "checking now.")
+
+
+def test_the_watch_logs_one_line_per_body_of_1000_events(tmp_path) -> None:
+    bases = [f"reg.local:5000/team/image-{i}:1" for i in range(5)]
+    watcher, _, view = make(tmp_path, [task(f"app-{i}", [dep(base)]) for i, base in enumerate(bases)],
+                            ScriptedRegistry(NEW), once=False)
+    watcher._reload(force=True)
+    watcher.notify_push([PushEvent("distribution", f"team/image-{i}", "1") for i in range(1000)])
+    watcher._drain_events()
+    assert [line for line in view.lines if line.startswith("Notified")] == [
+        "Notified by distribution: reg.local:5000/team/image-0:1, reg.local:5000/team/image-1:1, "
+        "reg.local:5000/team/image-2:1 and 2 more were pushed; checking now."]
+    assert sorted(map(str, watcher.due_now)) == sorted(bases)
+
+
 @pytest.mark.parametrize(("authorization", "query", "ok"), [
     ("Bearer s3cret", "", True),
     ("bearer s3cret", "", True),
@@ -152,7 +181,7 @@ def test_parse_listen_rejects_garbage() -> None:
 
 @pytest.fixture
 def server():
-    received: queue.Queue[PushEvent] = queue.Queue()
+    received: queue.Queue[list[PushEvent]] = queue.Queue()
     srv = WebhookServer("127.0.0.1", 0, "s3cret", received.put)
     srv.start()
     yield srv, received
@@ -165,7 +194,7 @@ def test_listener_accepts_a_good_event(server) -> None:
     body = json.dumps({"events": [distribution_event()]})
     response = httpx.post(f"http://{srv.address}/", content=body, headers={"Authorization": "Bearer s3cret"})
     assert response.status_code == 202
-    assert received.get(timeout=5).tag == "1"
+    assert [event.tag for event in received.get(timeout=5)] == ["1"]
 
 
 def test_listener_refuses_bad_token_unknown_payload_and_big_bodies(server) -> None:

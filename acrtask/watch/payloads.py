@@ -12,10 +12,12 @@ the connection.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from acrtask.reference import names_registry
+from acrtask.triggers import BaseKey
 
 MANIFEST_TYPES = frozenset({
     "application/vnd.oci.image.index.v1+json",
@@ -162,3 +164,16 @@ def _text(value: Any, where: str) -> str:
         raise UnknownPayload(f"{where} is {_kind(value)}, expected a string")
     return value
 
+
+def watched_pushes(events: Iterable[PushEvent], watched: Iterable[BaseKey]) -> list[BaseKey]:
+    """The watched tags that the events name, matched by repository and tag (the host is not
+    compared: payloads name it differently, or not at all, and each match costs one HEAD)."""
+    pushed = {(event.repository, event.tag) for event in events}
+    return sorted((key for key in watched if (key.repository, key.tag) in pushed), key=str)
+
+
+def notified_line(events: Sequence[PushEvent], keys: Sequence[BaseKey]) -> str:
+    """One line for a whole webhook body, however many events it holds (a body may carry 1,000)."""
+    sources = ", ".join(sorted({event.source for event in events}))
+    shown = ", ".join(map(str, keys[:3])) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+    return f"Notified by {sources}: {shown} {'was' if len(keys) == 1 else 'were'} pushed; checking now."
