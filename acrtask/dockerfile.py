@@ -39,6 +39,7 @@ from acrtask.shellvars import Expander as _Expander
 from acrtask.shellvars import Expansion as _Expansion
 from acrtask.shellvars import ExpansionError as _ExpansionError
 from acrtask.shellvars import Scope as _Scope
+from acrtask.shellvars import is_name as _is_name
 
 __all__ = ["BaseImage", "DependencyType", "ScanResult", "scan"]
 
@@ -257,7 +258,9 @@ def _declare(scope: _Scope, instruction: _Instruction, build_args: Mapping[str, 
 
 def _cannot_resolve(name: str, scope: _Scope, where: str, what: str) -> ValidationError:
     hint = f"Pass it with --arg {name}=value or give the ARG a default."
-    if name not in scope.values and name not in scope.builder:
+    if not _is_name(name):
+        hint = "Use an ARG with a name instead, e.g. ARG TAG=3.19 and $TAG."
+    elif name not in scope.values and name not in scope.builder:
         # Docker only passes a build arg to a name an ARG declares, so --arg alone would not help.
         place = "before the first FROM" if scope.is_global else "in the stage"
         hint = f"Declare it with ARG {name} {place}, then pass it with --arg {name}=value or give the ARG a default."
