@@ -28,7 +28,6 @@ MAX_SCOPES_PER_TOKEN = 32  # keeps the token URL well under common 8 KiB request
 
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 7230 tchar
 _TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 7235 token68
-_SPACES = re.compile(r"[ \t]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +62,9 @@ def parse_challenges(header: str) -> list[Challenge]:
         if word is None:
             i += 1
             continue
-        after = _SPACES.match(header, word.end()).end()
+        after = _skip_spaces(header, word.end())
         if current is not None and after < n and header[after] == "=":  # name = value: a parameter
-            value, i = _read_value(header, _SPACES.match(header, after + 1).end())
+            value, i = _read_value(header, _skip_spaces(header, after + 1))
             current.params[word.group().lower()] = value
             continue
         current = Challenge(word.group().lower())
@@ -73,12 +72,18 @@ def parse_challenges(header: str) -> list[Challenge]:
         i = after
         credential = _TOKEN68.match(header, i) if after > word.end() else None
         if credential is not None:
-            end = _SPACES.match(header, credential.end()).end()
+            end = _skip_spaces(header, credential.end())
             if end == n or header[end] == ",":  # a lone word before the next comma: a token68, not a name=value
                 current = Challenge(current.scheme, token68=credential.group())
                 challenges[-1] = current
                 i = end
     return challenges
+
+
+def _skip_spaces(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t":
+        i += 1
+    return i
 
 
 def _read_value(text: str, i: int) -> tuple[str, int]:
