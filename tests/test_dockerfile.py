@@ -190,6 +190,16 @@ CASES = {
         lines("FROM python:3.12", "RUN <<EOF python3", "from os import path", "arg", "EOF",
               "COPY <<-'END' /etc/x", "\tFROM nginx", "\tEND", "RUN echo $((1<<2))"),
         None, None, hub("python:3.12"), (), ()),
+    "continuation right after FROM and COPY": (
+        lines("FROM\\", "  golang:1.22 AS build", "from\\", " alpine:3.19", "COPY\\", "  --from=busybox /b /b",
+              "RUN\\", " --mount=from=nginx,target=/n ls"),
+        None, None, hub("alpine:3.19"), (hub("golang:1.22"), hub("busybox:latest"), hub("nginx:latest")), ("build",)),
+    "unused stage may copy from a later one": (
+        lines("FROM alpine AS unused", "COPY --from=final / /", "FROM busybox AS final"), None, None,
+        hub("busybox:latest"), (hub("alpine:latest"),), ("unused", "final")),
+    "stage after target may copy from a later one": (
+        lines("FROM alpine AS a", "FROM alpine AS b", "COPY --from=c / /", "FROM busybox AS c"), None, "a",
+        hub("alpine:latest"), (), ("a",)),
     "stage args do not reach FROM": (
         lines("ARG T=3.19", "FROM golang AS build", "ARG T=9.9", "FROM alpine:$T"), None, None,
         hub("alpine:3.19"), (hub("golang:latest"),), ("build",)),
@@ -213,7 +223,11 @@ PLATFORM_CASES = {
                  [(hub("alpine:latest"), "linux/arm/v7")]),
     "arg overridden": (lines("ARG P=linux/arm64", "FROM --platform=${P} alpine"), {"P": "linux/s390x"},
                        [(hub("alpine:latest"), "linux/s390x")]),
-    "empty arg": (lines("ARG P", "FROM --platform=$P alpine"), None, [(hub("alpine:latest"), None)]),
+    "empty flag": (lines("FROM --platform= alpine"), None, [(hub("alpine:latest"), None)]),
+    "architecture only": (lines("FROM --platform=amd64 alpine AS a", "FROM --platform=aarch64 alpine"), None,
+                          [(hub("alpine:latest"), "linux/arm64"), (hub("alpine:latest"), "linux/amd64")]),
+    "architecture only from arg": (lines("ARG ARCH=arm64", "FROM --platform=$ARCH alpine"), None,
+                                   [(hub("alpine:latest"), "linux/arm64")]),
     "buildplatform": (lines("FROM --platform=$BUILDPLATFORM golang AS build", "FROM alpine"), None,
                       [(hub("alpine:latest"), None), (hub("golang:latest"), None)]),
     "buildplatform braces": (lines("FROM --platform=${BUILDPLATFORM} golang"), None,
@@ -379,6 +393,44 @@ ERRORS = {
     "arg without name": (lines("ARG =x", "FROM alpine"), None, None, "ARG on line 1 has no name", "ARG NAME"),
     "arg declares nothing": (lines("ARG", "FROM alpine"), None, None, "ARG on line 1 declares nothing",
                              "ARG NAME"),
+    "empty platform from an arg without value": (
+        lines("ARG P", "FROM --platform=$P alpine"), None, None,
+        "Cannot resolve $P in FROM on line 2: ARG P has no default and no --arg gave it a value, so "
+        "--platform='$P' is empty", "--arg P=value"),
+    "misspelt builder arg empties the platform": (
+        lines("FROM --platform=$BULIDPLATFORM golang AS build", "FROM alpine"), None, None,
+        "Cannot resolve $BULIDPLATFORM in FROM on line 1: it is not declared with ARG before the first FROM",
+        "Did you mean $BUILDPLATFORM?"),
+    "empty quoted platform": (lines('FROM --platform="" alpine'), None, None,
+                              "FROM on line 1 has --platform='\"\"', which is empty", "leave out --platform"),
+    "copy from a later stage": (lines("FROM alpine AS a", "COPY --from=b /x /x", "FROM busybox AS b", "FROM a"),
+                                None, None, "COPY --from on line 2 uses stage 'b', which is defined later (line 3)",
+                                "Move that stage above line 1"),
+    "copy from a later stage index": (lines("FROM alpine AS a", "COPY --from=1 /x /x", "FROM busybox"), None, "a",
+                                      "COPY --from on line 2 uses stage 1 (line 3), which is defined later", "Move"),
+    "mount from a later stage": (lines("FROM alpine AS a", "RUN --mount=from=b,target=/b ls", "FROM alpine AS b"),
+                                 None, "a", "RUN --mount on line 2 uses stage 'b', which is defined later", "Move"),
+    "copy from a later stage the target needs": (
+        lines("FROM alpine AS base", "COPY --from=tools / /", "FROM base AS app", "FROM busybox AS tools"), None, "app",
+        "COPY --from on line 2 uses stage 'tools', which is defined later (line 4)", "Move"),
+    "stages in a circle": (
+        lines("FROM alpine AS a", "COPY --from=b / /", "FROM alpine AS b", "COPY --from=c / /", "FROM alpine AS c",
+              "RUN --mount=from=a,target=/a ls"), None, None,
+        "Stages 'a' -> 'b' -> 'c' -> 'a' use each other in a circle (a circular dependency, COPY --from on line 2, "
+        "COPY --from on line 4, RUN --mount on line 6)", "earlier stage"),
+    "stages in a circle after the target": (
+        lines("FROM alpine AS a", "FROM alpine AS b", "COPY --from=c / /", "FROM alpine AS c", "COPY --from=b / /"),
+        None, "a", "Stages 'b' -> 'c' -> 'b' use each other in a circle", "earlier stage"),
+    "dockerfile over the size limit": (lines("FROM alpine", *["# " + "x" * 60_000] * 5), None, None,
+                                       "The Dockerfile is 300,027 bytes; acrtask reads Dockerfiles of up to 262,144",
+                                       "-f/--file"),
+    "line over BuildKit's limit": (lines("FROM alpine", "RUN " + "x" * 70_000), None, None,
+                                   "Line 2 of the Dockerfile is 70,004 bytes long; a Dockerfile line can be up to "
+                                   "65,535 bytes, as in BuildKit", "backslash"),
+    "nesting thousands deep": (lines("ARG A", "FROM alpine:" + "${A:-" * 10_000 + "3.19" + "}" * 10_000), None, None,
+                               "FROM on line 2: 'alpine:${A:-${A:-", "fewer nested"),
+    "huge image name": (lines("FROM " + "a" * 60_000), None, None,
+                        "Invalid image reference 'aaaaaaaaaa", "image name"),
     "line numbers after continuation and bom": (
         lines("\ufeff# c", "FROM golang AS build", "RUN a \\", "  b \\", "  c", "FROM Bad"), None, None,
         "(FROM on line 6)", "registry.example.com"),
@@ -393,7 +445,16 @@ def test_errors(text: str, args: dict[str, str] | None, target: str | None, mess
     assert message in error.message
     assert error.hint is not None and hint in error.hint
     assert "\n" not in error.message and "\n" not in error.hint
+    assert len(error.message) < 400  # long words are shortened, not pasted into the one ERROR line
     assert error.exit_code == 2
+
+
+@pytest.mark.timeout(60)  # before the limits, this scan ran for more than 5 minutes
+def test_a_ten_megabyte_line_is_refused_before_parsing() -> None:
+    with pytest.raises(ValidationError) as caught:
+        scan("FROM alpine\nRUN echo " + "x" * (10 * 1024 * 1024) + "\n")
+    assert caught.value.message == ("The Dockerfile is 10,485,782 bytes; acrtask reads Dockerfiles of up to 262,144 "
+                                    "bytes (256 KiB).")
 
 
 def test_scan_is_pure(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
