@@ -10,7 +10,7 @@ from acrtask.errors import ValidationError
 from acrtask.instructions import Instruction, dequote, words
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
-from acrtask.shellvars import Expander, Expansion, ExpansionError, Scope, is_name, shown
+from acrtask.shellvars import Expander, Expansion, ExpansionError, Scope, is_name, short_name, shown
 
 # Set by BuildKit for every build; their values depend on the machine and the requested platform.
 BUILDER_ARGS = frozenset({
@@ -57,21 +57,20 @@ def declare(scope: Scope, instruction: Instruction, build_args: Mapping[str, str
 
 def cannot_resolve(name: str, scope: Scope, where: str, what: str) -> ValidationError:
     """The error for a word that needed `name`'s value and did not get one."""
-    hint = f"Pass it with --arg {name}=value or give the ARG a default."
+    shown_name = short_name(name)
+    hint = f"Pass it with --arg {shown_name}=value or give the ARG a default."
     if not is_name(name):
         hint = "Use an ARG with a name instead, e.g. ARG TAG=3.19 and $TAG."
     elif name not in scope.values and name not in scope.builder:
         # Docker only passes a build arg to a name an ARG declares, so --arg alone would not help.
         place = "before the first FROM" if scope.is_global else "in the stage"
-        hint = f"Declare it with ARG {name} {place}, then pass it with --arg {name}=value or give the ARG a default."
-        similar = difflib.get_close_matches(name, sorted({*scope.values, *scope.builder, *BUILDER_ARGS}), n=1)
+        hint = (f"Declare it with ARG {shown_name} {place}, then pass it with --arg {shown_name}=value or give "
+                "the ARG a default.")
+        known = sorted({*scope.values, *scope.builder, *BUILDER_ARGS})
+        similar = difflib.get_close_matches(name, known, n=1) if len(name) <= 100 else []
         if similar:  # a misspelt $BULIDPLATFORM is the usual cause
             hint = f"Did you mean ${similar[0]}? Otherwise: {hint[0].lower()}{hint[1:]}"
-    return ValidationError(f"Cannot resolve ${_short(name)} in {where}: {scope.describe(name)}, {what}.", hint)
-
-
-def _short(name: str) -> str:
-    return name if len(name) <= 60 else name[:60] + "..."
+    return ValidationError(f"Cannot resolve ${shown_name} in {where}: {scope.describe(name)}, {what}.", hint)
 
 
 def expand(word: str, scope: Scope, where: str) -> Expansion:
@@ -79,7 +78,7 @@ def expand(word: str, scope: Scope, where: str) -> Expansion:
         return Expander(scope).expand(word)
     except ExpansionError as error:
         if error.name is not None:
-            raise ValidationError(f"Cannot resolve ${_short(error.name)} in {where}: {error.message}.",
+            raise ValidationError(f"Cannot resolve ${short_name(error.name)} in {where}: {error.message}.",
                                   error.hint) from None
         raise ValidationError(f"{where}: {error.message}.", error.hint) from None
 

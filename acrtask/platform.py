@@ -62,7 +62,7 @@ def _normalise_arch(arch: str, variant: str) -> tuple[str, str]:
 
 def _quote(text: str) -> str:
     shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
-    return f"'{shown}'"
+    return f"'{shown}'" if len(shown) <= 60 else f"'{shown[:60]}...'"  # one short ERROR line, whatever the input
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,11 @@ def shown(word: str) -> str:
     return f"'{word}'" if len(word) <= _SHOWN else f"'{word[:_SHOWN]}...' ({len(word):,} characters)"
 
 
+def short_name(name: str) -> str:
+    """A variable's name for an error message, shortened when long."""
+    return name if len(name) <= _SHOWN else name[:_SHOWN] + "..."
+
+
 @dataclass
 class Scope:
     """The variables an expansion can see."""
@@ -39,17 +44,18 @@ class Scope:
 
     def describe(self, name: str) -> str:
         """Why `name` has no usable value, for an error message."""
+        shown_name = short_name(name)
         if name in self.builder:
             return "the builder sets it at build time"
         if not is_name(name):
             return "positional and special parameters are never set in a Dockerfile"
         if name not in self.values:
             if self.is_global:
-                return f"it is not declared with ARG before the first FROM (add ARG {name})"
+                return f"it is not declared with ARG before the first FROM (add ARG {shown_name})"
             return "it is not declared with ARG in this stage (ENV values are not tracked)"
         if self.values[name] is None:
-            return f"ARG {name} has no default and no --arg gave it a value"
-        return f"ARG {name} is empty"
+            return f"ARG {shown_name} has no default and no --arg gave it a value"
+        return f"ARG {shown_name} is empty"
 
 
 def is_name(name: str) -> bool:
@@ -233,7 +239,7 @@ class Expander:
         # With ':' an empty value counts as unset; a builder-set arg is never empty.
         present = state != "unset" and (not null_is_unset or state == "builder" or value != "")
         if op == "?" and not present:
-            hint = (f"Pass it with --arg {name}=value." if is_name(name)
+            hint = (f"Pass it with --arg {short_name(name)}=value." if is_name(name)
                     else "Positional and special parameters are never set in a Dockerfile.")
             raise ExpansionError(word or "it is not set", hint, name)
         use_word = (op == "-" and not present) or (op == "+" and present)

@@ -79,6 +79,12 @@ def test_parse_errors(text: str, message: str, hint_fragment: str) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_errors_shorten_a_long_input() -> None:
+    with pytest.raises(ValidationError) as info:
+        Platform.parse("linux/" + "x" * 70_000)
+    assert info.value.message == f"'{'x' * 60}...' is not a valid architecture in --platform 'linux/{'x' * 54}...'."
+
+
 def test_parse_names_its_source() -> None:
     with pytest.raises(ValidationError) as info:
         Platform.parse("linux/sparc", source="FROM --platform")
