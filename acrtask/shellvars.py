@@ -60,7 +60,12 @@ class Scope:
 
 def is_name(name: str) -> bool:
     """A variable name ARG can declare (not a positional or special parameter)."""
-    return bool(name) and not name[0].isdecimal() and all(c.isalnum() or c == "_" for c in name)
+    return bool(name) and not name[0].isdecimal() and all(_in_name(c) for c in name)
+
+
+def _in_name(char: str) -> bool:
+    """Go's unicode.IsLetter || unicode.IsDigit || '_' (str.isalnum also takes ½ and Roman numerals)."""
+    return char.isalpha() or char.isdecimal() or char == "_"
 
 
 class ExpansionError(Exception):
@@ -166,7 +171,7 @@ class Expander:
         if i < len(s) and s[i] in _SPECIAL_PARAMETERS:
             return s[i], i + 1
         end = i
-        while end < len(s) and (s[end].isalnum() or s[end] == "_"):
+        while end < len(s) and _in_name(s[end]):
             end += 1
         return s[i:end], end
 

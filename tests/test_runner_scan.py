@@ -62,7 +62,8 @@ def slow_scan(monkeypatch: pytest.MonkeyPatch):
     release.set()
 
 
-def test_a_scan_slower_than_the_task_timeout_ends_the_run_as_timeout(tmp_path: Path, slow_scan: threading.Event) -> None:
+def test_a_scan_slower_than_the_task_timeout_ends_the_run_as_timeout(tmp_path: Path,
+                                                                    slow_scan: threading.Event) -> None:
     finished, lines = run_task(tmp_path, "FROM alpine\n", timeout=1)
     assert slow_scan.is_set()
     assert finished.status is RunStatus.TIMEOUT

@@ -132,6 +132,10 @@ def test_buildkit_process_with_matches(word: str, env: dict[str, str], expected:
         assert expand(word, env) == expected
 
 
+def test_names_are_letters_digits_and_underscores_as_in_go() -> None:
+    assert expand("$안녕_1x½", {"안녕_1x": "ok"}) == "ok½"  # ½ is numeric but not a digit: it ends the name
+
+
 def test_mandatory_message_is_the_error() -> None:
     with pytest.raises(ExpansionError) as info:
         expand("${VAR:?message here$ARG}", {"ARG": "x"})
