@@ -198,13 +198,18 @@ def _references(stage: _Stage, stages: list[_Stage], stage_names: Mapping[str, i
                 build_args: Mapping[str, str], strict: bool) -> list[_Reference]:
     """What `stage`'s COPY --from and RUN --mount from= name, in order, expanded with the stage's ARGs.
 
-    Not `strict` (a stage after the --target one): a reference that cannot be expanded is left out.
+    Not `strict` (a stage after the --target one): what cannot be read is left out, as that stage is
+    not scanned; its references only serve the check for stages in a circle.
     """
     scope = _Scope(is_global=False)
     found: list[_Reference] = []
     for instruction in stage.body:
         if instruction.name == "ARG":
-            _declare(scope, instruction, build_args, inherited=meta)
+            try:
+                _declare(scope, instruction, build_args, inherited=meta)
+            except ValidationError:
+                if strict:
+                    raise
             continue
         if instruction.name == "COPY":
             raws = [(raw, "COPY --from", True) for raw in _from_flags(instruction.value, "--from")]

@@ -197,6 +197,9 @@ CASES = {
     "unused stage may copy from a later one": (
         lines("FROM alpine AS unused", "COPY --from=final / /", "FROM busybox AS final"), None, None,
         hub("busybox:latest"), (hub("alpine:latest"),), ("unused", "final")),
+    "stages after the target are not scanned": (
+        lines("FROM alpine AS a", "FROM alpine AS b", "ARG", "COPY --from=$NOPE:: / /", "COPY --from=9 / /"), None, "a",
+        hub("alpine:latest"), (), ("a",)),
     "stage after target may copy from a later one": (
         lines("FROM alpine AS a", "FROM alpine AS b", "COPY --from=c / /", "FROM busybox AS c"), None, "a",
         hub("alpine:latest"), (), ("a",)),
