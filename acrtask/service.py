@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from acrtask import context as contexts
-from acrtask import validate
+from acrtask import imports, validate
 from acrtask.errors import NotFoundError, ValidationError
 from acrtask.model import (
     Argument,
@@ -48,6 +48,7 @@ class TaskChanges:
     schedules: tuple[str, ...] | None = None
     commit_trigger_enabled: bool | None = None
     builder: BuilderName | None = None
+    import_source: str | None = None  # --import: a copy task (imports.py)
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -133,12 +134,15 @@ class TaskService:
 
     def create(self, name: str, changes: TaskChanges) -> Task:
         validate.task_name(name)
-        if changes.context is None:
-            raise ValidationError("the following arguments are required: -c/--context.")
-        draft = Task(name=name, step=Step(context_path=changes.context),
-                     trigger=Trigger(base_image=BaseImageTrigger()))
-        # Unlike update, create always settles the commit trigger (on by default for git contexts).
-        task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
+        if changes.import_source is not None:
+            task = imports.new_task(name, changes)
+        elif changes.context is None:
+            raise ValidationError("the following arguments are required: -c/--context (or --import for a copy task).")
+        else:
+            draft = Task(name=name, step=Step(context_path=changes.context),
+                         trigger=Trigger(base_image=BaseImageTrigger()))
+            # Unlike update, create always settles the commit trigger (on by default for git contexts).
+            task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
         with self.store.transaction() as state:
             if name in state.tasks:
                 raise ValidationError(f"The task '{name}' already exists.",
@@ -149,7 +153,12 @@ class TaskService:
 
     def update(self, name: str, changes: TaskChanges) -> Task:
         with self.store.transaction() as state:
-            task = _apply(self._get(state.tasks, name), changes)
+            task = self._get(state.tasks, name)
+            if task.step.is_import:
+                task = imports.updated_task(task, changes)
+            else:
+                imports.refuse_import_on_build_task(task, changes)
+                task = _apply(task, changes)
             state.tasks[name] = task
         return task
 
