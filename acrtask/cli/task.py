@@ -39,7 +39,8 @@ SecretArgs = Annotated[list[str] | None, typer.Option(
     "--secret-arg", help="Secret build argument NAME[=VALUE]; never printed.")]
 Target = Annotated[str | None, typer.Option("--target", help="The build stage to build.")]
 PlatformOpt = Annotated[str | None, typer.Option(
-    "--platform", help="os/arch, os/arch/variant or an architecture alone (arm64 means linux/arm64). Default: linux/amd64.")]
+    "--platform", help="os/arch, os/arch/variant or an architecture alone (arm64 means linux/arm64). "
+                       "Default: linux/amd64.")]
 NoPush = Annotated[str | None, typer.Option("--no-push", help="Build without pushing: true|false (bare = true).")]
 NoCache = Annotated[str | None, typer.Option("--no-cache", help="Build without the layer cache: true|false "
                                              "(bare = true).")]
