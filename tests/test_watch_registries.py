@@ -154,7 +154,7 @@ def test_a_registry_that_is_down_is_told_once_when_it_goes_and_once_when_it_come
         wait_until(lambda: registries.count("slow.example") >= 8, "checks of the registry that is down")
         up.set()
         wait_until(lambda: "app-slow" in watching.ran(), "the task on the registry once it is back")
-    about = [line for line in watching.events.lines if "slow.example" in line]
+    about = [line for line in watching.events.lines if "slow.example" in line and not line.startswith("Schedule:")]
     assert len(about) == 3, about  # down, back, and the queued run
     assert about[0].startswith("ERROR: Registry slow.example cannot be checked: ")
     assert "503 Service Unavailable" in about[0] or "is failing" in about[0]
@@ -166,9 +166,28 @@ def test_a_registry_that_is_down_is_told_once_when_it_goes_and_once_when_it_come
 # -- what bounds recovery ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("poll_min", "expected"), [(600.0, 300.0), (60.0, 30.0), (5.0, 2.5)])
-def test_the_retry_cap_stays_under_the_poll_interval(poll_min: float, expected: float) -> None:
-    assert WatchOptions(poll_min=poll_min, poll_max=poll_min * 2).retry_max == expected
+@pytest.mark.parametrize(("poll_min", "fast", "expected"), [
+    (600.0, 1200.0, 300.0), (60.0, 120.0, 30.0), (5.0, 30.0, 2.5), (600.0, 30.0, 15.0)])
+def test_the_circuit_cap_stays_under_both_poll_intervals(poll_min: float, fast: float, expected: float) -> None:
+    assert WatchOptions(poll_min=poll_min, poll_max=poll_min * 2, fast_interval=fast).retry_max == expected
+
+
+@pytest.mark.parametrize(("fast", "expected"), [(False, 300.0), (True, 15.0)])
+def test_a_failed_tag_is_retried_under_its_own_poll_interval(fast: bool, expected: float) -> None:
+    import random
+
+    from acrtask.triggers import BaseKey
+    from acrtask.watch.cadence import PollSchedule
+    from acrtask.watch.tags import TagBook
+
+    key = BaseKey("r.example", "app", "1")
+    cadence = PollSchedule(frozenset({"r.example"}) if fast else frozenset(), 30.0, (600.0, 3600.0),
+                           random.Random(1))
+    cadence.update([key], [], {}, now=0.0)
+    book = TagBook(cadence, retry_first=5.0, retry_cap=300.0, retry_early=True)
+    for _ in range(20):  # long enough for the backoff to reach its cap
+        book.failed(key, OSError(24, "Too many open files"), None, now=0.0)
+    assert book.next_check[key] == expected
 
 
 def test_watch_caps_the_registry_circuit_at_its_retry_cap(tmp_path: Path) -> None:
@@ -177,7 +196,7 @@ def test_watch_caps_the_registry_circuit_at_its_retry_cap(tmp_path: Path) -> Non
     registry = ScriptedRegistry(NEW)
     runs = RunStore(tmp_path / "runs")
     watcher = Watcher(StateStore(tmp_path / "state.toml"), runs, registry, RecordingExecutor(runs), Events(),
-                      WatchOptions(poll_min=60, poll_max=120))
+                      WatchOptions(poll_min=60, poll_max=120, fast_interval=90))
     watcher.stop()  # set up, then stop at once
     assert watcher.run() == 0
     assert registry.circuit_cap == 30.0
@@ -207,11 +226,14 @@ def test_tags_that_met_the_circuit_while_its_probe_succeeded_are_checked_again_a
     import random
 
     from acrtask.triggers import BaseKey
+    from acrtask.watch.cadence import PollSchedule
     from acrtask.watch.checks import CheckResult
     from acrtask.watch.tags import TagBook
 
-    book = TagBook(600, 3600, retry_first=5, retry_max=300, retry_early=True, rng=random.Random(1))
     keys = [BaseKey("r.example", "app", str(n)) for n in range(3)]
+    cadence = PollSchedule(frozenset(), 30.0, (600.0, 3600.0), random.Random(1))
+    cadence.update(keys, [], {}, now=0.0)
+    book = TagBook(cadence, retry_first=5, retry_cap=300, retry_early=True)
     book.watch(keys, (), now=0.0)
     batch = book.due(0.0, keys, busy=())["r.example"]
     circuit = CircuitOpenError("r.example is failing", "", retry_after=30.0)

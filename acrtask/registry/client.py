@@ -184,6 +184,14 @@ class RegistryClient:
         for session in self._registries.values():
             session.policy = session.health.policy = self.policy
 
+    def session(self, ref: ImageRef) -> RegistrySession:
+        """The session of `ref`'s registry (for copy.py, which pushes through the same auth and retries)."""
+        return self._registry(ref)
+
+    @property
+    def connector(self) -> Connector:
+        return self._connector
+
     def rate_limits(self) -> dict[str, RateLimit]:
         """The last RateLimit-* figures each registry sent (Docker Hub sends them)."""
         return {host: reg.health.rate for host, reg in self._registries.items() if reg.health.rate}

@@ -27,13 +27,14 @@ from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
+from acrtask.watch.cadence import PollSchedule
 from acrtask.watch.checks import CheckResult, RegistryChecks, StalePlatformsError, TagChecker
 from acrtask.watch.followed import FollowedRuns, Settled, hold_watch_lock
+from acrtask.watch.payloads import PushEvent, notified_line, watched_pushes
 from acrtask.watch.retries import DeferredTriggers
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
 from acrtask.watch.tags import TagBook
 from acrtask.watch.view import Snapshot, WatchView
-from acrtask.watch.webhook import PushEvent
 
 log = logging.getLogger("acrtask.watch")
 
@@ -53,13 +54,16 @@ class WatchOptions:
     commit_poll_interval: float = 60.0
     grace_period: float = 30.0
     foreign_scan_interval: float = 0.2  # how often runs of other processes are looked for
+    fast_registries: frozenset[str] = frozenset()  # polled every fast_interval (cadence.py has the rules)
+    fast_interval: float = 30.0
     retry_first: float = 5.0  # a failed check or queuing is tried again after this, doubling per failure...
     retry_cap: float = 300.0  # ...up to this, and never more than half the shortest poll interval
 
     @property
     def retry_max(self) -> float:
-        """The longest wait before a failed step is tried again (and the registries' circuit cap)."""
-        return min(self.retry_cap, self.poll_min / 2)
+        """The longest wait before a failed step is tried again, whatever the registry (and the registries'
+        circuit cap): under both poll intervals, so a recovered registry is noticed before its next poll."""
+        return min(self.retry_cap, self.poll_min / 2, self.fast_interval / 2)
 
 
 @dataclass
@@ -89,8 +93,10 @@ class Watcher:
         self.stopping = threading.Event()
         self.tasks: dict[str, Task] = {}
         self.plan = triggers.WatchPlan()
-        self.tags = TagBook(options.poll_min, options.poll_max, retry_first=options.retry_first,
-                            retry_max=options.retry_max, retry_early=not options.once, rng=self.rng)
+        self.cadence = PollSchedule(options.fast_registries, options.fast_interval,
+                                    (options.poll_min, options.poll_max), self.rng)
+        self.tags = TagBook(self.cadence, retry_first=options.retry_first, retry_cap=options.retry_cap,
+                            retry_early=not options.once)
         # The book's tables, by their old names (tests and the scale bench read them).
         self.next_check, self.last_check = self.tags.next_check, self.tags.last_check
         self.errors, self.due_now = self.tags.errors, self.tags.due_now
@@ -113,8 +119,9 @@ class Watcher:
 
     # Inputs from other threads.
 
-    def notify_push(self, event: PushEvent) -> None:
-        self.events.put(("push", event))
+    def notify_push(self, events: list[PushEvent]) -> None:
+        """The push events of one webhook body: handled, and logged, together."""
+        self.events.put(("push", tuple(events)))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -213,11 +220,12 @@ class Watcher:
             self._handle(kind, payload)
 
     def _handle(self, kind: str, payload: object) -> None:
-        if kind == "push" and isinstance(payload, PushEvent):
-            for key in self.plan.interests:
-                if key.repository == payload.repository and key.tag == payload.tag:
-                    self.view.event(f"Notified by {payload.source}: {key} was pushed; checking it now.")
-                    self.due_now.setdefault(key, None)
+        if kind == "push" and isinstance(payload, tuple):
+            keys = watched_pushes(payload, self.plan.interests)
+            for key in keys:
+                self.due_now.setdefault(key, None)
+            if keys:
+                self.view.event(notified_line(payload, keys))
         elif kind == "finished" and isinstance(payload, Run):
             self._finished(payload)
         elif kind == "checked" and isinstance(payload, CheckResult):
@@ -393,6 +401,8 @@ class Watcher:
         old_keys = set(self.plan.interests)
         self.plan = triggers.plan(self.tasks.values())
         self.tags.watch(self.plan.interests.keys() - old_keys, old_keys - self.plan.interests.keys(), self.clock())
+        for line in self.cadence.update(self.plan.interests, self.tasks.values(), self.next_check, self.clock()):
+            self.view.event(line)
         if self.plan.cycles:
             for group in self.plan.cycles:
                 self.view.event(f"Cycle: {' -> '.join(group)} build on each other's images; "

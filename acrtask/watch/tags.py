@@ -4,8 +4,8 @@ failed, and which are due now. Pure bookkeeping (time and randomness come in), o
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Collection, Mapping, Sequence
+from typing import Protocol
 
 from acrtask.registry.transport import CircuitOpenError
 from acrtask.triggers import BaseKey, Interest
@@ -16,12 +16,20 @@ from acrtask.watch.view import BaseStatus
 Batches = dict[str, dict[BaseKey, str | None]]  # registry -> its due tags -> the run that pushed each
 
 
+class Cadence(Protocol):
+    """How often a tag is polled (cadence.PollSchedule)."""
+
+    def interval(self, key: BaseKey) -> float:
+        """Seconds until the next check after a good one (random for slow registries)."""
+
+    def shortest(self, key: BaseKey) -> float:
+        """The shortest of those."""
+
+
 class TagBook:
-    def __init__(self, poll_min: float, poll_max: float, *, retry_first: float, retry_max: float,
-                 retry_early: bool, rng: random.Random) -> None:
-        self.poll_min, self.poll_max = poll_min, poll_max
-        self.retry_first, self.retry_max, self.retry_early = retry_first, retry_max, retry_early
-        self.rng = rng
+    def __init__(self, cadence: Cadence, *, retry_first: float, retry_cap: float, retry_early: bool) -> None:
+        self.cadence = cadence
+        self.retry_first, self.retry_cap, self.retry_early = retry_first, retry_cap, retry_early
         self.next_check: dict[BaseKey, float] = {}  # inf: its check is in flight
         self.last_check: dict[BaseKey, float] = {}
         self.last_digest: dict[BaseKey, str] = {}
@@ -74,7 +82,7 @@ class TagBook:
                 self.failures.pop(key, None)
                 self.errors.pop(key, None)
                 self.last_digest[key] = value
-                self.next_check[key] = now + self.rng.uniform(self.poll_min, self.poll_max)
+                self.next_check[key] = now + self.cadence.interval(key)
                 answered.append((key, value, upstream))
             elif (line := self.failed(key, value, upstream, now, at_once=probed)) is not None:
                 lines.append(line)
@@ -82,13 +90,14 @@ class TagBook:
 
     def failed(self, key: BaseKey, error: object, upstream: str | None, now: float, *,
                at_once: bool = False) -> str | None:
-        """Schedule the next try: soon after an outage or local trouble (doubling, under the poll interval),
-        at the next poll after a registry's answer about the tag (404, 401). The line to log, if any: none
-        while the registry's down line tells it."""
+        """Schedule the next try: soon after an outage or local trouble (doubling, at most half the tag's
+        shortest poll interval), at the next poll after a registry's answer about the tag (404, 401). The
+        line to log, if any: none while the registry's down line tells it."""
         failures = self.failures[key] = self.failures.get(key, 0) + 1
-        wait = self.rng.uniform(self.poll_min, self.poll_max)
+        wait = self.cadence.interval(key)
         if self.retry_early and retried_early(error):
-            wait = min(wait, retry_delay(error, failures, self.retry_first, self.retry_max))
+            cap = min(self.retry_cap, self.cadence.shortest(key) / 2)
+            wait = min(wait, retry_delay(error, failures, self.retry_first, cap))
             if at_once and isinstance(error, CircuitOpenError):
                 wait = 0.0
         self.next_check[key] = now + wait
