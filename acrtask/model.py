@@ -7,6 +7,7 @@ defaults in `from_dict`.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,8 +31,16 @@ class BaseImageTriggerType(StrEnum):
 
 
 class DependencyType(StrEnum):
-    RUNTIME = "Runtime"
+    RUNTIME = "RunTime"  # the API's spelling (BaseImageDependencyType); "Runtime" is read too
     BUILD_TIME = "BuildTime"
+
+    @classmethod
+    def parse(cls, text: str) -> DependencyType:
+        """Any case: state files written before the API's spelling say "Runtime"."""
+        for member in cls:
+            if member.value.lower() == text.lower():
+                return member
+        raise ValueError(f"{text!r} is not a dependency type (RunTime or BuildTime)")
 
 
 class BuilderName(StrEnum):
@@ -91,7 +100,7 @@ class BaseImageDependency:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaseImageDependency:
         return cls(
-            type=DependencyType(data["type"]), registry=stored.text(data, "registry"),
+            type=DependencyType.parse(stored.text(data, "type")), registry=stored.text(data, "registry"),
             repository=stored.text(data, "repository"), tag=stored.optional_text(data, "tag"),
             digest=stored.optional_text(data, "digest"), platform_digest=stored.optional_text(data, "platformDigest"),
             platform=stored.optional_text(data, "platform"), pinned=bool(data.get("isPinned", False)),
@@ -121,6 +130,7 @@ class SourceTrigger:
     branch: str | None
     status: Status = Status.ENABLED
     name: str = DEFAULT_SOURCE_TRIGGER_NAME
+    pull_request: bool = False  # --pull-request-trigger-enabled: recorded as az does; needs a webhook, not polled
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,7 +139,7 @@ class SourceTrigger:
             "sourceRepository": _drop_none({
                 "sourceControlType": "Git", "repositoryUrl": self.repository_url, "branch": self.branch,
             }),
-            "sourceTriggerEvents": ["commit"],
+            "sourceTriggerEvents": ["commit", "pullrequest"] if self.pull_request else ["commit"],
         }
 
     @classmethod
@@ -139,6 +149,7 @@ class SourceTrigger:
             repository_url=stored.text(repo, "repositoryUrl"), branch=stored.optional_text(repo, "branch"),
             status=Status(data.get("status", "Enabled")),
             name=stored.text(data, "name") if "name" in data else DEFAULT_SOURCE_TRIGGER_NAME,
+            pull_request="pullrequest" in stored.strings(data, "sourceTriggerEvents"),
         )
 
 
@@ -147,9 +158,13 @@ class BaseImageTrigger:
     type: BaseImageTriggerType = BaseImageTriggerType.RUNTIME
     status: Status = Status.ENABLED
     name: str = DEFAULT_BASE_IMAGE_TRIGGER_NAME
+    # Created with --base-image-trigger-enabled false: az sends no trigger at all, so `task show` has null
+    # there. Stored as a disabled trigger that says so (the key `omitted`), shown as az shows it.
+    omitted: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"baseImageTriggerType": str(self.type), "name": self.name, "status": str(self.status)}
+        return _drop_none({"baseImageTriggerType": str(self.type), "name": self.name, "status": str(self.status),
+                           "omitted": self.omitted or None})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaseImageTrigger:
@@ -157,6 +172,7 @@ class BaseImageTrigger:
             type=BaseImageTriggerType(data.get("baseImageTriggerType", "Runtime")),
             status=Status(data.get("status", "Enabled")),
             name=stored.text(data, "name") if "name" in data else DEFAULT_BASE_IMAGE_TRIGGER_NAME,
+            omitted=bool(data.get("omitted", False)),
         )
 
 
@@ -207,6 +223,7 @@ class Step:
     # None until a run discovers them (ACR needs one run first); () after a FROM scratch build.
     base_image_dependencies: tuple[BaseImageDependency, ...] | None = None
     import_source: str | None = None  # a copy task: its run imports this image to image_names[0], no build
+    context_access_token: str | None = None  # --git-access-token: a secret, for https git contexts
 
     @property
     def is_import(self) -> bool:
@@ -221,6 +238,7 @@ class Step:
             "type": "Import" if self.is_import else "Docker",
             "importSource": self.import_source,
             "contextPath": self.context_path,
+            "contextAccessToken": self.context_access_token if reveal_secrets else None,
             "dockerFilePath": self.docker_file_path,
             "imageNames": list(self.image_names),
             "isPushEnabled": self.is_push_enabled,
@@ -245,7 +263,50 @@ class Step:
                 BaseImageDependency.from_dict(d) for d in stored.tables(data, "baseImageDependencies")
             ),
             import_source=data.get("importSource"),
+            context_access_token=stored.optional_text(data, "contextAccessToken"),
         )
+
+
+@dataclass(frozen=True)
+class RegistryCredential:
+    """A login for one registry (az's customRegistries entry). `identity` (a managed identity in Azure) has no
+    meaning here: such an entry falls back to the Docker config's login for that server."""
+
+    login_server: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    identity: str | None = None
+
+    def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
+        def secret(value: str | None, shown: bool) -> dict[str, Any] | None:
+            return None if value is None else {"type": "Opaque", "value": value if shown else None}
+
+        return {"userName": secret(self.username, True), "password": secret(self.password, reveal_secrets),
+                "identity": self.identity}
+
+
+def credentials_dict(credentials: tuple[RegistryCredential, ...], reveal_secrets: bool) -> dict[str, Any] | None:
+    """az's `credentials` object; TOML has no null, so the empty parts are dropped (None when there is none)."""
+    if not credentials:
+        return None
+    return {"customRegistries": {c.login_server: _drop_none_deep(c.to_dict(reveal_secrets)) for c in credentials},
+            "sourceRegistry": {"loginMode": "Default"}}
+
+
+def _drop_none_deep(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none_deep(v) if isinstance(v, dict) else v) for k, v in values.items() if v is not None}
+
+
+def credentials_from_dict(data: dict[str, Any]) -> tuple[RegistryCredential, ...]:
+    found = []
+    for server, entry in stored.table(data, "customRegistries", {}).items():
+        if not isinstance(entry, dict):
+            raise TypeError(f"the credential for {server!r} must be a table")
+        user, password = entry.get("userName") or {}, entry.get("password") or {}
+        found.append(RegistryCredential(login_server=server, username=stored.optional_text(user, "value"),
+                                        password=stored.optional_text(password, "value"),
+                                        identity=stored.optional_text(entry, "identity")))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -258,9 +319,29 @@ class Task:
     timeout: int = 3600
     builder: BuilderName = BuilderName.AUTO
     creation_date: str = ""
+    registry: str | None = None  # the login server of -r: the registry the task belongs to, where short -t go
+    credentials: tuple[RegistryCredential, ...] = ()  # `task credential add`: logins for other registries
+
+    @property
+    def login_server(self) -> str | None:
+        """The registry the task belongs to: its -r, else (tasks made before -r was kept) its first image's."""
+        if self.registry:
+            return self.registry
+        from acrtask.reference import names_registry
+
+        first = next(iter(self.step.image_names), "")
+        return first.partition("/")[0].lower() if first and names_registry(first) else None
+
+    @property
+    def qualified_image_names(self) -> tuple[str, ...]:
+        """The -t names with the registry's login server in front of short ones, as ACR pushes them."""
+        from acrtask.reference import names_registry
+
+        return tuple(name if names_registry(name) or not self.registry else f"{self.registry}/{name}"
+                     for name in self.step.image_names)
 
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
-        return {
+        return _drop_none({
             "name": self.name,
             "status": str(self.status),
             "platform": self.platform.to_dict(),
@@ -269,7 +350,9 @@ class Task:
             "timeout": self.timeout,
             "builder": str(self.builder),
             "creationDate": self.creation_date,
-        }
+            "registry": self.registry,
+            "credentials": credentials_dict(self.credentials, reveal_secrets),
+        })
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Task:
@@ -282,6 +365,8 @@ class Task:
             timeout=int(data.get("timeout", 3600)),
             builder=BuilderName(data.get("builder", "auto")),
             creation_date=stored.text(data, "creationDate") if "creationDate" in data else "",
+            registry=stored.optional_text(data, "registry"),
+            credentials=credentials_from_dict(stored.table(data, "credentials", {})),
         )
 
 
@@ -289,7 +374,11 @@ class Task:
 
 
 class RunStatus(StrEnum):
+    """ACR's run statuses, all of them (`list-runs --run-status` takes each); acrtask's runs go Queued,
+    Running, then one of the last five. Started is ACR's short step between Queued and Running."""
+
     QUEUED = "Queued"
+    STARTED = "Started"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -299,7 +388,7 @@ class RunStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self not in (RunStatus.QUEUED, RunStatus.STARTED, RunStatus.RUNNING)
 
 
 class TriggerKind(StrEnum):
@@ -385,6 +474,7 @@ class Run:
     error: str | None = None
     commit_id: str | None = None
     pid: int | None = None  # the process that runs it, so a crashed one can be told from a live one
+    registry: str | None = None  # the login server of its task, so -r can scope runs
 
     @property
     def number(self) -> int:
@@ -399,19 +489,24 @@ class Run:
         """az's run shape (runId, status, outputImages, imageUpdateTrigger, ...), plus `reason`."""
         data: dict[str, Any] = {
             "runId": self.run_id, "name": self.run_id, "task": self.task, "status": str(self.status),
-            "runType": "AutoBuild", "createTime": self.create_time, "startTime": self.start_time,
+            # As ACR: a run asked for by hand is a QuickRun, one a trigger started an AutoRun.
+            "runType": "QuickRun" if self.trigger.kind is TriggerKind.MANUAL else "AutoRun",
+            "createTime": self.create_time, "startTime": self.start_time,
             "finishTime": self.finish_time, "platform": self.platform.to_dict(),
             "outputImages": [image.to_dict() for image in self.output_images],
             "runErrorMessage": self.error, "trigger": self.trigger.to_dict(), "reason": self.trigger.reason(),
-            "pid": self.pid,
+            "pid": self.pid, "registry": self.registry,
         }
         trigger = self.trigger
         if trigger.kind is TriggerKind.BASE_IMAGE_UPDATE and trigger.base_image:
             name, _, tag = trigger.base_image.rpartition(":")
             registry, _, repository = name.partition("/")
-            data["imageUpdateTrigger"] = {"images": [_drop_none({
-                "registry": registry, "repository": repository, "tag": tag, "digest": trigger.new_digest,
-                "previousDigest": trigger.old_digest})]}
+            data["imageUpdateTrigger"] = {
+                # One id per base update: every run the same move of the same tag started shares it.
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{trigger.base_image}@{trigger.new_digest}")),
+                "timestamp": self.create_time,
+                "images": [_drop_none({"registry": registry, "repository": repository, "tag": tag,
+                                       "digest": trigger.new_digest, "previousDigest": trigger.old_digest})]}
         elif trigger.kind is TriggerKind.TIMER:
             data["timerTrigger"] = _drop_none({"timerTriggerName": trigger.timer_name,
                                                "scheduleOccurrence": trigger.schedule_occurrence})
@@ -430,6 +525,7 @@ class Run:
             start_time=data.get("startTime"), finish_time=data.get("finishTime"),
             output_images=tuple(OutputImage.from_dict(i) for i in data.get("outputImages", [])),
             error=data.get("runErrorMessage"), commit_id=data.get("sourceCommitId"), pid=data.get("pid"),
+            registry=data.get("registry"),
         )
 
 

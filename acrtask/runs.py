@@ -56,7 +56,7 @@ class RunStore:
         """A new Queued run of `task`, with the next id."""
         number = self._next_number()
         run = Run(run_id=f"{RUN_ID_PREFIX}{number}", task=task.name, status=RunStatus.QUEUED, trigger=trigger,
-                  create_time=self.now(), platform=task.platform, pid=os.getpid())
+                  create_time=self.now(), platform=task.platform, pid=os.getpid(), registry=task.login_server)
         self.save(run)
         self.prune()
         return run

@@ -6,6 +6,7 @@ written, so bad input leaves the state file exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -26,6 +27,7 @@ from acrtask.model import (
     format_time,
 )
 from acrtask.platform import Platform
+from acrtask.reference import names_registry
 from acrtask.state import StateStore
 
 
@@ -49,6 +51,11 @@ class TaskChanges:
     commit_trigger_enabled: bool | None = None
     builder: BuilderName | None = None
     import_source: str | None = None  # --import: a copy task (imports.py)
+    registry: str | None = None  # -r as a login server: the task's registry (create), the scope (update)
+    git_access_token: str | None = None  # a secret: used to clone https git contexts
+    base_image_trigger_name: str | None = None
+    source_trigger_name: str | None = None
+    pull_request_trigger_enabled: bool | None = None
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -58,8 +65,9 @@ def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tu
     return tuple(merged.values())
 
 
-def _source_triggers(ctx: contexts.Context, enabled: bool | None,
+def _source_triggers(ctx: contexts.Context, changes: TaskChanges,
                      existing: tuple[SourceTrigger, ...]) -> tuple[SourceTrigger, ...]:
+    enabled = changes.commit_trigger_enabled
     if not ctx.is_git:
         if enabled:
             raise ValidationError("--commit-trigger-enabled needs a git context.",
@@ -68,7 +76,17 @@ def _source_triggers(ctx: contexts.Context, enabled: bool | None,
     status = Status.ENABLED if enabled is None or enabled else Status.DISABLED
     if enabled is None and existing:
         status = existing[0].status
-    return (SourceTrigger(repository_url=ctx.location, branch=ctx.branch, status=status),)
+    before = existing[0] if existing else SourceTrigger(repository_url=ctx.location, branch=ctx.branch)
+    pull_request = before.pull_request if changes.pull_request_trigger_enabled is None \
+        else changes.pull_request_trigger_enabled
+    return (replace(before, repository_url=ctx.location, branch=ctx.branch, status=status,
+                    name=changes.source_trigger_name or before.name, pull_request=pull_request),)
+
+
+def _image_name(text: str, registry: str | None) -> str:
+    """A -t name: checked, and kept short (as az stores it) when the task's registry will be put in front."""
+    full = validate.image_name(text, registry)
+    return full if names_registry(text.strip()) else text.strip()
 
 
 def _apply(task: Task, changes: TaskChanges) -> Task:
@@ -79,8 +97,11 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
     file = changes.file if changes.file is not None else step.docker_file_path
     if changes.context is not None or changes.file is not None:
         contexts.check_dockerfile(ctx, file)
+    registry = task.registry or changes.registry
     if changes.images is not None:
-        step = replace(step, image_names=changes.images)
+        step = replace(step, image_names=tuple(_image_name(i, registry) for i in changes.images))
+    if changes.git_access_token is not None:
+        step = replace(step, context_access_token=changes.git_access_token or None)
     if changes.arguments is not None:
         step = replace(step, arguments=_merge_arguments(step.arguments, changes.arguments))
     step = replace(
@@ -98,14 +119,19 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
     base = task.trigger.base_image
     if changes.base_image_trigger_enabled is not None:
         base = replace(base, status=Status.ENABLED if changes.base_image_trigger_enabled else Status.DISABLED)
+    if changes.base_image_trigger_enabled:
+        base = replace(base, omitted=False)
     if changes.base_image_trigger_type is not None:
         base = replace(base, type=changes.base_image_trigger_type)
+    if changes.base_image_trigger_name is not None:
+        base = replace(base, name=changes.base_image_trigger_name)
     timers = task.trigger.timers
     if changes.schedules is not None:
         timers = validate.schedules(list(changes.schedules), existing=timers)
     sources = task.trigger.sources
-    if changes.context is not None or changes.commit_trigger_enabled is not None:
-        sources = _source_triggers(ctx, changes.commit_trigger_enabled, task.trigger.sources)
+    if changes.context is not None or changes.commit_trigger_enabled is not None \
+            or changes.pull_request_trigger_enabled is not None or changes.source_trigger_name is not None:
+        sources = _source_triggers(ctx, changes, task.trigger.sources)
     trigger = Trigger(base_image=base, timers=timers, sources=sources)
 
     return replace(
@@ -116,6 +142,7 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
         status=changes.status or task.status,
         timeout=validate.timeout(changes.timeout) if changes.timeout is not None else task.timeout,
         builder=changes.builder or task.builder,
+        registry=registry,
     )
 
 
@@ -126,6 +153,13 @@ def _context_path(ctx: contexts.Context) -> str:
             fragment = "#" + (ctx.branch or "") + (f":{ctx.folder}" if ctx.folder else "")
         return ctx.location + fragment
     return ctx.location
+
+
+def in_registry(task: Task, registry: str | None) -> bool:
+    """Whether -r `registry` (a login server, or None for no scope) covers the task, as az scopes by registry.
+
+    A task that belongs to no registry (no -r, no qualified image) is outside every -r."""
+    return registry is None or (task.login_server or "").lower() == registry.lower()
 
 
 class TaskService:
@@ -143,6 +177,9 @@ class TaskService:
                          trigger=Trigger(base_image=BaseImageTrigger()))
             # Unlike update, create always settles the commit trigger (on by default for git contexts).
             task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
+        if changes.base_image_trigger_enabled is False:  # az creates no trigger at all; shown as null
+            task = replace(task, trigger=replace(task.trigger, base_image=replace(
+                task.trigger.base_image, status=Status.DISABLED, omitted=True)))
         with self.store.transaction() as state:
             if name in state.tasks:
                 raise ValidationError(f"The task '{name}' already exists.",
@@ -153,7 +190,7 @@ class TaskService:
 
     def update(self, name: str, changes: TaskChanges) -> Task:
         with self.store.transaction() as state:
-            task = self._get(state.tasks, name)
+            task = self._get(state.tasks, name, changes.registry)
             if task.step.is_import:
                 task = imports.updated_task(task, changes)
             else:
@@ -162,37 +199,47 @@ class TaskService:
             state.tasks[name] = task
         return task
 
-    def show(self, name: str) -> Task:
-        return self._get(self.store.load().tasks, name)
+    def show(self, name: str, registry: str | None = None) -> Task:
+        return self._get(self.store.load().tasks, name, registry)
 
-    def all(self) -> list[Task]:
-        return sorted(self.store.load().tasks.values(), key=lambda task: task.name)
+    def all(self, registry: str | None = None) -> list[Task]:
+        tasks = self.store.load().tasks.values()
+        return sorted((t for t in tasks if in_registry(t, registry)), key=lambda task: task.name)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, registry: str | None = None) -> None:
         with self.store.transaction() as state:
-            self._get(state.tasks, name)
+            self._get(state.tasks, name, registry)
             del state.tasks[name]
 
-    # Timers: az's `task timer add|update|remove|list`.
-
-    def timer_add(self, name: str, timer_name: str, schedule: str, enabled: bool = True) -> tuple[TimerTrigger, ...]:
-        validate.timer_name(timer_name)
+    def change(self, name: str, registry: str | None, edit: Callable[[Task], Task]) -> Task:
+        """Apply `edit` to one task inside a transaction: nothing is written if it raises."""
         with self.store.transaction() as state:
-            task = self._get(state.tasks, name)
+            task = edit(self._get(state.tasks, name, registry))
+            state.tasks[name] = task
+        return task
+
+    # Timers: az's `task timer add|update|remove|list`. Like az, the changes return the whole task.
+
+    def timer_add(self, name: str, timer_name: str, schedule: str, enabled: bool = True,
+                  registry: str | None = None) -> Task:
+        validate.timer_name(timer_name)
+
+        def add(task: Task) -> Task:
             if any(t.name == timer_name for t in task.trigger.timers):
                 raise ValidationError(f"The timer '{timer_name}' already exists for the task '{name}'.",
                                       "Use 'acrtask task timer update' to change it.")
             timers = validate.schedules([f"{timer_name}:{schedule}"], existing=task.trigger.timers)
             timers = timers[:-1] + (replace(timers[-1], status=Status.ENABLED if enabled else Status.DISABLED),)
-            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
-        return timers
+            return replace(task, trigger=replace(task.trigger, timers=timers))
+
+        return self.change(name, registry, add)
 
     def timer_update(self, name: str, timer_name: str, schedule: str | None,
-                     enabled: bool | None) -> tuple[TimerTrigger, ...]:
+                     enabled: bool | None, registry: str | None = None) -> Task:
         if schedule is None and enabled is None:
             raise ValidationError("Nothing to update.", "Give --schedule and/or --enabled.")
-        with self.store.transaction() as state:
-            task = self._get(state.tasks, name)
+
+        def update(task: Task) -> Task:
             timer = self._timer(task, timer_name)
             changed = replace(
                 timer,
@@ -200,27 +247,29 @@ class TaskService:
                 status=timer.status if enabled is None else (Status.ENABLED if enabled else Status.DISABLED),
             )
             timers = tuple(changed if t.name == timer_name else t for t in task.trigger.timers)
-            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
-        return timers
+            return replace(task, trigger=replace(task.trigger, timers=timers))
 
-    def timer_remove(self, name: str, timer_name: str) -> tuple[TimerTrigger, ...]:
-        with self.store.transaction() as state:
-            task = self._get(state.tasks, name)
+        return self.change(name, registry, update)
+
+    def timer_remove(self, name: str, timer_name: str, registry: str | None = None) -> Task:
+        def remove(task: Task) -> Task:
             self._timer(task, timer_name)
             timers = tuple(t for t in task.trigger.timers if t.name != timer_name)
-            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
-        return timers
+            return replace(task, trigger=replace(task.trigger, timers=timers))
 
-    def timer_list(self, name: str) -> tuple[TimerTrigger, ...]:
-        return self.show(name).trigger.timers
+        return self.change(name, registry, remove)
+
+    def timer_list(self, name: str, registry: str | None = None) -> tuple[TimerTrigger, ...]:
+        return self.show(name, registry).trigger.timers
 
     @staticmethod
-    def _get(tasks: dict[str, Task], name: str) -> Task:
-        try:
-            return tasks[name]
-        except KeyError:
-            raise NotFoundError(f"The task '{name}' could not be found.",
-                                "Run 'acrtask task list' to see the tasks there are.") from None
+    def _get(tasks: dict[str, Task], name: str, registry: str | None = None) -> Task:
+        task = tasks.get(name)
+        if task is None or not in_registry(task, registry):
+            where = f" in the registry {registry}" if registry else ""
+            raise NotFoundError(f"The task '{name}' could not be found{where}.",
+                                "Run 'acrtask task list' to see the tasks there are.")
+        return task
 
     @staticmethod
     def _timer(task: Task, timer_name: str) -> TimerTrigger:
@@ -230,3 +279,35 @@ class TaskService:
             if timer.name == timer_name:
                 return timer
         raise NotFoundError(f"The timer '{timer_name}' does not exist for the task '{task.name}'.")
+
+
+@dataclass(frozen=True)
+class RunOverrides:
+    """`task run -c -f --target`: this run builds another context, Dockerfile or stage; the task is unchanged."""
+
+    context: str | None = None
+    file: str | None = None
+    target: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("context", self.context), ("file", self.file), ("target", self.target)) if v}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> RunOverrides:
+        return cls(data.get("context"), data.get("file"), data.get("target"))
+
+    def apply(self, task: Task) -> Task:
+        """The task as this run builds it, checked as create checks these flags."""
+        if not self.to_dict():
+            return task
+        if task.step.is_import:
+            raise ValidationError(f"The task '{task.name}' is a copy task: -c, -f and --target mean nothing to it.",
+                                  "Run it without them.")
+        if self.target is not None:
+            validate.stage_name(self.target)
+        ctx = contexts.parse(self.context if self.context is not None else task.step.context_path)
+        file = self.file if self.file is not None else task.step.docker_file_path
+        contexts.check_dockerfile(ctx, file)
+        step = replace(task.step, context_path=_context_path(ctx), docker_file_path=file,
+                       target=self.target if self.target is not None else task.step.target)
+        return replace(task, step=step)

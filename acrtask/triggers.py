@@ -57,7 +57,7 @@ def triggering_dependencies(task: Task) -> list[BaseImageDependency]:
 
 def stable_outputs(task: Task) -> set[str]:
     """Output tags that can be another task's base: not the ones that change every run ({{.Run.ID}})."""
-    return {name for name in task.step.image_names if RUN_ID_PLACEHOLDER not in name}
+    return {name for name in task.qualified_image_names if RUN_ID_PLACEHOLDER not in name}
 
 
 def dependency_graph(tasks: Iterable[Task]) -> dict[str, set[str]]:

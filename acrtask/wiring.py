@@ -20,12 +20,13 @@ from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.runner import Runner
 from acrtask.runs import RunStore, pid_alive
-from acrtask.service import TaskService
+from acrtask.service import RunOverrides, TaskService
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
 from acrtask.workspace import Workspace
 
 DETACHED_ARGS_ENV = "ACRTASK_RUN_ARGS"  # extra args of a --no-wait run, for the child (not on its argv)
+DETACHED_OVERRIDES_ENV = "ACRTASK_RUN_OVERRIDES"  # its -c/-f/--target
 
 
 def state_store() -> StateStore:
@@ -38,9 +39,19 @@ def run_store() -> RunStore:
 
 @cache
 def registry_client() -> Any:
+    """The process's shared client. Its logins: any task's credentials for a server, then the Docker config."""
     from acrtask.registry import BlockingRegistryClient
+    from acrtask.task_credentials import AllTasksCredentials
 
-    return BlockingRegistryClient()
+    return BlockingRegistryClient(credentials=AllTasksCredentials(lambda: state_store().load().tasks.values()))
+
+
+def task_registry_client(task: Task) -> Any:
+    """A client of its own for a run of a task with credentials: that task's logins, then the Docker config."""
+    from acrtask.registry import BlockingRegistryClient
+    from acrtask.task_credentials import TaskCredentialSource
+
+    return BlockingRegistryClient(credentials=TaskCredentialSource(task.credentials))
 
 
 class RegistryTagChecker:
@@ -71,8 +82,8 @@ class RunService:
         self.runs = runs
         self.runner = runner
 
-    def task(self, name: str) -> Task:
-        return self.tasks.show(name)
+    def task(self, name: str, registry: str | None = None) -> Task:
+        return self.tasks.show(name, registry)
 
     def queue(self, task: Task, trigger: RunTrigger) -> Run:
         return self.runner.queue(task, trigger)
@@ -81,9 +92,11 @@ class RunService:
                 extra_args: tuple[Argument, ...] = ()) -> Run:
         return self.runner.execute(run, task, emit, cancel, extra_args)
 
-    def start_detached(self, run: Run, extra_args: tuple[Argument, ...]) -> None:
+    def start_detached(self, run: Run, extra_args: tuple[Argument, ...],
+                       overrides: RunOverrides | None = None) -> None:
         """`task run --no-wait`: a child process of its own session runs it; this one returns."""
-        env = {**os.environ, DETACHED_ARGS_ENV: json.dumps([a.to_dict(reveal_secrets=True) for a in extra_args])}
+        env = {**os.environ, DETACHED_ARGS_ENV: json.dumps([a.to_dict(reveal_secrets=True) for a in extra_args]),
+               DETACHED_OVERRIDES_ENV: json.dumps((overrides or RunOverrides()).to_dict())}
         subprocess.Popen(  # noqa: S603 - our own interpreter and module, an argument list
             [sys.executable, "-m", "acrtask", "task", "execute-run", "--run-id", run.run_id, "-o", "none"],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -95,8 +108,9 @@ class RunService:
         if run.status is not RunStatus.QUEUED:
             raise AcrTaskError(f"The run '{run_id}' is {run.status.value}, not Queued.")
         args = tuple(Argument.from_dict(a) for a in json.loads(os.environ.pop(DETACHED_ARGS_ENV, "[]")))
+        overrides = RunOverrides.from_dict(json.loads(os.environ.pop(DETACHED_OVERRIDES_ENV, "{}")))
         run = self.runs.save(replace(run, pid=os.getpid()))
-        return self.execute(run, self.task(run.task), lambda line: None, threading.Event(), args)
+        return self.execute(run, overrides.apply(self.task(run.task)), lambda line: None, threading.Event(), args)
 
     def request_cancel(self, run_id: str) -> Run:
         run = self.runs.get(run_id)
@@ -115,7 +129,7 @@ def runner(environ: dict[str, str] | None = None) -> Runner:
         builder_for=lambda task, run: builders.select(
             str(task.builder), {**os.environ, RUN_TAG: runs.process_tag(run.run_id)}),
         workspace_for=lambda task: Workspace(),
-        environ=environ, copier=registry_client(),
+        environ=environ, copier=registry_client(), registry_for=task_registry_client,
     )
 
 

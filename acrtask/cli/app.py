@@ -8,8 +8,9 @@ import traceback
 
 import typer
 
-from acrtask.cli import options, runs, watch  # noqa: F401 - runs and watch add their commands to `task`
+from acrtask.cli import credential, options, runs, timer, watch  # noqa: F401 - they add their commands to `task`
 from acrtask.cli.image import image_app
+from acrtask.cli.registry import registry_app
 from acrtask.cli.task import task_app
 from acrtask.errors import AcrTaskError, printable
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(task_app, name="task")
 app.add_typer(image_app, name="image")
+app.add_typer(registry_app, name="registry")
 
 log = logging.getLogger("acrtask")
 
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         args.output = check_format(args.output, FORMATS + GRAPH_FORMATS if graph else FORMATS)
         options.current = args
         options.configure_logging(args)
+        options.note_ignored(args)
         result = app(args=rest, prog_name="acrtask", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except typer.Exit as exc:

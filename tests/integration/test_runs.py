@@ -37,10 +37,10 @@ def test_two_stage_build_records_its_bases_and_pushes_annotated_images(bench: Wo
     assert done.out.rstrip().splitlines()[-1].startswith("Run ID: ca1 was successful after ")
 
     deps = {d["type"]: d for d in bench.task("app-task")["step"]["baseImageDependencies"]}
-    assert deps["Runtime"]["repository"] == "baseimages/node"
-    assert deps["Runtime"]["tag"] == "15-alpine"
-    assert deps["Runtime"]["digest"] == runtime_digest == bench.digest("baseimages/node", "15-alpine")
-    assert deps["Runtime"]["platformDigest"] == runtime_digest
+    assert deps["RunTime"]["repository"] == "baseimages/node"
+    assert deps["RunTime"]["tag"] == "15-alpine"
+    assert deps["RunTime"]["digest"] == runtime_digest == bench.digest("baseimages/node", "15-alpine")
+    assert deps["RunTime"]["platformDigest"] == runtime_digest
     assert deps["BuildTime"]["repository"] == "tools/builder"
     assert deps["BuildTime"]["digest"] == builder_digest
 
