@@ -47,7 +47,7 @@ def normalise_server(value: str) -> str:
         raise ValidationError(f"Invalid login server '{value}': give a host and optional port, such as "
                               "localhost:5000 or myregistry.azurecr.io.")
     try:
-        return ImageRef.parse("x", default_registry=text).registry
+        return ImageRef.parse("x", default_registry=text.lower()).registry  # host names know no case
     except ValidationError:
         raise ValidationError(f"Invalid login server '{value}': give a host and optional port, such as "
                               "localhost:5000 or myregistry.azurecr.io.") from None
@@ -65,11 +65,11 @@ def login_server(value: str, aliases: Mapping[str, str], environ: Mapping[str, s
     text = value.strip()
     if not text:
         raise ValidationError("argument --registry/-r: expected a registry name or login server.")
+    if is_login_server(text):
+        return normalise_server(text)
     alias = aliases.get(text.lower())
     if alias:
         return alias
-    if is_login_server(text):
-        return normalise_server(text)
     return normalise_server(check_name(text) + suffix(environ))
 
 
