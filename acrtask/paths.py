@@ -21,3 +21,7 @@ def state_file() -> Path:
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+def builders_file() -> Path:
+    return home() / "builders.toml"

@@ -9,6 +9,7 @@ import traceback
 import typer
 
 from acrtask.cli import options, runs, watch  # noqa: F401 - runs and watch add their commands to `task`
+from acrtask.cli.builder import builder_app
 from acrtask.cli.image import image_app
 from acrtask.cli.task import task_app
 from acrtask.errors import AcrTaskError
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(task_app, name="task")
 app.add_typer(image_app, name="image")
+app.add_typer(builder_app, name="builder")
 
 log = logging.getLogger("acrtask")
 
