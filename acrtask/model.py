@@ -373,6 +373,8 @@ class Run:
     error: str | None = None
     commit_id: str | None = None
     pid: int | None = None  # the process that runs it, so a crashed one can be told from a live one
+    agent: str | None = None  # the build endpoint it was placed on; None: this machine
+    agent_lost: bool = False  # the endpoint stopped answering during the build
 
     @property
     def number(self) -> int:
@@ -391,7 +393,7 @@ class Run:
             "finishTime": self.finish_time, "platform": self.platform.to_dict(),
             "outputImages": [image.to_dict() for image in self.output_images],
             "runErrorMessage": self.error, "trigger": self.trigger.to_dict(), "reason": self.trigger.reason(),
-            "pid": self.pid,
+            "pid": self.pid, "agentPoolName": self.agent, "agentLost": self.agent_lost or None,
         }
         trigger = self.trigger
         if trigger.kind is TriggerKind.BASE_IMAGE_UPDATE and trigger.base_image:
@@ -418,6 +420,7 @@ class Run:
             start_time=data.get("startTime"), finish_time=data.get("finishTime"),
             output_images=tuple(OutputImage.from_dict(i) for i in data.get("outputImages", [])),
             error=data.get("runErrorMessage"), commit_id=data.get("sourceCommitId"), pid=data.get("pid"),
+            agent=data.get("agentPoolName"), agent_lost=bool(data.get("agentLost", False)),
         )
 
 

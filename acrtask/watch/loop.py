@@ -20,12 +20,14 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from acrtask import triggers
+from acrtask.builders.pool import EndpointStatus
 from acrtask.builders.process import kill_tagged
 from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore, pid_alive
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
+from acrtask.watch import retry
 from acrtask.watch.followed import FollowedRuns
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
 from acrtask.watch.view import BaseStatus, Snapshot, WatchView
@@ -104,12 +106,18 @@ class Watcher:
         self._next_foreign_scan = 0.0
         self._watch_lock_fd: int | None = None
         self._commits_checked = False
+        self._retries: set[str] = set()  # runs queued again after their endpoint was lost
+        self.endpoint_status: Callable[[], tuple[EndpointStatus, ...]] | None = None  # for the live view
         self._pool = ThreadPoolExecutor(max_workers=options.max_concurrent_runs, thread_name_prefix="build")
 
     # Inputs from other threads.
 
     def notify_push(self, event: PushEvent) -> None:
         self.events.put(("push", event))
+
+    def note(self, message: str) -> None:
+        """A line for the view from another thread (the build pool: an endpoint went down or came back)."""
+        self.events.put(("note", message))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -199,6 +207,8 @@ class Watcher:
                     self.due_now.setdefault(key, None)
         elif kind == "finished" and isinstance(payload, Run):
             self._finished(payload)
+        elif kind == "note":
+            self.view.event(str(payload))
 
     # Checking tags.
 
@@ -304,12 +314,26 @@ class Watcher:
         if run.status is RunStatus.SUCCEEDED:
             self.view.event(f"Run {run.run_id} of {run.task} succeeded after {seconds}s.")
         else:
-            self.failed_runs += 1
             self.view.event(f"Run {run.run_id} of {run.task} {run.status.value.lower()} after {seconds}s: {run.error}")
+            if not self._requeue_lost(run):
+                self.failed_runs += 1
         for key in running.recheck if running else ():
             if key in self.plan.interests:
                 self.due_now.setdefault(key, None)
         self._after_push(run)
+
+    def _requeue_lost(self, run: Run) -> bool:
+        """A triggered run that lost its build endpoint mid-build: queue it again, once (watch/retry.py)."""
+        if not retry.should_requeue(run, ours=run.run_id in self._own_runs, retries=self._retries):
+            return False
+        self._trigger(run.task, run.trigger)
+        again = self.pending.get(run.task)
+        if again is None:
+            return False
+        self._retries.add(again.run.run_id)
+        self.view.event(f"Run {run.run_id} of {run.task} lost its build endpoint {run.agent}; queued it again "
+                        f"as {again.run.run_id} (once).")
+        return True
 
     def _after_push(self, run: Run) -> None:
         """A pushed image that other tasks build on: check it at once, so they run now."""
@@ -398,8 +422,9 @@ class Watcher:
                        self.next_check.get(key), self.last_digest.get(key), self.errors.get(key))
             for key, interests in sorted(self.plan.interests.items())
         )
+        endpoints = self.endpoint_status() if self.endpoint_status else ()
         return Snapshot(bases=bases, running=tuple((r.run.run_id, t) for t, r in self.running.items()),
-                        pending=tuple(self.pending), last_trigger=self.last_trigger)
+                        pending=tuple(self.pending), last_trigger=self.last_trigger, endpoints=endpoints)
 
     def _shutdown(self) -> None:
         """Stop scheduling, give running builds a grace period, then cancel them (recorded Canceled)."""
