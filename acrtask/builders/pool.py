@@ -114,8 +114,14 @@ class SlotFiles:
             yield
 
     def busy(self, endpoints: list[Endpoint]) -> dict[str, int]:
+        found = {}
         with self._choosing():
-            return {e.name: self._scan(e)[0] for e in endpoints}
+            for endpoint in endpoints:
+                busy, lease = self._scan(endpoint)
+                if lease is not None:
+                    lease.release()
+                found[endpoint.name] = busy
+        return found
 
     def _scan(self, endpoint: Endpoint) -> tuple[int, Lease | None]:
         """(slots held by others, one free slot now held by us or None)."""

@@ -146,7 +146,7 @@ def parse_probe(endpoint: Endpoint, code: int, output: str) -> Probe:
     try:
         if endpoint.engine is Engine.BUILDKIT:
             found = re.search(r"^Platforms:\s*(.+)$", output, re.MULTILINE)
-            version = re.search(r"^BuildKit(?: version)?:\s*(\S+)", output, re.MULTILINE)
+            version = re.search(r"^BuildKit(?: version)?:\s*(\S+)", output, re.MULTILINE | re.IGNORECASE)
             names = [p.strip() for p in found.group(1).split(",")] if found else []
             platforms = tuple(Platform.parse(n.rstrip("*"), source="platform") for n in names if n)
             return Probe(True, f"BuildKit {version.group(1) if version else ''}".strip(), platforms)

@@ -52,7 +52,8 @@ def add(
                                         "buildkit (buildx's remote driver).")] = "podman",
     max_concurrent: Annotated[int, typer.Option("--max-concurrent", help="Builds it runs at once.")] = 2,
     platform: Annotated[list[str] | None, typer.Option(
-        "--platform", help="A platform it builds, os/arch or os/arch/variant. Repeatable. Default: ask the engine.")] = None,
+        "--platform", help="A platform it builds, os/arch or os/arch/variant. Repeatable. "
+        "Default: ask the engine.")] = None,
     identity: Annotated[str | None, typer.Option(
         "--identity", help="podman over ssh://: the private key file.")] = None,
     tls_dir: Annotated[str | None, typer.Option(

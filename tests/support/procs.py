@@ -19,3 +19,25 @@ def zombie_children() -> list[int]:
             if fields[0] == "Z" and int(fields[1]) == os.getpid():
                 zombies.append(int(entry.name))
     return zombies
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below `root` (not `root` itself), from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2:].split()
+            if fields[0] not in ("Z", "X"):
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found: set[int] = set()
+    todo = list(children.get(root, ()))
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
