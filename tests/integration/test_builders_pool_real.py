@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from acrtask.state import StateStore
+from tests.integration.test_watch import wait_for
 from tests.integration.workbench import Workbench
 from tests.support.podman import PodmanService
 
@@ -66,15 +67,6 @@ class Concurrency:
         self._thread.join(10)
 
 
-def wait_until(condition, timeout: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def add_endpoints(bench: Workbench, endpoints: dict[str, PodmanService]) -> None:
     # ep1 says its platform; ep2 is asked which one it builds.
     done = bench.acrtask("builder", "add", "ep1", "--url", endpoints["ep1"].url, "--platform", "linux/amd64")
@@ -100,7 +92,7 @@ def run_all(bench: Workbench, names: list[str]) -> None:
     """The first run of each task, all at once from separate processes (`task run --no-wait`)."""
     for name in names:
         assert bench.acrtask("task", "run", "-n", name, "--no-wait", "-o", "none").code == 0
-    wait_until(lambda: sum(r["status"] == "Succeeded" for r in bench.runs()) == len(names)
+    wait_for(lambda: sum(r["status"] == "Succeeded" for r in bench.runs()) == len(names)
                or any(r["status"] in ("Failed", "Error") for r in bench.runs()), 300, "the first runs")
     assert [r["status"] for r in bench.runs()] == ["Succeeded"] * len(names), bench.runs()
 
@@ -176,7 +168,7 @@ def test_an_endpoint_stopped_during_a_build_fails_that_run_naming_it_and_it_runs
             victim.extend(name for name, service in endpoints.items() if service.build_steps(marker))
             return bool(victim)
 
-        wait_until(building, 120, "the triggered build to run its RUN step")
+        wait_for(building, 120, "the triggered build to run its RUN step")
         endpoints[victim[0]].stop()
         out, err = watch.communicate(timeout=300)
     finally:

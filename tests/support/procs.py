@@ -21,23 +21,10 @@ def zombie_children() -> list[int]:
     return zombies
 
 
+
 def descendants(root: int) -> set[int]:
     """Every live process below `root` (not `root` itself), from /proc."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 2:].split()
-            if fields[0] not in ("Z", "X"):
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: set[int] = set()
-    todo = list(children.get(root, ()))
-    while todo:
-        pid = todo.pop()
-        if pid not in found:
-            found.add(pid)
-            todo.extend(children.get(pid, ()))
-    return found
+    from acrtask.builders.process import _proc_table, _tree
+
+    table = _proc_table() or {}
+    return {pid for pid in _tree(table, [root]) if pid != root and table[pid].state not in ("Z", "X")}
