@@ -14,8 +14,10 @@ Without buildx (the legacy builder): no annotations (a warning says so), each ta
 
 Docker writes build-arg values, secret ones included, into the image history (`RUN |1 NAME=value
 ...`) and has no flag to omit it; a warning says so. buildah and podman avoid it (--omit-history).
-Not exercised against a real docker daemon in this project's CI (none runs there): the argument
-lists, digest parsing and availability are tested.
+No Docker daemon or buildx runs in this project's tests: the argument lists, digest parsing and
+availability are tested, and the legacy path (`docker build` + `docker push`) runs for real against
+the Docker-compatible API of a podman service when a docker CLI is on PATH
+(tests/integration/test_podman_real.py).
 """
 
 from __future__ import annotations
