@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from acrtask.builders.pool import EndpointStatus
 from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.watch.retry import should_requeue
@@ -79,3 +80,11 @@ def test_a_run_is_queued_again_only_once(tmp_path: Path) -> None:
     assert code == 1
     assert len(executor.executed) == 2
     assert sum("queued it again" in line for line in events.lines) == 1
+
+
+def test_the_watch_view_gets_the_endpoints_state(tmp_path: Path) -> None:
+    watcher, _, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_NEW))
+    assert watcher._snapshot().endpoints == ()
+    status = EndpointStatus("ep1", "podman", "tcp://127.0.0.1:1", ("linux/amd64",), 2, 1, "down", "refused", 5.0)
+    watcher.endpoint_status = lambda: (status,)
+    assert watcher._snapshot().endpoints == (status,)

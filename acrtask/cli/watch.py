@@ -93,6 +93,10 @@ def watch(
         signal.signal(sig, lambda *_: watcher.stop())
     pool.on_event = watcher.note  # endpoints going down and coming back, in the log
     watcher.endpoint_status = lambda: tuple(pool.status())
+    endpoints = pool.endpoints()
+    if endpoints:
+        listed = ", ".join(f"{e.name} ({e.max_concurrent} slots)" for e in endpoints)
+        view.event(f"Builds go to build endpoints {listed}; up to {max_concurrent_runs} at once.")
     _check_endpoints(pool)
     if server is not None:
         server.on_event = watcher.notify_push

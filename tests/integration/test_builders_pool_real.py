@@ -118,6 +118,7 @@ def test_eight_tasks_triggered_by_one_base_update_build_on_both_endpoints_within
     with Concurrency(endpoints, "1.4141") as cascade:
         done = bench.acrtask("task", "watch", "--once", timeout=400)  # --max-concurrent-runs: 2 + 2 slots
     assert done.code == 0, done.err
+    assert "Builds go to build endpoints ep1 (2 slots), ep2 (2 slots); up to 4 at once." in done.err
 
     rebuilt = bench.runs()[1:]
     assert len(rebuilt) == 8
