@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from acrtask import context as contexts
-from acrtask import validate
+from acrtask import imports, validate
 from acrtask.errors import NotFoundError, ValidationError
 from acrtask.model import (
     Argument,
@@ -48,6 +48,7 @@ class TaskChanges:
     schedules: tuple[str, ...] | None = None
     commit_trigger_enabled: bool | None = None
     builder: BuilderName | None = None
+    import_source: str | None = None  # --import: a copy task (imports.py)
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -70,13 +71,6 @@ def _source_triggers(ctx: contexts.Context, enabled: bool | None,
     return (SourceTrigger(repository_url=ctx.location, branch=ctx.branch, status=status),)
 
 
-def _check_dockerfile(ctx: contexts.Context, file: str) -> None:
-    path = contexts.dockerfile_path(ctx, file)
-    if path is not None and not path.is_file():
-        raise ValidationError(f"{path} does not exist.",
-                              "Give -f the Dockerfile's path relative to the context, or create it.")
-
-
 def _apply(task: Task, changes: TaskChanges) -> Task:
     """The pure part of create and update: a task with the given flags applied and checked."""
     step = task.step
@@ -84,7 +78,7 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
     ctx = contexts.parse(context_text)
     file = changes.file if changes.file is not None else step.docker_file_path
     if changes.context is not None or changes.file is not None:
-        _check_dockerfile(ctx, file)
+        contexts.check_dockerfile(ctx, file)
     if changes.images is not None:
         step = replace(step, image_names=changes.images)
     if changes.arguments is not None:
@@ -140,12 +134,15 @@ class TaskService:
 
     def create(self, name: str, changes: TaskChanges) -> Task:
         validate.task_name(name)
-        if changes.context is None:
-            raise ValidationError("the following arguments are required: -c/--context.")
-        draft = Task(name=name, step=Step(context_path=changes.context),
-                     trigger=Trigger(base_image=BaseImageTrigger()))
-        # Unlike update, create always settles the commit trigger (on by default for git contexts).
-        task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
+        if changes.import_source is not None:
+            task = imports.new_task(name, changes)
+        elif changes.context is None:
+            raise ValidationError("the following arguments are required: -c/--context (or --import for a copy task).")
+        else:
+            draft = Task(name=name, step=Step(context_path=changes.context),
+                         trigger=Trigger(base_image=BaseImageTrigger()))
+            # Unlike update, create always settles the commit trigger (on by default for git contexts).
+            task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
         with self.store.transaction() as state:
             if name in state.tasks:
                 raise ValidationError(f"The task '{name}' already exists.",
@@ -156,7 +153,12 @@ class TaskService:
 
     def update(self, name: str, changes: TaskChanges) -> Task:
         with self.store.transaction() as state:
-            task = _apply(self._get(state.tasks, name), changes)
+            task = self._get(state.tasks, name)
+            if task.step.is_import:
+                task = imports.updated_task(task, changes)
+            else:
+                imports.refuse_import_on_build_task(task, changes)
+                task = _apply(task, changes)
             state.tasks[name] = task
         return task
 
@@ -174,6 +176,7 @@ class TaskService:
     # Timers: az's `task timer add|update|remove|list`.
 
     def timer_add(self, name: str, timer_name: str, schedule: str, enabled: bool = True) -> tuple[TimerTrigger, ...]:
+        validate.timer_name(timer_name)
         with self.store.transaction() as state:
             task = self._get(state.tasks, name)
             if any(t.name == timer_name for t in task.trigger.timers):

@@ -150,7 +150,7 @@ def runner(environ: dict[str, str] | None = None) -> Runner:
         state=state_store(), runs=runs, resolver=registry_client(),
         builder_for=lambda task, run: _builder_for(task, run, runs),
         workspace_for=lambda task: Workspace(),
-        environ=environ,
+        environ=environ, copier=registry_client(),
     )
 
 

@@ -174,11 +174,10 @@ class DockerCredentials:
         if done.returncode != 0:
             if "credentials not found" in out.lower():
                 return None
-            # Helpers print their error on stdout; never echo anything that could be a credential.
-            said = out.splitlines()[0][:120] if out and not out.lstrip().startswith("{") else ""
+            # What a helper prints may be a credential (a leaky helper echoes its secret): never repeat it.
             raise RegistryError(
-                f"The credential helper {program} failed (exit {done.returncode}{': ' + said if said else ''}).",
-                f"Check that {program} works: echo {server_url} | {program} get", code="CONFIG")
+                f"The credential helper {program} failed (exit {done.returncode}) for {server_url}.",
+                f"Run it to see why: echo {server_url} | {program} get", code="CONFIG")
         try:
             answer = json.loads(out)
         except ValueError:
@@ -193,3 +192,18 @@ class DockerCredentials:
         if username == _IDENTITY_TOKEN_USER:
             return Credentials("", identity_token=secret)
         return Credentials(username, secret)
+
+
+class GivenCredentials:
+    """Credentials given on the command line for one registry (`image import -u/-p`); the Docker config's
+    for every other registry."""
+
+    def __init__(self, registry: str, credentials: Credentials, fallback: DockerCredentials) -> None:
+        self._registry = registry.lower()
+        self._credentials = credentials
+        self._fallback = fallback
+
+    def get(self, registry: str) -> Credentials | None:
+        if config_key(registry.lower()) == config_key(self._registry):
+            return self._credentials
+        return self._fallback.get(registry)
