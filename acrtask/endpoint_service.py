@@ -43,7 +43,7 @@ class EndpointService:
             endpoint = Endpoint(name, url, kind, max_concurrent, probe.platforms, identity, tls_dir)
         return self.store.add(endpoint)
 
-    def list(self) -> list[Endpoint]:
+    def all(self) -> list[Endpoint]:
         return self.store.load()
 
     def remove(self, name: str) -> Endpoint:

@@ -29,9 +29,16 @@ _PLUGINS = "cli-plugins"
 
 
 class Credentials(Protocol):
-    username: str
-    password: str
-    identity_token: str
+    """What registry/credentials.py finds for a registry (read only)."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def password(self) -> str: ...
+
+    @property
+    def identity_token(self) -> str: ...
 
 
 CredentialLookup = Callable[[str], "Credentials | None"]

@@ -260,6 +260,9 @@ class RemoteEngine:
     def _ensure_buildx_builder(self, env: Mapping[str, str]) -> str | None:
         """Create acrtask's buildx builder for the endpoint once (local metadata only); the problem, if any."""
         name = buildx_builder(self.endpoint)
+        if not Docker(env).has_buildx():
+            return ("docker buildx is not installed on this machine (a buildkit endpoint is reached through "
+                    "docker's buildx plugin, 0.12 or later)")
         self._buildx_config.mkdir(parents=True, exist_ok=True, mode=0o700)
         with exclusive_lock(self._buildx_config / f"{name}.lock"):
             code, _ = process.capture(["docker", "buildx", "inspect", name], env, timeout=PROBE_TIMEOUT)

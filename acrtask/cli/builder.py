@@ -67,7 +67,7 @@ def add(
 @builder_app.command("list", epilog="Examples:\n\n  acrtask builder list -o table")
 def list_() -> None:
     """List the build endpoints (without asking them; see `builder check`)."""
-    emit([e.to_dict() for e in _service().list()], _endpoint_rows)
+    emit([e.to_dict() for e in _service().all()], _endpoint_rows)
 
 
 @builder_app.command(epilog="Examples:\n\n  acrtask builder remove build1")
