@@ -122,18 +122,21 @@ def test_podman_remote_args_carry_the_url_and_an_ssh_key() -> None:
 
 BASE_ENV = {"PATH": "/usr/bin", "HOME": "/home/me", "DOCKER_HOST": "tcp://elsewhere:2375",
             "CONTAINER_HOST": "ssh://elsewhere", "DOCKER_CONFIG": "/home/me/.docker", "REGISTRY_AUTH_FILE": "/a.json",
-            "BUILDX_BUILDER": "mine", "DOCKER_AUTH_CONFIG": "{}", "BUILDAH_ISOLATION": "chroot"}
+            "BUILDX_BUILDER": "mine", "DOCKER_AUTH_CONFIG": "{}", "BUILDAH_ISOLATION": "chroot",
+            "ACRTASK_WEBHOOK_TOKEN": "hook-secret", "SSH_AUTH_SOCK": "/run/user/1000/ssh-agent.sock"}
 
 
 def test_engine_env_points_each_client_at_the_endpoint_and_nowhere_else() -> None:
     auth = Path("/tmp/acrtask-auth-x")
     podman_env = remote.engine_env(endpoint(), BASE_ENV, docker_config=None, buildx_config=Path("/h/buildx"))
-    assert podman_env == {"PATH": "/usr/bin", "HOME": "/home/me", "BUILDAH_ISOLATION": "chroot"}
+    assert podman_env == {"PATH": "/usr/bin", "HOME": "/home/me", "BUILDAH_ISOLATION": "chroot",
+                          "SSH_AUTH_SOCK": "/run/user/1000/ssh-agent.sock"}
 
     docker = endpoint(engine=Engine.DOCKER, url="tcp://docker1:2376", tls_dir="/etc/acrtask/docker1")
     docker_env = remote.engine_env(docker, BASE_ENV, docker_config=auth, buildx_config=Path("/h/buildx"))
     assert docker_env == {"PATH": "/usr/bin", "HOME": "/home/me", "BUILDAH_ISOLATION": "chroot",
-                          "DOCKER_CONFIG": str(auth), "DOCKER_HOST": "tcp://docker1:2376", "DOCKER_TLS_VERIFY": "1",
+                          "SSH_AUTH_SOCK": "/run/user/1000/ssh-agent.sock", "DOCKER_CONFIG": str(auth),
+                          "DOCKER_HOST": "tcp://docker1:2376", "DOCKER_TLS_VERIFY": "1",
                           "DOCKER_CERT_PATH": "/etc/acrtask/docker1"}
 
     bk = endpoint(name="bk", engine=Engine.BUILDKIT, url="tcp://bk:1234")

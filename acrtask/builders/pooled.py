@@ -3,7 +3,7 @@
 An endpoint that does not answer before the build started there is marked down and the build is
 placed on another one (as often as there are endpoints to try, within the run's timeout). One
 that stops answering during the build ends the run Failed, with the endpoint named; watch runs a
-triggered run once more (watch/retry.py).
+triggered run once more (watch/requeue.py).
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from acrtask.builders import buildah, process
 from acrtask.builders.authfile import AuthFiles, CredentialLookup, private_auth
-from acrtask.builders.base import BuildResult, BuildSpec, base_images, child_env, which
+from acrtask.builders.base import BuildResult, BuildSpec, base_images, builder_env, child_env, which
 from acrtask.builders.docker import Docker
 from acrtask.builders.endpoint import Endpoint, Engine
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
@@ -118,8 +118,11 @@ def buildx_create_command(endpoint: Endpoint) -> list[str]:
 
 def engine_env(endpoint: Endpoint, base: Mapping[str, str], *, docker_config: Path | None,
                buildx_config: Path) -> dict[str, str]:
-    """`base` without anything that redirects the clients, plus what points them at `endpoint`."""
-    env = {key: value for key, value in base.items() if key not in _REDIRECTS}
+    """What a builder may have of `base` (base.builder_env), without anything that redirects the clients,
+    plus the ssh agent (for ssh:// endpoints) and what points them at `endpoint`."""
+    env = {key: value for key, value in builder_env(base).items() if key not in _REDIRECTS}
+    if base.get("SSH_AUTH_SOCK"):
+        env["SSH_AUTH_SOCK"] = base["SSH_AUTH_SOCK"]
     if docker_config is not None:
         env["DOCKER_CONFIG"] = str(docker_config)
     if endpoint.engine is Engine.DOCKER:

@@ -11,7 +11,7 @@ import pytest
 from acrtask.builders.pool import EndpointStatus
 from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
 from acrtask.runs import RunStore
-from acrtask.watch.retry import should_requeue
+from acrtask.watch.requeue import should_requeue
 from tests.test_triggers import NEW, P_NEW, dep, task
 from tests.test_watch_loop import BASE, Events, ScriptedRegistry, make
 
