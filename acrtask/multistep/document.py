@@ -7,6 +7,8 @@ only then is the text read as YAML. Every error names the file and the line it i
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -42,6 +44,18 @@ class Loaded:
 
     def step(self, step_id: str) -> spec.StepSpec:
         return next(s for s in self.file.steps if s.id == step_id)
+
+
+def decode(content: str, what: str) -> str:
+    """A task or values file stored base64-encoded in the task (EncodedTask)."""
+    try:
+        return base64.b64decode(content, validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        raise ValidationError(f"{what} is not base64-encoded UTF-8 text.", "Recreate the task.") from None
+
+
+def encode(text: str) -> str:
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
 def inputs(values_text: str | None, values_name: str, given: Sequence[tuple[str, str, bool]]) -> Inputs:
