@@ -149,7 +149,9 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
         registry=changes.registry or task.registry,
     )
     if changed.step.type is StepType.ENCODED_TASK:
-        multistep_tasks.check(changed, os.environ)  # its text is all there is: check it now, in full
+        # its text is all there is: check it now, in full
+        name = "standard input" if changes.file == "-" else changes.file
+        multistep_tasks.check(changed, os.environ, None if changes.cmd else name)
     return changed
 
 

@@ -48,8 +48,7 @@ class StepContext:
             return None
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise BuildTimeoutError(f"Step {self.step.id} did not finish within its {self.step.timeout} s timeout.",
-                                    "Raise the step's timeout, or make it faster.")
+            raise BuildTimeoutError(f"Step {self.step.id} is out of time.")
         return left
 
 
@@ -67,7 +66,6 @@ class Outcome:
 @dataclass
 class _State:
     records: dict[str, StepRecord]
-    done: set[str] = field(default_factory=set)
     started: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,13 +92,9 @@ class Executor:
 
     def run(self) -> Outcome:
         deadline = None if self.total_timeout is None else time.monotonic() + self.total_timeout
-        threads: list[threading.Thread] = []
         outcome: Outcome | None = None
-        while True:
-            if outcome is None:
-                threads += self._start_ready()
-            if len(self.state.done) == len(self.state.records) or (outcome and not any(t.is_alive() for t in threads)):
-                break
+        threads = self._start_ready()
+        while any(thread.is_alive() for thread in threads) or not self._finished.empty():
             try:
                 step_id, error = self._finished.get(timeout=_TICK)
             except queue.Empty:
@@ -109,6 +103,8 @@ class Executor:
                 outcome = self._check_end(step_id, error, deadline)
                 if outcome is not None:
                     self.stop.set()
+                else:
+                    threads += self._start_ready()
         for thread in threads:
             thread.join()
         final = outcome or Outcome(Ending.SUCCEEDED, {})
@@ -130,7 +126,7 @@ class Executor:
         for step in self.loaded.file.steps:
             if step.id in self.state.started:
                 continue
-            if all(need in self.state.done for need in self.loaded.needs[step.id]):
+            if all(self.state.records[need].status is StepStatus.SUCCESSFUL for need in self.loaded.needs[step.id]):
                 self.state.started.add(step.id)
                 thread = threading.Thread(target=self._run_step, args=(step,), name=f"step-{step.id}", daemon=True)
                 thread.start()
@@ -166,6 +162,9 @@ class Executor:
                 status = StepStatus.SUCCESSFUL
             except (AcrTaskError, OSError) as exc:
                 error = str(exc)
+                if isinstance(exc, BuildTimeoutError):  # say it in the step's terms, not the command's
+                    error = (f"Step {step.id} did not finish within its {step.timeout} s timeout and was stopped. "
+                             "Raise its timeout, or make it faster.")
                 status = StepStatus.FAILED
                 if step.ignore_errors and not self.stop.is_set():
                     log(f"Step ID: {step.id} encountered an error: {error}, but is set to ignore errors. "
@@ -183,8 +182,6 @@ class Executor:
             self._update(step.id, status=StepStatus.FAILED, finish_time=self.now(), error=error)
             self.log(f"Step ID: {step.id} marked as {StepStatus.FAILED} ({error})")
         finally:
-            with self.state.lock:
-                self.state.done.add(step.id)
             self._finished.put((step.id, error))
 
     def _attempts(self, context: StepContext) -> None:

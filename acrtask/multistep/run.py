@@ -120,7 +120,7 @@ def execute(job: Job, builder: Builder, engine: Engine, resolve: Resolve, is_ins
         if outcome.ending is Ending.TIMEOUT:
             raise BuildTimeoutError(outcome.error or "timed out", "Allow more time with --timeout or totalTimeout.")
         if outcome.ending is Ending.FAILED:
-            raise AcrTaskError(outcome.error or "a step failed", "Read the step's log for the cause.")
+            raise AcrTaskError(outcome.error or "a step failed")  # the step's error says what to do
         records = outcome.records.values()
         dependencies = [dep for record in records for dep in record.dependencies]
         pushed = tuple(image for record in records for image in record.output_images)
@@ -312,11 +312,11 @@ NO_CONTEXT = "/dev/null"  # az's context for a task file given inline (EncodedTa
 
 
 def job(task: Task, run: Run, context_dir: Path | None, commit: str | None, branch: str | None,
-        given: Sequence[tuple[str, str, bool]], environ: Mapping[str, str]) -> Job:
+        given: Sequence[tuple[str, str, bool]], environ: Mapping[str, str], encoded_name: str = "acb.yaml") -> Job:
     """A run's inputs: the task file and values file (from the context, or the task's encoded content)."""
     step = task.step
     if step.encoded_task_content is not None:
-        text, name = document.decode(step.encoded_task_content, "the task's encoded task file"), "acb.yaml"
+        text, name = document.decode(step.encoded_task_content, "the task's encoded task file"), encoded_name
         values_text = None if step.encoded_values_content is None else document.decode(
             step.encoded_values_content, "the task's encoded values file")
         values_name = "values file"

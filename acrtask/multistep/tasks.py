@@ -88,7 +88,7 @@ def check_in_context(context_path: str, file: str, what: str) -> None:
                               "context.")
 
 
-def check(task: Task, environ: Mapping[str, str]) -> None:
+def check(task: Task, environ: Mapping[str, str], file_name: str | None = None) -> None:
     """Load a task file as a run would, with stand-ins for the run's variables: ValidationError on any fault.
 
     An EncodedTask's file is in the task; a FileTask's is read from a local context (a git context's
@@ -106,7 +106,7 @@ def check(task: Task, environ: Mapping[str, str]) -> None:
     given = [(v.name, v.value if v.value is not None else environ.get(v.name, ""), v.is_secret)
              for v in step.values]
     try:
-        runs.load(runs.job(task, run, context_dir, None, None, given, environ))
+        runs.load(runs.job(task, run, context_dir, None, None, given, environ, file_name or DEFAULT_ENCODED_FILE))
     except BuildError as exc:  # a file that cannot be read is bad input here, not a failed run
         raise ValidationError(exc.message, exc.hint) from None
 
