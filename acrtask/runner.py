@@ -252,7 +252,8 @@ class Runner:
             job, builder, self.engine_for(builder, run), self._resolve_bases,
             lambda ref: bool(insecure_hosts([ref], self.environ)), save_steps, self.runs.now, sink, cancel)
         self._record_dependencies(task.name, result.dependencies, result.stable_images)
-        sink(_dependency_report(result.dependencies))
+        sink(_dependency_report(result.dependencies) if result.dependencies else
+             "The following dependencies were found: none.")
         run = self.runs.finish(self.runs.get(run.run_id), RunStatus.SUCCEEDED, output_images=result.pushed)
         sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")
         return run

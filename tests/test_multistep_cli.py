@@ -121,3 +121,23 @@ def test_a_file_task_with_a_bad_file_fails_its_run_naming_the_file_and_line(home
     run = json.loads(run_cli("task", "show-run", "--run-id", "ca1").out)
     assert run["status"] == "Failed" and run["runType"] == "AutoRun"
     assert run["runErrorMessage"].startswith("acr-task.yaml, line 3: Step 'acb_step_0' 'retries' must be at least 0")
+
+
+def test_update_merges_values_and_keeps_the_task_type(home: Path, tmp_path: Path, ctx: Path) -> None:
+    folder = tmp_path / "steps"
+    write(folder, "acr-task.yaml", GOOD)
+    write(folder, "other.yaml", GOOD)
+    assert run_cli("task", "create", "-n", "file-task", "-r", REG, "-c", str(folder), "-f", "acr-task.yaml",
+                   "--set", "a=1", "--set", "b=2").code == 0
+    done = run_cli("task", "update", "-n", "file-task", "--set", "b=3", "-f", "other.yaml")
+    assert done.code == 0, done.err
+    assert done.json()["step"]["values"] == [{"name": "a", "value": "1", "isSecret": False},
+                                             {"name": "b", "value": "3", "isSecret": False}]
+    assert done.json()["step"]["taskFilePath"] == "other.yaml"
+    refused = run_cli("task", "update", "-n", "file-task", "-f", "Dockerfile")
+    assert refused.code == 2 and "is not a task file" in refused.err
+    assert run_cli("task", "create", "-n", "docker-task", "-c", str(ctx), "-t", f"{REG}/a:1").code == 0
+    refused = run_cli("task", "update", "-n", "docker-task", "-f", "acr-task.yaml")
+    assert refused.code == 2 and "is a task file, and this task builds a Dockerfile" in refused.err
+    refused = run_cli("task", "run", "-n", "docker-task", "--set", "a=1")
+    assert refused.code == 2 and "--set and --set-secret are for task files" in refused.err

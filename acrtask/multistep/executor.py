@@ -171,10 +171,11 @@ class Executor:
                         "Continuing...")
                     status = StepStatus.SUCCESSFUL
             elapsed = time.monotonic() - started
+            # Said before the record changes: the change lets the steps after this one start.
+            self.log(f"Step ID: {step.id} marked as {status} (elapsed time in seconds: {elapsed:.3f})")
             self._update(step.id, status=status, finish_time=self.now(), error=error,
                          images=context.record.images, output_images=context.record.output_images,
                          dependencies=context.record.dependencies)
-            self.log(f"Step ID: {step.id} marked as {status} (elapsed time in seconds: {elapsed:.3f})")
             if status is StepStatus.SUCCESSFUL:
                 error = None
         except Exception as exc:  # a bug in perform: the run must still end, and say why

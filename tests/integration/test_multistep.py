@@ -151,6 +151,30 @@ def test_run_variables_aliases_and_values_from_set_and_a_values_file(bench: Work
     assert [(r["runType"], r["task"]) for r in runs] == [("QuickRun", ""), ("QuickRun", "")]
 
 
+def test_secrets_reach_steps_as_values_and_volume_files_but_never_the_log(bench: Workbench) -> None:
+    bench.push_base("base:1", "v1")
+    ctx = multistep_context(bench, "secrets", (
+        "version: v1.1.0\n"
+        "secrets:\n"
+        "  - id: token\n"
+        "volumes:\n"
+        "  - name: creds\n"
+        "    secret:\n"
+        "      token.txt: {{.Secrets.token | b64enc}}\n"
+        "steps:\n"
+        "  - cmd: $Registry/base:1 sh -c 'echo env=$TOKEN; echo file=$(cat /creds/token.txt)'\n"
+        "    env: ['TOKEN={{.Values.token}}']\n"
+        "    volumeMounts: [{name: creds, mountPath: /creds}]\n"
+    ))
+    done = bench.acrtask("run", "-r", bench.host, "-f", "acr-task.yaml", "--set-secret", "token=hunter2-secret",
+                         str(ctx))
+    assert done.code == 0, done.err + done.out
+    assert "env=***" in done.out and "file=***" in done.out
+    everything = done.out + done.err + bench.acrtask("task", "show-run", "--run-id", "ca1").out
+    everything += "".join(p.read_text() for p in (bench.home / "runs").glob("ca1.*"))
+    assert "hunter2-secret" not in everything
+
+
 def containers(bench: Workbench) -> list[str]:
     done = subprocess.run(["buildah", "containers", "--format", "{{.ContainerName}}"], env=bench.env,
                           capture_output=True, text=True, timeout=60, check=True)
