@@ -86,11 +86,15 @@ def parse_build(text: str, what: str = "Build step", line: int | None = None) ->
         raise _error(f"{what}: the build context {context} is a URL; acrtask builds from folders of the run's "
                      "working directory.", "Clone it in an earlier cmd step, or make it the task's -c context.", line)
     return BuildCommand(
-        context=context, tags=tuple(values["tags"]), file=(values["file"] or [None])[0],
+        context=context, tags=tuple(values["tags"]), file=_last(values["file"]),
         build_args=tuple(_build_arg(a, what, line) for a in values["build_args"]),
-        target=(values["target"] or [None])[0], platform=(values["platform"] or [None])[0],
+        target=_last(values["target"]), platform=_last(values["platform"]),
         labels=tuple(_label(label, what, line) for label in values["labels"]), **flags,
     )
+
+
+def _last(given: list[str]) -> str | None:
+    return given[-1] if given else None
 
 
 def _build_arg(text: str, what: str, line: int | None) -> tuple[str, str | None]:

@@ -199,8 +199,9 @@ class BuildahEngine:
 
 def _container_config(lines: list[str], code: int, image: str) -> Mapping[str, Any]:
     try:
-        data = json.loads("\n".join(lines)) if code == 0 else None
-        config = data["OCIv1"].get("config") or {}
+        if code != 0:
+            raise ValueError(code)
+        config = json.loads("\n".join(lines))["OCIv1"].get("config") or {}
     except (ValueError, TypeError, KeyError, AttributeError):
         raise BuildError(f"buildah could not describe the container of {image}.",
                          "Check that buildah works: `buildah inspect --type container NAME`.") from None
