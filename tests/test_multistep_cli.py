@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,13 @@ def test_dev_null_stores_the_file_in_the_task(home: Path, tmp_path: Path) -> Non
     step = done.json()["step"]
     assert step["type"] == "EncodedTask" and step["contextPath"] == "/dev/null"
     assert base64.b64decode(step["encodedTaskContent"]).decode() == GOOD
+
+
+def test_dash_reads_the_task_file_from_standard_input(home: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "acrtask", "task", "create", "-n", "stdin-task", "-r", REG, "-c",
+                           "/dev/null", "-f", "-"], input=GOOD, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert base64.b64decode(json.loads(done.stdout)["step"]["encodedTaskContent"]).decode() == GOOD
 
 
 def test_a_dockerfile_task_takes_run_variables_in_its_tags(home: Path, ctx: Path) -> None:

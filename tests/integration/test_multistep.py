@@ -83,7 +83,10 @@ def test_steps_with_when_dash_run_in_parallel(bench: Workbench) -> None:
         f"  - {{id: one, when: ['-'], build: -t {bench.host}/one:1 -f one/Dockerfile one}}\n"
         f"  - {{id: two, when: ['-'], build: -t {bench.host}/two:1 -f two/Dockerfile two}}\n"
         "  - {id: after, when: [one, two], cmd: " + bench.host + "/one:1 echo both-built}\n"
-    ), {"one/Dockerfile": slow, "two/Dockerfile": slow})
+        f"  - {{id: derived, build: -t {bench.host}/derived:1 -f derived/Dockerfile derived}}\n"
+    ), {"one/Dockerfile": slow, "two/Dockerfile": slow,
+        # one:1 is never pushed: resolving it in the registry would fail, so it must count as built here
+        "derived/Dockerfile": f"FROM {bench.host}/one:1\nRUN echo derived > /derived\n"})
     done = bench.acrtask("run", "-r", bench.host, "-f", "acr-task.yaml", str(ctx))
     assert done.code == 0, done.err + done.out
     steps = {s["stepId"]: s for s in bench.acrtask("task", "show-run", "--run-id", "ca1").json()["steps"]}
@@ -91,6 +94,8 @@ def test_steps_with_when_dash_run_in_parallel(bench: Workbench) -> None:
     assert start_one < end_two and start_two < end_one  # the two builds overlapped
     assert _interval(steps["after"])[0] >= max(end_one, end_two)
     assert "[after] both-built" in done.out  # parallel steps' lines carry their step id
+    assert f"[derived] Base image {bench.host}/one:1 is built by this task file: not an external base." in done.out
+    assert steps["derived"]["status"] == "successful" and "baseImageDependencies" not in steps["derived"]
 
 
 def test_a_base_update_runs_the_multistep_task_once_then_the_docker_task_built_on_its_push(bench: Workbench) -> None:
