@@ -221,6 +221,11 @@ class Step:
     encoded_task_content: str | None = None  # EncodedTask: the task file, base64
     encoded_values_content: str | None = None  # EncodedTask: the values file, base64
     values: tuple[Argument, ...] = ()  # --set / --set-secret of a multi-step task
+    import_source: str | None = None  # a copy task: its run imports this image to image_names[0], no build
+
+    @property
+    def is_import(self) -> bool:
+        return self.import_source is not None
 
     @property
     def dependencies(self) -> tuple[BaseImageDependency, ...]:
@@ -234,7 +239,8 @@ class Step:
         if self.is_multistep:
             return self._multistep_dict(reveal_secrets)
         return _drop_none({
-            "type": "Docker",
+            "type": "Import" if self.is_import else "Docker",
+            "importSource": self.import_source,
             "contextPath": self.context_path,
             "dockerFilePath": self.docker_file_path,
             "imageNames": list(self.image_names),
@@ -263,7 +269,8 @@ class Step:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
         return cls(
-            type=StepType(data.get("type", "Docker")),
+            # "Docker" and "Import" (a copy task, told by importSource) are both Docker-type steps here
+            type=StepType(data["type"]) if data.get("type") in ("FileTask", "EncodedTask") else StepType.DOCKER,
             task_file_path=stored.optional_text(data, "taskFilePath"),
             values_file_path=stored.optional_text(data, "valuesFilePath"),
             encoded_task_content=stored.optional_text(data, "encodedTaskContent"),
@@ -279,6 +286,7 @@ class Step:
             base_image_dependencies=None if "baseImageDependencies" not in data else tuple(
                 BaseImageDependency.from_dict(d) for d in stored.tables(data, "baseImageDependencies")
             ),
+            import_source=data.get("importSource"),
         )
 
 

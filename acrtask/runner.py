@@ -12,13 +12,14 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
 from acrtask import context as contexts
-from acrtask import dockerfile
+from acrtask import dockerfile, imports, instructions
 from acrtask.builders.base import Builder, BuildSpec
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.errors import AcrTaskError
@@ -44,6 +45,7 @@ from acrtask.state import StateStore
 
 log = logging.getLogger("acrtask.runner")
 
+_SCAN_POLL = 0.05  # how often a scan's wait looks at cancel and the deadline
 BASE_NAME_ANNOTATION = "org.opencontainers.image.base.name"
 BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 
@@ -99,8 +101,9 @@ def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozense
 class Runner:
     def __init__(self, state: StateStore, runs: RunStore, resolver: DigestResolver,
                  builder_for: Callable[[Task, Run], Builder], workspace_for: Callable[[Task], Workspace],
-                 environ: Mapping[str, str] | None = None,
+                 environ: Mapping[str, str] | None = None, copier: imports.ImageCopier | None = None,
                  engine_for: Callable[[Builder, Run], engines.Engine] | None = None) -> None:
+        self.copier = copier  # copy tasks' runs import through it (imports.py)
         # multi-step tasks push and run containers with the engine that goes with the builder
         self.engine_for = engine_for or (lambda builder, run: engines.for_builder(builder.name))
         self.state = state
@@ -186,6 +189,11 @@ class Runner:
     def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
                sink: LogSink, cancel: threading.Event) -> Run:
         sink(f"Run ID: {run.run_id}, task {task.name or '(quick run)'}: {run.trigger.reason()}")
+        if task.step.is_import:
+            if self.copier is None:
+                raise AcrTaskError(f"The task '{task.name}' is a copy task, and this runner cannot copy images.")
+            dependencies, pushed = imports.run(task, self.copier, sink, cancel)
+            return self._succeeded(run, task.name, dependencies, pushed, sink)
         if task.step.is_multistep:
             return self._multistep(run, task, plain, secret, workspace, sink, cancel)
         context_dir, commit = workspace.prepare(task, sink, cancel)
@@ -194,12 +202,15 @@ class Runner:
         file = Path(task.step.docker_file_path)
         dockerfile_path = file if file.is_absolute() else context_dir / file
         try:
+            instructions.check_file_size(dockerfile_path.stat().st_size)  # before reading a huge file
             text = dockerfile_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
             raise AcrTaskError(f"Cannot read the Dockerfile {dockerfile_path}: {reason}.",
                                "Check -f/--file and the context.") from exc
-        scan = dockerfile.scan(text, {**plain, **secret}, task.step.target)
+        started = time.monotonic()
+        scan = _scan_within(text, {**plain, **secret}, task.step.target, float(task.timeout), cancel)
+        budget = max(float(task.timeout) - (time.monotonic() - started), 1.0)  # the scan's time is the run's
         dependencies = self._resolve(scan, task, sink)
 
         outputs = [ImageRef.parse(fill_in(name, task, run, commit)) for name in task.step.image_names]
@@ -213,7 +224,7 @@ class Runner:
             build_args=plain, secret_args=secret, target=task.step.target, platform=str(task.platform),
             no_cache=task.step.no_cache, push=task.step.is_push_enabled,
             insecure_registries=insecure_hosts(outputs + [b.image for b in scan.bases], self.environ),
-            annotations=annotations, timeout=float(task.timeout),
+            annotations=annotations, timeout=budget,
         )
         builder = self.builder_for(task, run)
         sink(f"Building with {builder.name} for {task.platform}: {', '.join(spec.images) or '(no tags)'}")
@@ -222,7 +233,11 @@ class Runner:
             OutputImage(ref.registry, ref.repository, ref.tag, result.pushed[str(ref)])
             for ref in outputs if str(ref) in result.pushed
         )
-        self._record_dependencies(task.name, dependencies)
+        return self._succeeded(run, task.name, dependencies, pushed, sink)
+
+    def _succeeded(self, run: Run, task_name: str, dependencies: list[BaseImageDependency],
+                   pushed: tuple[OutputImage, ...], sink: LogSink) -> Run:
+        self._record_dependencies(task_name, dependencies)
         sink(_dependency_report(dependencies))
         run = self.runs.finish(run, RunStatus.SUCCEEDED, output_images=pushed)
         sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")
@@ -287,6 +302,38 @@ class Runner:
                 return
             step = replace(task.step, base_image_dependencies=tuple(dependencies))
             state.tasks[task_name] = replace(task, step=step if pushes is None else replace(step, image_names=pushes))
+
+
+def _scan_within(text: str, build_args: Mapping[str, str], target: str | None, timeout: float,
+                 cancel: threading.Event) -> dockerfile.ScanResult:
+    """Scan the Dockerfile under the run's timeout and cancel.
+
+    The size limits bound the scan (well under a second); the worker only lets a timeout or a cancel end
+    the run at once, whatever the scan is doing. A scan left behind finishes on its own, unobserved.
+    """
+    outcome: list[dockerfile.ScanResult | BaseException] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append(dockerfile.scan(text, build_args, target))
+        except BaseException as exc:  # handed to the run's thread, which reports it
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="dockerfile-scan", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not done.wait(max(0.0, min(_SCAN_POLL, deadline - time.monotonic()))):
+        if cancel.is_set():
+            raise BuildCanceledError("The run was canceled while its Dockerfile was being scanned.")
+        if time.monotonic() >= deadline:
+            raise BuildTimeoutError(f"Scanning the Dockerfile did not finish within the task's timeout "
+                                    f"({timeout:g} s).", "Allow more time with --timeout, or simplify the Dockerfile.")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _dependency_report(dependencies: list[BaseImageDependency]) -> str:

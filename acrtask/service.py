@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from acrtask import context as contexts
-from acrtask import validate
+from acrtask import imports, validate
 from acrtask.errors import NotFoundError, ValidationError
 from acrtask.model import (
     Argument,
@@ -58,6 +58,7 @@ class TaskChanges:
     values_file: str | None = None  # --values
     cmd: str | None = None  # --cmd IMAGE ARGS
     stdin_text: str | None = None  # what `-f -` reads
+    import_source: str | None = None  # --import: a copy task (imports.py)
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -206,14 +207,17 @@ class TaskService:
         validate.task_name(name)
         if changes.context is None and changes.cmd is not None:
             changes = replace(changes, context=NO_CONTEXT)  # az: --cmd myCommand -c /dev/null
-        if changes.context is None:
-            raise ValidationError("the following arguments are required: -c/--context.")
-        kind = multistep_tasks.step_type(changes.context, changes.file, changes.cmd)
-        draft = Task(name=name, step=Step(context_path=changes.context, type=kind),
-                     trigger=Trigger(base_image=BaseImageTrigger()))
-        # Unlike update, create always settles the commit trigger (on by default for git contexts).
-        task = _apply(draft, replace(changes, file=changes.file or ("Dockerfile" if kind is StepType.DOCKER else None),
-                                     context=changes.context))
+        if changes.import_source is not None:
+            task = imports.new_task(name, changes)
+        elif changes.context is None:
+            raise ValidationError("the following arguments are required: -c/--context (or --import for a copy task).")
+        else:
+            kind = multistep_tasks.step_type(changes.context, changes.file, changes.cmd)
+            draft = Task(name=name, step=Step(context_path=changes.context, type=kind),
+                         trigger=Trigger(base_image=BaseImageTrigger()))
+            # Unlike update, create always settles the commit trigger (on by default for git contexts).
+            task = _apply(draft, replace(changes, file=changes.file or ("Dockerfile" if kind is StepType.DOCKER
+                                                                        else None)))
         with self.store.transaction() as state:
             if name in state.tasks:
                 raise ValidationError(f"The task '{name}' already exists.",
@@ -236,7 +240,12 @@ class TaskService:
 
     def update(self, name: str, changes: TaskChanges) -> Task:
         with self.store.transaction() as state:
-            task = _apply(self._get(state.tasks, name), changes)
+            task = self._get(state.tasks, name)
+            if task.step.is_import:
+                task = imports.updated_task(task, changes)
+            else:
+                imports.refuse_import_on_build_task(task, changes)
+                task = _apply(task, changes)
             state.tasks[name] = task
         return task
 

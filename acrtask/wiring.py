@@ -117,7 +117,7 @@ def runner(environ: dict[str, str] | None = None) -> Runner:
         state=state_store(), runs=runs, resolver=registry_client(),
         builder_for=lambda task, run: builders.select(str(task.builder), build_env(run)),
         workspace_for=lambda task: Workspace(),
-        environ=environ,
+        environ=environ, copier=registry_client(),
         engine_for=lambda builder, run: engine.for_builder(builder.name, build_env(run)),
     )
 

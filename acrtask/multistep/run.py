@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from acrtask import dockerfile
+from acrtask import dockerfile, instructions
 from acrtask.builders.base import Builder, BuildSpec
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.errors import AcrTaskError, BuildError, ValidationError
@@ -185,6 +185,7 @@ class _Steps:
         args = {name: env.get(name) if value is None else value for name, value in build.build_args}
         plain = {name: value for name, value in args.items() if value is not None and value not in self.secrets}
         secret = {name: value for name, value in args.items() if value is not None and value in self.secrets}
+        instructions.check_file_size(file.stat().st_size)  # as for Dockerfile tasks: before reading it
         scan = dockerfile.scan(_read_text(file, "Dockerfile"), {**plain, **secret}, build.target)
         external = [base for base in scan.bases if _name(base.image) not in self.built]
         for base in scan.bases:

@@ -26,10 +26,11 @@ from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore, pid_alive
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
+from acrtask.watch.cadence import PollSchedule
 from acrtask.watch.followed import FollowedRuns
+from acrtask.watch.payloads import PushEvent, notified_line, watched_pushes
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
 from acrtask.watch.view import BaseStatus, Snapshot, WatchView
-from acrtask.watch.webhook import PushEvent
 
 log = logging.getLogger("acrtask.watch")
 
@@ -57,6 +58,8 @@ class WatchOptions:
     commit_poll_interval: float = 60.0
     grace_period: float = 30.0
     foreign_scan_interval: float = 0.2  # how often runs of other processes are looked for
+    fast_registries: frozenset[str] = frozenset()  # polled every fast_interval (cadence.py has the rules)
+    fast_interval: float = 30.0
 
 
 @dataclass
@@ -97,6 +100,8 @@ class Watcher:
         self.failed_runs = 0
         self.last_trigger: str | None = None
         self.timers = TimerSchedule()
+        self.cadence = PollSchedule(options.fast_registries, options.fast_interval,
+                                    (options.poll_min, options.poll_max), self.rng)
         self._state_stamp: tuple[int, ...] | None = None
         self._own_runs: set[str] = set()
         self._told_never_run: set[str] = set()
@@ -108,8 +113,9 @@ class Watcher:
 
     # Inputs from other threads.
 
-    def notify_push(self, event: PushEvent) -> None:
-        self.events.put(("push", event))
+    def notify_push(self, events: list[PushEvent]) -> None:
+        """The push events of one webhook body: handled, and logged, together."""
+        self.events.put(("push", tuple(events)))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -192,11 +198,12 @@ class Watcher:
             self._handle(kind, payload)
 
     def _handle(self, kind: str, payload: object) -> None:
-        if kind == "push" and isinstance(payload, PushEvent):
-            for key in self.plan.interests:
-                if key.repository == payload.repository and key.tag == payload.tag:
-                    self.view.event(f"Notified by {payload.source}: {key} was pushed; checking it now.")
-                    self.due_now.setdefault(key, None)
+        if kind == "push" and isinstance(payload, tuple):
+            keys = watched_pushes(payload, self.plan.interests)
+            for key in keys:
+                self.due_now.setdefault(key, None)
+            if keys:
+                self.view.event(notified_line(payload, keys))
         elif kind == "finished" and isinstance(payload, Run):
             self._finished(payload)
 
@@ -208,7 +215,7 @@ class Watcher:
         for key in keys:
             upstream = self.due_now.pop(key, None)
             self.last_check[key] = now
-            self.next_check[key] = now + self.rng.uniform(self.options.poll_min, self.options.poll_max)
+            self.next_check[key] = now + self.cadence.interval(key)
             result = results.get(key)
             if isinstance(result, Exception) or result is None:
                 self.errors[key] = str(result)
@@ -382,6 +389,8 @@ class Watcher:
         for key in old_keys - set(self.plan.interests):
             self.next_check.pop(key, None)
             self.due_now.pop(key, None)
+        for line in self.cadence.update(self.plan.interests, self.tasks.values(), self.next_check, self.clock()):
+            self.view.event(line)
         if self.plan.cycles:
             for group in self.plan.cycles:
                 self.view.event(f"Cycle: {' -> '.join(group)} build on each other's images; "
