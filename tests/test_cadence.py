@@ -94,6 +94,17 @@ def make(tmp_path: Path, tasks, options: WatchOptions, clock: list[float]):
     return watcher, registry, executor
 
 
+def tick(watcher: Watcher) -> None:
+    """One pass of the loop; then the check results it sent for (each registry's come back from a thread of
+    its own, as an event) are taken in, and a second pass starts what they triggered."""
+    watcher.tick()
+    for _ in range(1000):  # each wait takes one event, or times out within a second
+        if not watcher.checks.busy:
+            break
+        watcher._wait()
+    watcher.tick()
+
+
 def test_the_watch_loop_polls_own_registries_fast_and_public_ones_slow(tmp_path: Path) -> None:
     own = BaseKey("localhost:5000", "base", "1")
     marked = BaseKey("other.example.com:5000", "tools", "1")
@@ -111,14 +122,14 @@ def test_the_watch_loop_polls_own_registries_fast_and_public_ones_slow(tmp_path:
     watcher._reload(force=True)
     assert [line.split(" is polled ")[1].split(":")[0] for line in events.lines if line.startswith("Schedule")] == [
         "every 10m-60m at random (slow", "every 30s (fast", "every 30s (fast"]
-    watcher._check([own, marked, public])
+    tick(watcher)  # every base is due at start
     assert watcher.next_check[own] == watcher.next_check[marked] == 1_030.0
     assert 1_600.0 <= watcher.next_check[public] <= 4_600.0
     # Each fast tick checks the fast bases again; the public one waits for its own time.
     registry.heads.clear()
     for step in range(1, 4):
         clock[0] = 1_000.0 + 30.0 * step
-        watcher.tick()
+        tick(watcher)
     assert registry.heads.count(own) == registry.heads.count(marked) == 3
     assert public not in registry.heads
     assert not watcher.pending  # nothing moved: nothing runs
@@ -129,14 +140,14 @@ def test_a_moved_base_on_a_fast_registry_triggers_at_the_next_fast_check(tmp_pat
     tasks = [task("app-task", [dep("localhost:5000/base:1")], ("localhost:5000/app:latest",))]
     watcher, registry, executor = make(tmp_path, tasks, WatchOptions(fast_interval=30.0), clock)
     watcher._reload(force=True)
-    watcher._check([BaseKey("localhost:5000", "base", "1")])
+    tick(watcher)  # the first check: nothing moved
     assert not watcher.pending
     registry.digest, registry.platform = NEW, P_NEW  # pushed by another tool: no webhook, no acrtask run
     clock[0] = 1_029.0
-    watcher.tick()
+    tick(watcher)
     assert not watcher.pending
     clock[0] = 1_030.0
-    watcher.tick()
+    tick(watcher)
     assert "app-task" in watcher.pending or "app-task" in watcher.running
     watcher._shutdown()  # lets the recorded run finish
     assert [(name, trigger.new_digest) for name, trigger in executor.order] == [("app-task", NEW)]
