@@ -79,8 +79,8 @@ class RunService:
     def task(self, name: str) -> Task:
         return self.tasks.show(name)
 
-    def queue(self, task: Task, trigger: RunTrigger) -> Run:
-        return self.runner.queue(task, trigger)
+    def queue(self, task: Task, trigger: RunTrigger, run_type: str | None = None) -> Run:
+        return self.runner.queue(task, trigger, run_type)
 
     def execute(self, run: Run, task: Task, emit: Callable[[str], None], cancel: threading.Event,
                 extra_args: tuple[Argument, ...] = ()) -> Run:
@@ -133,11 +133,14 @@ def build_pool() -> Pool:
     return Pool(endpoint_store(), SlotFiles(paths.home() / "slots"), lambda endpoint: remote_engine(endpoint).probe())
 
 
-def _builder_for(task: Task, run: Run, runs: RunStore) -> builders.Builder:
-    """A build endpoint when there are any (the pool places it), else the task's builder on this machine."""
-    env = {**os.environ, RUN_TAG: runs.process_tag(run.run_id)}
+def _builder_for(task: Task, run: Run, runs: RunStore, env: dict[str, str]) -> builders.Builder:
+    """A build endpoint when there are any (the pool places it), else the task's builder on this machine.
+
+    A multi-step task stays on this machine: its cmd and push steps use the images its build steps made,
+    in this machine's engine.
+    """
     pool = build_pool()
-    if not pool.endpoints():
+    if task.step.is_multistep or not pool.endpoints():
         return builders.select(str(task.builder), env)
 
     def note(**changes: Any) -> None:
@@ -148,12 +151,19 @@ def _builder_for(task: Task, run: Run, runs: RunStore) -> builders.Builder:
 
 
 def runner(environ: dict[str, str] | None = None) -> Runner:
+    from acrtask.multistep import engine
+
     runs = run_store()
+
+    def build_env(run: Run) -> dict[str, str]:
+        return {**os.environ, RUN_TAG: runs.process_tag(run.run_id)}
+
     return Runner(
         state=state_store(), runs=runs, resolver=registry_client(),
-        builder_for=lambda task, run: _builder_for(task, run, runs),
+        builder_for=lambda task, run: _builder_for(task, run, runs, build_env(run)),
         workspace_for=lambda task: Workspace(),
         environ=environ, copier=registry_client(),
+        engine_for=lambda builder, run: engine.for_builder(builder.name, build_env(run)),
     )
 
 
