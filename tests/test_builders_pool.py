@@ -4,7 +4,9 @@ endpoints are in tests/integration/test_builders_pool_real.py."""
 
 from __future__ import annotations
 
+import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,26 @@ def test_an_endpoint_lost_mid_build_fails_the_run_and_is_recorded(tmp_path: Path
     assert str(caught.value).startswith("The build endpoint one (podman at tcp://127.0.0.1:1003) stopped answering "
                                         "during the build (connection refused): server probably quit")
     assert pool.status()[0].state == "down" and pool.status()[0].busy == 0
+
+
+def test_with_endpoints_a_single_build_goes_to_the_pool_and_a_multi_step_task_stays_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from acrtask import wiring
+    from acrtask.builders.base import select
+    from acrtask.model import RunTrigger, StepType
+    from acrtask.runs import RunStore
+    from tests.test_triggers import task
+
+    monkeypatch.setenv("ACRTASK_HOME", str(tmp_path))
+    EndpointStore(tmp_path / "builders.toml").add(ep("one"))
+    wiring.build_pool.cache_clear()
+    try:
+        runs = RunStore(tmp_path / "runs")
+        single = task("single", [])
+        multi = replace(single, name="multi", step=replace(single.step, type=StepType.FILE_TASK))
+        run = runs.create(single, RunTrigger())
+        assert isinstance(wiring._builder_for(single, run, runs, {}), PooledBuilder)
+        local = wiring._builder_for(multi, run, runs, {"PATH": os.environ["PATH"]})
+        assert local.name == select("auto", {"PATH": os.environ["PATH"]}).name
+    finally:
+        wiring.build_pool.cache_clear()
