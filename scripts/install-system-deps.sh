@@ -9,6 +9,9 @@
 #   busybox-static    the static /bin/busybox the tests put into FROM-scratch base images
 #   apache2-utils     htpasswd -B, for the Basic-auth test registry
 #   skopeo, git       inspecting/copying images; the builder clones git contexts
+#   podman            the podman builder, and `podman system service tcp:127.0.0.1:PORT` as a real
+#                     build endpoint in the tests (own --root/--runroot per service, vfs). Its
+#                     podman.socket unit listens on a root-only unix socket, never on the network.
 #
 # Idempotent: runs `apt-get update` and `apt-get install` only when something is missing.
 # The docker-registry package ships a service that serves /etc/docker/registry/config.yml on ALL
@@ -17,7 +20,7 @@
 # Set ACRTASK_KEEP_REGISTRY_SERVICE=1 to leave an existing service alone.
 set -euo pipefail
 
-PACKAGES=(docker-registry buildah busybox-static apache2-utils skopeo git uidmap)
+PACKAGES=(docker-registry buildah busybox-static apache2-utils skopeo git uidmap podman)
 REGISTRY_CONFIG=/etc/docker/registry/config.yml
 REGISTRY_BIN=/usr/bin/docker-registry
 POLICY_RC=/usr/sbin/policy-rc.d
