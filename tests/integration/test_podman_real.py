@@ -28,7 +28,7 @@ from acrtask.reference import ImageRef
 from acrtask.registry import resolve_sync
 from acrtask.registry.credentials import DockerCredentials
 from tests.integration.test_builders_real import BASE_DIGEST, BASE_NAME, OCI_MANIFEST, SECRET, make_spec, wait_gone
-from tests.support import ALICE, LocalRegistry, fetch_manifest, head_digest, push_base_image
+from tests.support import ALICE, INSTALL_HINT, LocalRegistry, fetch_manifest, head_digest, push_base_image
 from tests.support.images import buildah_env as storage_env
 from tests.support.podman import PodmanService
 from tests.support.procs import zombie_children
@@ -172,10 +172,11 @@ def test_an_endpoint_that_does_not_answer_is_unavailable_before_the_build_starts
     assert "connection refused" in caught.value.detail
 
 
-@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker CLI on this machine (no apt package installs "
-                    "the client alone); the docker engine's argument lists are tested in test_builders_remote.py")
 def test_the_docker_api_of_a_podman_service_builds_and_pushes_with_the_docker_cli(
         registry: LocalRegistry, base: tuple[str, str], buildah_env: dict[str, str], tmp_path: Path) -> None:
+    # Integration tests never skip: without a docker CLI this fails and says how to get one.
+    if shutil.which("docker") is None:
+        pytest.fail(f"no docker CLI on PATH (package docker.io) -- {INSTALL_HINT}", pytrace=False)
     # podman's Docker-compatible API takes no isolation from the client, so a RUN step cannot run in this
     # container: the Dockerfile only copies. Plain HTTP to the registry is the engine's own setting, as
     # a Docker daemon's insecure-registries.
