@@ -173,7 +173,7 @@ def _seed(home: Path, ctx: Path) -> None:
     (["task", "show", "-n", "baseexample1", "--query", "identity.principalId"], None),
     (["task", "list", "--query", "[?status=='Enabled'].name"], ["baseexample1"]),
     (["task", "list-runs", "--query", "[0].runId"], "ca2"),
-    (["task", "list-runs", "--query", "[].runType"], ["AutoRun", "QuickRun"]),
+    (["task", "list-runs", "--query", "[].runType"], ["AutoRun", "AutoRun"]),  # task runs; Quick* have no task
     (["task", "list-runs", "--run-status", "Succeeded", "--query", "[].runId"], ["ca1"]),
     (["task", "show-run", "--run-id", "ca1", "--query", "[status, outputImages[0].tag, type]"],
      ["Succeeded", "ca1", "Microsoft.ContainerRegistry/registries/runs"]),

@@ -8,7 +8,8 @@ import traceback
 
 import typer
 
-from acrtask.cli import credential, options, runs, timer, watch  # noqa: F401 - they add their commands to `task`
+from acrtask.cli import credential, options, quick, runs, timer, watch  # noqa: F401 - they add commands to `task`
+from acrtask.cli.builder import builder_app
 from acrtask.cli.image import image_app
 from acrtask.cli.registry import registry_app
 from acrtask.cli.task import task_app
@@ -26,6 +27,12 @@ app = typer.Typer(
 app.add_typer(task_app, name="task")
 app.add_typer(image_app, name="image")
 app.add_typer(registry_app, name="registry")
+app.add_typer(builder_app, name="builder")
+app.command("build", epilog="Examples:\n\n  acrtask build -r localhost:5000 -t app:{{.Run.ID}} .\n\n"
+            "  acrtask build -r localhost:5000 -t app:v1 -f Dockerfile.prod --build-arg VERSION=1 ./src")(quick.build)
+app.command("run", epilog="Examples:\n\n  acrtask run -r localhost:5000 -f acr-task.yaml .\n\n"
+            "  acrtask run -r localhost:5000 -f acr-task.yaml -c ./src --set tag=v2\n\n"
+            "  acrtask run -r localhost:5000 --cmd '$Registry/app:v1 ./test.sh' /dev/null")(quick.run)
 
 log = logging.getLogger("acrtask")
 

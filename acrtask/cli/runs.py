@@ -5,17 +5,20 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from acrtask.wiring import RunService
 
 from acrtask import validate
 from acrtask.cli import options, scope, shapes, tables
 from acrtask.cli.options import emit
 from acrtask.cli.scope import Registry
-from acrtask.cli.task import Args, SecretArgs, task_app
+from acrtask.cli.task import Args, SecretArgs, SetSecrets, SetValues, task_app
 from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
-from acrtask.model import Run, RunStatus, RunTrigger
+from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
 
 RunId = Annotated[str, typer.Option("--run-id", help="The run's ID, e.g. ca3.")]
 NoFormat = Annotated[bool, typer.Option("--no-format", help="Print the log as it is (acrtask never colours it; "
@@ -36,7 +39,8 @@ def _run_shown(run: Run) -> dict:
                   "  acrtask task run -n hello-world -c ./feature -f Dockerfile.dev --target test")
 def run(
     name: Annotated[str, typer.Option("--name", "-n", help="The task to run.")],
-    registry: Registry = None, arg: Args = None, secret_arg: SecretArgs = None,
+    registry: Registry = None, arg: Args = None, secret_arg: SecretArgs = None, set_value: SetValues = None,
+    set_secret: SetSecrets = None,
     file: Annotated[str | None, typer.Option("--file", "-f", help="This run only: another Dockerfile, relative "
                                              "to the context.")] = None,
     context: Annotated[str | None, typer.Option("--context", "-c", help="This run only: another context (a "
@@ -46,22 +50,34 @@ def run(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue the run and return at once.")] = False,
     no_format: NoFormat = False,
 ) -> None:
-    """Run a task now: build, push, and record the base images it used."""
+    """Run a task now: build (or run its steps), push, and record the base images it used."""
     from acrtask import wiring
+    from acrtask.multistep import tasks as multistep_tasks
     from acrtask.service import RunOverrides
 
     extra = tuple(validate.argument(a, False) for a in arg or ()) + tuple(
         validate.argument(a, True) for a in secret_arg or ())
+    values = tuple(multistep_tasks.value(v, "--set", False) for v in set_value or ()) + tuple(
+        multistep_tasks.value(v, "--set-secret", True) for v in set_secret or ())
     overrides = RunOverrides(context=context, file=file, target=target)
     service = wiring.run_service()
     task = overrides.apply(service.task(name, scope.login_server(registry)))
+    if values and not task.step.is_multistep:
+        raise ValidationError(f"--set and --set-secret are for task files; the task '{name}' builds a Dockerfile.",
+                              "Use --arg and --secret-arg for its build arguments.")
+    extra += values  # a multi-step run takes them all as values
     queued = service.queue(task, RunTrigger())
     _stderr(f"Queued a run with ID: {queued.run_id}")
     if no_wait:
         service.start_detached(queued, extra, overrides)
         emit(_run_shown(queued), tables.runs)
         return
+    execute_and_report(service, queued, task, extra, no_logs)
 
+
+def execute_and_report(service: RunService, queued: Run, task: Task, extra: tuple[Argument, ...],
+                       no_logs: bool) -> None:
+    """Run a queued run here, streaming its log (or printing the run), and fail as az does when it fails."""
     cancel = threading.Event()
     # Ctrl-C, SIGTERM or a closed terminal stop the build (its whole process group) and record Canceled.
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

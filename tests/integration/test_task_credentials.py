@@ -135,7 +135,7 @@ def test_watch_checks_a_private_base_with_the_task_login_and_rebuilds(bench: Wor
     assert watched.code == 0, watched.err
     runs = bench.runs("private-app")
     assert [(r["trigger"]["kind"], r["status"], r["runType"]) for r in runs] == [
-        ("Manual", "Succeeded", "QuickRun"), ("BaseImageUpdate", "Succeeded", "AutoRun")]
+        ("Manual", "Succeeded", "AutoRun"), ("BaseImageUpdate", "Succeeded", "AutoRun")]
     assert runs[-1]["imageUpdateTrigger"]["images"][0]["digest"] == moved
     assert PASSWORD not in watched.out + watched.err
 
