@@ -92,12 +92,6 @@ def _source_triggers(ctx: contexts.Context, changes: TaskChanges,
                     name=changes.source_trigger_name or before.name, pull_request=pull_request),)
 
 
-def _image_name(text: str, registry: str | None) -> str:
-    """A -t name: checked, and kept short (as az stores it) when the task's registry will be put in front."""
-    full = validate.image_name(text, registry)
-    return full if names_registry(text.strip()) else text.strip()
-
-
 def _multistep(task: Task, changes: TaskChanges, timeout: int) -> tuple[Step, contexts.Context | None]:
     """A multi-step task's step with the flags applied; its context, parsed (None for /dev/null)."""
     step = task.step
@@ -218,8 +212,8 @@ def _image_name(text: str, registry: str | None) -> str:
     """A -t name: checked, and kept short (as az stores it) when the task's registry goes in front of it at run
     time; a name with its own registry, or one starting with a run variable, is kept whole."""
     full = validate.image_name(text, registry)
-    first = text.strip().partition("/")[0]
-    plain = not names_registry(text.strip()) and "{{" not in first and "$" not in first
+    first, slash, _ = text.strip().partition("/")
+    plain = not names_registry(text.strip()) and not (slash and ("{{" in first or "$" in first))
     return text.strip() if plain and registry else full
 
 

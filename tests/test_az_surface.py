@@ -63,6 +63,11 @@ def test_registry_aliases_scope_tasks(home: Path, ctx: Path) -> None:
     created = run_cli("task", "create", "-n", "aliased", "-c", str(ctx), "-r", "myregistry", "-t", "app:1")
     assert created.code == 0, created.err
     assert (created.json()["registry"], created.json()["step"]["imageNames"]) == (HOST, ["app:1"])
+    templated = run_cli("task", "create", "-n", "templated", "-c", str(ctx), "-r", "myregistry",
+                        "-t", "{{.Run.Registry}}/app:{{.Run.ID}}", "-t", "app:{{.Run.Date}}",
+                        "--query", "step.imageNames")
+    assert templated.json() == [f"{HOST}/app:{{{{.Run.ID}}}}", "app:{{.Run.Date}}"]  # the registry filled in now
+    assert run_cli("task", "delete", "-n", "templated", "--yes").code == 0
     other = run_cli("task", "create", "-n", "on-azure", "-c", str(ctx), "-r", "otherreg", "-t", "app:1")
     assert other.json()["registry"] == "otherreg.azurecr.io"
 
