@@ -158,10 +158,7 @@ def _wait_running(bench: Workbench) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         runs = bench.runs()
-        # The log file itself: `task logs` would follow the run to its end.
-        log = bench.home / "runs" / f"{runs[-1]['runId']}.log" if runs else None
-        if runs and runs[-1]["status"] == "Running" and log is not None and log.exists() \
-                and "sleep" in log.read_text(errors="replace"):
+        if runs and runs[-1]["status"] == "Running" and "sleep" in bench.log_so_far():
             return
         time.sleep(0.3)
     raise AssertionError("the build did not start")
