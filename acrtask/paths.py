@@ -35,3 +35,8 @@ def state_file() -> Path:
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+def notify_file() -> Path:
+    """The global notification targets (`acrtask notify`)."""
+    return home() / "notify.json"

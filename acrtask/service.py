@@ -23,8 +23,10 @@ from acrtask.model import (
     Task,
     TimerTrigger,
     Trigger,
+    UpdateTriggerPayloadType,
     format_time,
 )
+from acrtask.notify.endpoints import apply_settings
 from acrtask.platform import Platform
 from acrtask.state import StateStore
 
@@ -49,6 +51,9 @@ class TaskChanges:
     commit_trigger_enabled: bool | None = None
     builder: BuilderName | None = None
     import_source: str | None = None  # --import: a copy task (imports.py)
+    update_trigger_endpoint: str | None = None  # "" clears it (notify/endpoints.py)
+    update_trigger_payload_type: UpdateTriggerPayloadType | None = None
+    update_trigger_token: str | None = None  # a secret; "" clears it
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -100,6 +105,8 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
         base = replace(base, status=Status.ENABLED if changes.base_image_trigger_enabled else Status.DISABLED)
     if changes.base_image_trigger_type is not None:
         base = replace(base, type=changes.base_image_trigger_type)
+    base = apply_settings(base, changes.update_trigger_endpoint, changes.update_trigger_payload_type,
+                          changes.update_trigger_token)
     timers = task.trigger.timers
     if changes.schedules is not None:
         timers = validate.schedules(list(changes.schedules), existing=timers)

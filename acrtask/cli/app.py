@@ -10,6 +10,7 @@ import typer
 
 from acrtask.cli import options, runs, watch  # noqa: F401 - runs and watch add their commands to `task`
 from acrtask.cli.image import image_app
+from acrtask.cli.notify import notify_app
 from acrtask.cli.task import task_app
 from acrtask.errors import AcrTaskError, printable
 
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(task_app, name="task")
 app.add_typer(image_app, name="image")
+app.add_typer(notify_app, name="notify")
 
 log = logging.getLogger("acrtask")
 

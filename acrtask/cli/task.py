@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from typing import Annotated
@@ -12,7 +13,8 @@ from acrtask import paths, validate
 from acrtask.cli import tables
 from acrtask.cli.options import GLOBAL_HELP, emit
 from acrtask.errors import ValidationError
-from acrtask.model import BaseImageTriggerType, BuilderName, Status
+from acrtask.model import BaseImageTriggerType, BuilderName, Status, UpdateTriggerPayloadType
+from acrtask.notify import endpoints
 from acrtask.platform import Platform
 from acrtask.service import TaskChanges, TaskService
 from acrtask.state import StateStore
@@ -61,6 +63,16 @@ Import = Annotated[str | None, typer.Option(
     "--import", help="Make a copy task: each run copies this image (tag or digest, every platform) by digest to "
     "the one -t, and a move of it triggers the task. Takes no -c.")]
 
+UpdateEndpoint = Annotated[str | None, typer.Option(
+    "--update-trigger-endpoint", help="A URL that watch POSTs to (ACR's payload) when a base image update triggers "
+    "the task: https, or http to this machine. An empty value removes it.")]
+UpdatePayloadType = Annotated[str | None, typer.Option(
+    "--update-trigger-payload-type", help="Default, or Token: the POST carries 'Authorization: Bearer' with "
+    "--update-trigger-token (or watch's ACRTASK_UPDATE_TRIGGER_TOKEN).")]
+UpdateToken = Annotated[str | None, typer.Option(
+    "--update-trigger-token", help="The bearer token of --update-trigger-payload-type Token; never printed. "
+    "An empty value removes it.")]
+
 
 def _service() -> TaskService:
     return TaskService(StateStore(paths.state_file()))
@@ -72,6 +84,7 @@ def _changes(
     no_push: str | None, no_cache: str | None, status: str | None, timeout: int | None,
     base_trigger: str | None, base_trigger_type: str | None, schedules: list[str] | None,
     commit_trigger: str | None, builder: str | None,
+    update_endpoint: str | None = None, update_payload_type: str | None = None, update_token: str | None = None,
 ) -> TaskChanges:
     arguments = None
     if args or secret_args:
@@ -100,6 +113,12 @@ def _changes(
         commit_trigger_enabled=None if commit_trigger is None else validate.boolean(
             commit_trigger, "--commit-trigger-enabled"),
         builder=validate.enum_value(BuilderName, builder, "--builder") if builder is not None else None,
+        update_trigger_endpoint=update_endpoint if not update_endpoint else endpoints.check_url(
+            update_endpoint, "--update-trigger-endpoint", endpoints.insecure_hosts(os.environ)),
+        update_trigger_payload_type=validate.enum_value(
+            UpdateTriggerPayloadType, update_payload_type, "--update-trigger-payload-type")
+        if update_payload_type is not None else None,
+        update_trigger_token=update_token,
     )
 
 
@@ -115,12 +134,14 @@ def create(
     no_push: NoPush = None, no_cache: NoCache = None, status: StatusOpt = None, timeout: Timeout = None,
     base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
     schedule: Schedules = None, commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
-    import_source: Import = None,
+    import_source: Import = None, update_trigger_endpoint: UpdateEndpoint = None,
+    update_trigger_payload_type: UpdatePayloadType = None, update_trigger_token: UpdateToken = None,
 ) -> None:
     """Create a task: a build (-c), or a copy of an image (--import)."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, schedule,
-                       commit_trigger_enabled, builder)
+                       commit_trigger_enabled, builder, update_trigger_endpoint, update_trigger_payload_type,
+                       update_trigger_token)
     emit(_service().create(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
 
 
@@ -135,11 +156,14 @@ def update(
     commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
     import_source: Annotated[str | None, typer.Option(
         "--import", help="A copy task's new source (its recorded digest is forgotten: run it again).")] = None,
+    update_trigger_endpoint: UpdateEndpoint = None, update_trigger_payload_type: UpdatePayloadType = None,
+    update_trigger_token: UpdateToken = None,
 ) -> None:
     """Update a task: flags not given stay as they are."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, None,
-                       commit_trigger_enabled, builder)
+                       commit_trigger_enabled, builder, update_trigger_endpoint, update_trigger_payload_type,
+                       update_trigger_token)
     emit(_service().update(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
 
 

@@ -30,6 +30,7 @@ from acrtask.triggers import BaseKey
 from acrtask.watch.cadence import PollSchedule
 from acrtask.watch.checks import CheckResult, RegistryChecks, StalePlatformsError, TagChecker
 from acrtask.watch.followed import FollowedRuns, Settled, hold_watch_lock
+from acrtask.watch.observer import Observer, WatchObserver
 from acrtask.watch.payloads import PushEvent, notified_line, watched_pushes
 from acrtask.watch.retries import DeferredTriggers
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
@@ -83,8 +84,10 @@ class _Running:
 class Watcher:
     def __init__(self, state: StateStore, runs: RunStore, checker: TagChecker, executor: RunExecutor,
                  view: WatchView, options: WatchOptions, *, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None, commits: CommitPoller | None = None) -> None:
+                 rng: random.Random | None = None, commits: CommitPoller | None = None,
+                 observer: WatchObserver | None = None) -> None:
         self.state, self.runs, self.checker, self.executor = state, runs, checker, executor
+        self.observer: WatchObserver = observer or Observer()  # metrics, health, notifications (observer.py)
         self.view, self.options, self.clock = view, options, clock
         self.rng = rng or random.Random()
         self.commits = commits
@@ -127,6 +130,14 @@ class Watcher:
         self.stopping.set()
         self.events.put(("stop", None))
 
+    def note(self, line: str) -> None:
+        """A line for the log from another thread (notification results): the view is the loop's."""
+        self.events.put(("note", line))
+
+    def snapshot(self) -> Snapshot:
+        """The current picture (bases, running and queued runs); call on the loop's thread (observers)."""
+        return self._snapshot()
+
     # The loop.
 
     def run(self) -> int:
@@ -153,6 +164,7 @@ class Watcher:
                     break
                 self._guarded(self._wait)
         finally:
+            self.observer.stopping()
             self._shutdown()
             if self._watch_lock_fd is not None:
                 os.close(self._watch_lock_fd)
@@ -175,6 +187,7 @@ class Watcher:
 
     def tick(self) -> None:
         now = self.clock()
+        self.observer.ticked(self, now)
         self._drain_events()
         self._reload()
         for item in self.deferred.due(now):
@@ -230,11 +243,14 @@ class Watcher:
             self._finished(payload)
         elif kind == "checked" and isinstance(payload, CheckResult):
             self._checked(payload)
+        elif kind == "note" and isinstance(payload, str):
+            self.view.event(payload)
 
     # Checking tags: each registry's batch on its own thread (checks.py); the result comes back as an event.
 
     def _checked(self, result: CheckResult) -> None:
         self.checks.done(result)
+        self.observer.checked(result, self.plan.interests)
         now = self.clock()
         answered, lines = self.tags.record(result, self.plan.interests, now)
         for line in lines:
@@ -299,6 +315,7 @@ class Watcher:
         self.pending[task_name] = _Pending(task_name, trigger, run)
         self.last_trigger = f"{task_name}: {trigger.reason()}"
         self.view.event(f"Queued run {run.run_id} of {task_name}: {trigger.reason()}")
+        self.observer.queued(task, run)
 
     def _queue_failed(self, task_name: str, trigger: RunTrigger, key: BaseKey | None, failures: int,
                       error: OSError) -> None:
@@ -344,6 +361,7 @@ class Watcher:
 
     def _finished(self, run: Run) -> None:
         running = self.running.pop(run.task, None)
+        self.observer.finished(run)
         self._reload()  # the run recorded the digests it used (a new file: a new stamp)
         seconds = round(run.duration_seconds() or 0)
         if run.status is RunStatus.SUCCEEDED:
@@ -440,8 +458,11 @@ class Watcher:
             kind, payload = self.events.get(timeout=max(0.05, timeout))
         except queue.Empty:
             return
+        if kind == "note" and isinstance(payload, str):
+            self.view.event(payload)
         if kind == "finished" and isinstance(payload, Run):
             self.running.pop(payload.task, None)
+            self.observer.finished(payload)
             self.view.event(f"Run {payload.run_id} of {payload.task} ended {payload.status.value} on shutdown.")
             # Canceled by our own stop is a clean exit; a build that failed on its own is not.
             if payload.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELED):
