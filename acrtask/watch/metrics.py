@@ -74,8 +74,8 @@ class WatchMetrics(Observer):
                                       buckets=RUN_BUCKETS, registry=r)
         self.failures_in_a_row = Gauge("acrtask_task_consecutive_failures", "Runs of a task that did not succeed "
                                        "since its last success (as this watch saw them).", ["task"], registry=r)
-        self.queued = Gauge("acrtask_queued_runs", "Runs waiting to start.", registry=r)
-        self.running = Gauge("acrtask_running_builds", "Runs building now.", registry=r)
+        self.queued_runs = Gauge("acrtask_queued_runs", "Runs waiting to start.", registry=r)
+        self.running_builds = Gauge("acrtask_running_builds", "Runs building now.", registry=r)
         self.watched = Gauge("acrtask_watched_base_tags", "Base image tags watched.", registry=r)
         self.tasks = Gauge("acrtask_tasks", "Tasks in the state.", registry=r)
         self.webhooks = Counter("acrtask_webhook_deliveries", "Registry webhook requests, by vendor and result.",
@@ -94,8 +94,8 @@ class WatchMetrics(Observer):
     # The loop's observer.
 
     def ticked(self, watcher: Watcher, now: float) -> None:
-        self.queued.set(len(watcher.pending))
-        self.running.set(len(watcher.running))
+        self.queued_runs.set(len(watcher.pending))
+        self.running_builds.set(len(watcher.running))
         if watcher.plan is not self._seen_plan:  # a reload: the tasks and their registries may have changed
             self._seen_plan = watcher.plan
             self._learn(watcher.tasks.values(), watcher.plan.interests)
