@@ -287,3 +287,41 @@ def test_a_cycle_is_drawn_and_a_huge_graph_is_not() -> None:
     assert to_svg(graphs.build(cycle)) is not None
     many = [task(f"task-{i:04d}", [dep(f"r.io/base{i}:1")]) for i in range(MAX_NODES)]
     assert to_svg(graphs.build(many)) is None
+
+
+# The listener: GET pages beside the webhooks, and webhook results counted.
+
+def test_the_listener_serves_pages_and_counts_webhook_results() -> None:
+    from acrtask.watch.webhook import WebhookServer
+
+    metrics = WatchMetrics()
+    pages = ServicePages(metrics, Health(lambda: None), StatusBoard(wait=0.01), lambda: [], "hook-token")
+    received: list[object] = []
+    server = WebhookServer("127.0.0.1", 0, "hook-token", received.append, pages=pages, on_result=metrics.webhook)
+    open_pages = ServicePages(metrics, Health(lambda: None), StatusBoard(wait=0.01), lambda: [], None)
+    quiet = WebhookServer("127.0.0.1", 0, "", None, pages=open_pages, on_result=metrics.webhook)  # --metrics-listen
+    for each in (server, quiet):
+        each.start()
+    try:
+        url, quiet_url = f"http://{server.address}", f"http://{quiet.address}"
+        push = {"events": [{"action": "push", "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                                         "repository": "base", "tag": "1"},
+                            "request": {"host": "reg.local:5000"}}]}
+        auth = {"Authorization": "Bearer hook-token"}
+        assert httpx.post(url + "/", json=push, headers=auth).status_code == 202
+        assert httpx.post(url + "/", json=push, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert httpx.post(url + "/", content=b"{}", headers=auth).status_code == 400
+        assert httpx.post(quiet_url + "/", json=push).status_code == 404  # no webhooks there
+        assert httpx.get(url + "/healthz").status_code == 200
+        scraped = httpx.get(url + "/metrics", headers=auth)
+        assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain; version=")
+        assert httpx.get(quiet_url + "/metrics").status_code == 200  # no token set there
+    finally:
+        for each in (server, quiet):
+            each.shutdown()
+            each.server_close()
+    assert len(received) == 1
+    assert value(metrics, "acrtask_webhook_deliveries_total", vendor="distribution", result="accepted") == 1
+    assert value(metrics, "acrtask_webhook_deliveries_total", vendor="unknown", result="unauthorized") == 1
+    assert value(metrics, "acrtask_webhook_deliveries_total", vendor="unknown", result="bad_payload") == 1
+    assert value(metrics, "acrtask_webhook_deliveries_total", vendor="unknown", result="not_found") == 1

@@ -87,7 +87,7 @@ class WatchMetrics(Observer):
         self.last_success: dict[str, float] = {}  # registry -> when a check there last got an answer
         self.known: frozenset[str] = frozenset()  # the registries tasks use: request labels
         self._registries: frozenset[str] = frozenset()  # the registries of watched bases
-        self._seen_plan: object = None
+        self._seen_plan: tuple[int, int, int] | None = None
         r.register(_Computed(self))
         ProcessCollector(registry=r)  # process_open_fds, process_resident_memory_bytes, ...
 
@@ -96,8 +96,9 @@ class WatchMetrics(Observer):
     def ticked(self, watcher: Watcher, now: float) -> None:
         self.queued_runs.set(len(watcher.pending))
         self.running_builds.set(len(watcher.running))
-        if watcher.plan is not self._seen_plan:  # a reload: the tasks and their registries may have changed
-            self._seen_plan = watcher.plan
+        seen = (id(watcher.plan), len(watcher.plan.interests), len(watcher.tasks))
+        if seen != self._seen_plan:  # a reload: the tasks and their registries may have changed
+            self._seen_plan = seen
             self._learn(watcher.tasks.values(), watcher.plan.interests)
 
     def _learn(self, tasks: Iterable[Task], interests: Mapping[BaseKey, object]) -> None:

@@ -201,3 +201,31 @@ def test_the_status_page_in_a_real_browser(bench: Workbench) -> None:
         assert httpx.get(f"http://127.0.0.1:{port}/?token=wrong-token", timeout=5).status_code == 401
     finally:
         stop(watch)
+
+
+def test_watch_tells_systemd_it_is_ready_pings_the_watchdog_and_says_it_stops(bench: Workbench,
+                                                                              tmp_path: Path) -> None:
+    import socket
+
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sink:
+        sink.bind(str(path))
+        sink.settimeout(30)
+        bench.env.update({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})  # a ping every 0.5 s
+        watch = bench.popen("task", "watch", "--poll-interval", "1h")
+        got: list[str] = []
+        try:
+            for _ in range(50):  # READY, then a few watchdog pings
+                got.extend(sink.recv(4096).decode().splitlines())
+                if got.count("WATCHDOG=1") >= 3:
+                    break
+        finally:
+            _, err = stop(watch)
+        for _ in range(50):
+            got.extend(sink.recv(4096).decode().splitlines())
+            if "STOPPING=1" in got:
+                break
+    assert got[0] == "READY=1" and any(line.startswith("STATUS=Watching 0 base tag(s)") for line in got)
+    assert f"MAINPID={watch.pid}" in got
+    assert got.count("WATCHDOG=1") >= 3 and "STOPPING=1" in got
+    assert "Traceback" not in err
