@@ -325,3 +325,18 @@ def test_the_listener_serves_pages_and_counts_webhook_results() -> None:
     assert value(metrics, "acrtask_webhook_deliveries_total", vendor="unknown", result="unauthorized") == 1
     assert value(metrics, "acrtask_webhook_deliveries_total", vendor="unknown", result="bad_payload") == 1
     assert value(metrics, "acrtask_webhook_deliveries_total", vendor="unknown", result="not_found") == 1
+
+
+def test_listen_flags_are_checked_before_watch_starts(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cli_helpers import run_cli
+
+    monkeypatch.delenv("ACRTASK_WEBHOOK_TOKEN", raising=False)
+    no_token = run_cli("task", "watch", "--listen", "127.0.0.1:0")
+    assert no_token.code == 2 and no_token.err.startswith("ERROR: --listen needs a shared token")
+    bad = run_cli("task", "watch", "--metrics-listen", "127.0.0.1:http")
+    assert bad.code == 2 and "Invalid --metrics-listen '127.0.0.1:http'" in bad.err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = run_cli("task", "watch", "--metrics-listen", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert busy.code == 2 and "Choose another address with --metrics-listen" in busy.err

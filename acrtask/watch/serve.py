@@ -92,7 +92,12 @@ def build(*, listen: Address | None, metrics_listen: Address | None, environ: Ma
                          "/healthz, /readyz and the status page).")
         if metrics_listen is not None:
             pages = ServicePages(metrics, health, board, recent_runs, status_token)
-            server = _server(metrics_listen, "--metrics-listen", "", pages, metrics, webhook=False)
+            try:
+                server = _server(metrics_listen, "--metrics-listen", "", pages, metrics, webhook=False)
+            except ValidationError:
+                for opened in servers:  # never started: closing the socket is enough
+                    opened.server_close()
+                raise
             servers.append(server)
             lines.append(f"Serving GET /metrics, /healthz, /readyz and the status page on http://{server.address}/.")
             if status_token is None and not is_loopback(metrics_listen[0]):
