@@ -340,3 +340,27 @@ def test_listen_flags_are_checked_before_watch_starts(home: Path, monkeypatch: p
         taken.listen()
         busy = run_cli("task", "watch", "--metrics-listen", f"127.0.0.1:{taken.getsockname()[1]}")
     assert busy.code == 2 and "Choose another address with --metrics-listen" in busy.err
+
+
+def test_a_get_with_a_body_is_answered_and_the_connection_stays_in_step() -> None:
+    from acrtask.watch.webhook import WebhookServer
+
+    pages = ServicePages(WatchMetrics(), Health(lambda: None), None, lambda: [], None)
+    server = WebhookServer("127.0.0.1", 0, "", None, pages=pages)
+    server.start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+                         b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            replies = b""
+            while replies.count(b"HTTP/1.1 ") < 2:
+                chunk = conn.recv(65536)
+                assert chunk, replies
+                replies += chunk
+        assert replies.startswith(b"HTTP/1.1 400") and b"HTTP/1.1 200" in replies
+        with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as conn:
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 411")
+    finally:
+        server.shutdown()
+        server.server_close()

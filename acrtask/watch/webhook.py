@@ -103,7 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the http.server naming
         path, _, query = self.requestline.split()[1].partition("?")
-        length = self._body_length() if self.headers.get("Content-Length") else 0
+        framed = self.headers.get("Content-Length") or self.headers.get("Transfer-Encoding")
+        length = self._body_length() if framed else 0
         if length is None:
             return
         if length:  # a GET with a body: read past it, so the connection stays in step
