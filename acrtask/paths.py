@@ -37,6 +37,10 @@ def runs_dir() -> Path:
     return home() / "runs"
 
 
+def builders_file() -> Path:
+    return home() / "builders.toml"
+
+
 def notify_file() -> Path:
     """The global notification targets (`acrtask notify`)."""
     return home() / "notify.json"

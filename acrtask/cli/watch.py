@@ -49,7 +49,9 @@ def watch(
     metrics_listen: Annotated[str | None, typer.Option(
         "--metrics-listen", help="[HOST:]PORT to serve GET /metrics, /healthz, /readyz and the status page on, "
         "without webhooks. ACRTASK_STATUS_TOKEN, if set, guards /metrics and the page.")] = None,
-    max_concurrent_runs: Annotated[int, typer.Option("--max-concurrent-runs", help="Builds at once.")] = 2,
+    max_concurrent_runs: Annotated[int | None, typer.Option(
+        "--max-concurrent-runs", help="Builds at once. Default: the build endpoints' slots added up, or 2 "
+        "without endpoints.")] = None,
     once: Annotated[bool, typer.Option("--once", help="Check every base now, run what triggers (and what "
                                        "depends on it), then exit: 1 if a run failed.")] = False,
     commit_poll_interval: Annotated[str, typer.Option(
@@ -76,8 +78,11 @@ def watch(
     from acrtask.workspace import ls_remote
 
     low, high = parse_interval(poll_interval)
-    if max_concurrent_runs < 1:
+    if max_concurrent_runs is not None and max_concurrent_runs < 1:
         raise ValidationError(f"Invalid --max-concurrent-runs {max_concurrent_runs}: at least 1.")
+    pool = wiring.build_pool()
+    if max_concurrent_runs is None:
+        max_concurrent_runs = pool.total_slots() or 2
     fast = parse_duration(fast_poll_interval, "--fast-poll-interval")
     if fast <= 0:
         raise ValidationError(f"Invalid --fast-poll-interval '{fast_poll_interval}': it must be positive.")
@@ -94,7 +99,8 @@ def watch(
         listen=parse_listen(listen) if listen is not None else None,
         metrics_listen=parse_listen(metrics_listen, "--metrics-listen") if metrics_listen is not None else None,
         environ=os.environ, state_probe=store.load, recent_runs=runs.all, notify_store=NotifyStore(paths.notify_file()),
-        log_line=lambda line: None, observe_registry=wiring.observe_registry_replies)
+        log_line=lambda line: None, observe_registry=wiring.observe_registry_replies,
+        endpoints=lambda: [(status.name, status.state == "up") for status in pool.status()])
 
     live = sys.stderr.isatty() and not once
     view: WatchView = PlainView()
@@ -109,6 +115,13 @@ def watch(
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: watcher.stop())
+    pool.on_event = watcher.note  # endpoints going down and coming back, in the log
+    watcher.endpoint_status = lambda: tuple(pool.status())
+    endpoints = pool.endpoints()
+    if endpoints:
+        listed = ", ".join(f"{e.name} ({e.max_concurrent} slots)" for e in endpoints)
+        view.event(f"Builds go to build endpoints {listed}; up to {max_concurrent_runs} at once.")
+    _check_endpoints(pool)
     service.attach(watcher.note, watcher.notify_push)
     for line in service.lines:
         view.event(line)
@@ -120,3 +133,11 @@ def watch(
             view.close()  # type: ignore[attr-defined]
         client.close()
     raise typer.Exit(code)
+
+
+def _check_endpoints(pool) -> None:  # noqa: ANN001 - a builders.pool.Pool
+    """Ask every build endpoint once at start, in the background, so the view shows their state."""
+    import threading
+
+    for endpoint in pool.endpoints():
+        threading.Thread(target=pool.check, args=(endpoint,), name=f"check-{endpoint.name}", daemon=True).start()

@@ -16,7 +16,7 @@ from acrtask.notify.notifier import Notifier
 from acrtask.notify.store import NotifyStore
 from acrtask.watch.board import StatusBoard
 from acrtask.watch.health import Health
-from acrtask.watch.metrics import WatchMetrics
+from acrtask.watch.metrics import EndpointStates, WatchMetrics
 from acrtask.watch.observer import Observers, WatchObserver
 from acrtask.watch.pages import ServicePages
 from acrtask.watch.systemd import SystemdNotifier
@@ -67,7 +67,8 @@ class WatchService:
 def build(*, listen: Address | None, metrics_listen: Address | None, environ: Mapping[str, str],
           state_probe: Callable[[], object], recent_runs: Callable[[], Sequence[Run]], notify_store: NotifyStore,
           log_line: Callable[[str], None],
-          observe_registry: Callable[[Callable[..., None]], None] | None = None) -> WatchService:
+          observe_registry: Callable[[Callable[..., None]], None] | None = None,
+          endpoints: EndpointStates | None = None) -> WatchService:
     webhook_token = environ.get(WEBHOOK_TOKEN_ENV, "")
     if listen is not None and not webhook_token:
         raise ValidationError("--listen needs a shared token, so that only your registry can trigger builds.",
@@ -79,7 +80,7 @@ def build(*, listen: Address | None, metrics_listen: Address | None, environ: Ma
     servers: list[WebhookServer] = []
     lines: list[str] = []
     if listen is not None or metrics_listen is not None:
-        metrics = WatchMetrics()
+        metrics = WatchMetrics(endpoints=endpoints)
         if observe_registry is not None:
             observe_registry(metrics.registry_reply)
         health, board = Health(state_probe), StatusBoard()
