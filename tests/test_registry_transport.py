@@ -8,12 +8,12 @@ import httpx
 import pytest
 
 from acrtask.errors import ManifestNotFoundError, RegistryError
+from acrtask.insecure import from_env as insecure_from_env
+from acrtask.insecure import is_listed
 from acrtask.registry import Policy
 from acrtask.registry.transport import (
     HostHealth,
     RateLimit,
-    insecure_from_env,
-    is_listed,
     parse_rate_limit,
     parse_retry_after,
     status_error,

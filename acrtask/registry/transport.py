@@ -11,15 +11,15 @@ import email.utils
 import json
 import re
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from acrtask.errors import ManifestNotFoundError, RegistryError
+from acrtask.insecure import INSECURE_ENV
 
-INSECURE_ENV = "ACRTASK_INSECURE_REGISTRIES"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 FAILURE_STATUSES = frozenset({500, 502, 503, 504})  # count against the registry's circuit
 _OUTAGE_CODES = frozenset({"UNAVAILABLE", "TIMEOUT", "UNREACHABLE"})
@@ -49,22 +49,7 @@ class Policy:
         return delay * (0.5 + random() / 2)
 
 
-# -- scheme and proxies ------------------------------------------------------------------------------------
-
-
-def insecure_from_env(environ: Mapping[str, str]) -> frozenset[str]:
-    """`ACRTASK_INSECURE_REGISTRIES=host[:port],...`, lower-cased."""
-    raw = environ.get(INSECURE_ENV, "")
-    return frozenset(item.strip().lower() for item in raw.split(",") if item.strip())
-
-
-def is_listed(registry: str, listed: frozenset[str]) -> bool:
-    """A `host` entry covers every port of that host; a `host:port` entry only that port."""
-    registry = registry.lower()
-    if registry in listed:
-        return True
-    bare = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    return bare != registry and bare in listed
+# -- proxies ------------------------------------------------------------------------------------
 
 
 def proxy_for(url: str, host: str) -> str | None:
