@@ -27,9 +27,10 @@ from acrtask.reference import ImageRef
 from acrtask.registry import media
 from acrtask.registry.auth import repository_scope
 from acrtask.registry.credentials import DockerCredentials
+from acrtask.registry.health import RateLimit
 from acrtask.registry.http import Connector, ReplyHook, RequestHook
 from acrtask.registry.session import CredentialSource, RegistrySession
-from acrtask.registry.transport import Policy, RateLimit, status_error
+from acrtask.registry.transport import Policy, status_error
 
 CheckKey = ImageRef | tuple[ImageRef, Platform | None]
 _HEAD_PASS = frozenset({404, 405})
@@ -181,7 +182,7 @@ class RegistryClient:
             return
         self.policy = replace(self.policy, circuit_cap=seconds)
         for session in self._registries.values():
-            session.policy = session.health.policy = self.policy
+            session.use_policy(self.policy)
 
     def session(self, ref: ImageRef) -> RegistrySession:
         """The session of `ref`'s registry (for copy.py, which pushes through the same auth and retries)."""
