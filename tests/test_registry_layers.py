@@ -298,3 +298,12 @@ def test_connection_sends_on_the_registrys_own_connections(registry: Any) -> Non
             await connector.aclose()
 
     assert run(scenario()) == (200, "registry/2.0")
+
+
+def test_a_retried_request_gets_its_401_answered_once_in_all() -> None:
+    clock = FakeClock()
+    below = Below(reply(401, BEARER), reply(503), reply(401, BEARER))
+    tokens = Below(reply(200, content=b'{"token": "t0k"}'))
+    layer = Retry(authorize(below, tokens), Policy(), health(clock), clock.clock, clock.sleep, lambda: 0.5)
+    assert run(layer.send(request(scope="repository:app:pull"))).status == 401
+    assert len(below.sent) == 3 and len(tokens.sent) == 1

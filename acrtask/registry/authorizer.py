@@ -46,7 +46,6 @@ class Authorize:
         self._credentials_lock = asyncio.Lock()
 
     async def send(self, request: Request) -> Reply:
-        challenged = False
         while True:
             authorization = await self.authorization(request.scope, request.where)
             request.headers = self._headers(authorization, request.content_type)
@@ -54,9 +53,9 @@ class Authorize:
             if reply.foreign:
                 return reply  # another host's answer (after a redirect): never trust its challenges
             self.auth.settled = True
-            if reply.status != 401 or challenged or 401 in request.passthrough:
+            if reply.status != 401 or request.challenged or 401 in request.passthrough:
                 return reply
-            challenged = True
+            request.challenged = True
             await self._challenged(request.scope, reply, request.where, authorization)
 
     async def authorization(self, scope: str, where: object) -> str:

@@ -28,7 +28,8 @@ class Request:
     `host` is the host errors name; `lanes` are the registry's connections (None: another host, such as a
     token service); `headers` are set by the Authorize layer, or given (token requests); `scope` is the
     token scope (several, separated by spaces, fetched as one token); `passthrough` statuses are answers,
-    not errors; `limit` caps a success body."""
+    not errors; `limit` caps a success body; `challenged` is set once a 401 to it was answered (once per
+    request, retries included)."""
 
     method: str
     url: httpx.URL
@@ -41,6 +42,7 @@ class Request:
     body: bytes | None = None
     content_type: str = ""
     headers: httpx.Headers | None = None
+    challenged: bool = False
 
     @property
     def counted(self) -> bool:
