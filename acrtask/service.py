@@ -26,10 +26,12 @@ from acrtask.model import (
     Task,
     TimerTrigger,
     Trigger,
+    UpdateTriggerPayloadType,
     format_time,
 )
 from acrtask.multistep import tasks as multistep_tasks
 from acrtask.multistep.run import NO_CONTEXT
+from acrtask.notify.endpoints import apply_settings
 from acrtask.platform import Platform
 from acrtask.reference import names_registry
 from acrtask.state import StateStore
@@ -65,6 +67,9 @@ class TaskChanges:
     base_image_trigger_name: str | None = None
     source_trigger_name: str | None = None
     pull_request_trigger_enabled: bool | None = None
+    update_trigger_endpoint: str | None = None  # "" clears it (notify/endpoints.py)
+    update_trigger_payload_type: UpdateTriggerPayloadType | None = None
+    update_trigger_token: str | None = None  # a secret; "" clears it
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -143,6 +148,8 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
         base = replace(base, type=changes.base_image_trigger_type)
     if changes.base_image_trigger_name is not None:
         base = replace(base, name=changes.base_image_trigger_name)
+    base = apply_settings(base, changes.update_trigger_endpoint, changes.update_trigger_payload_type,
+                          changes.update_trigger_token)
     timers = task.trigger.timers
     if changes.schedules is not None:
         timers = validate.schedules(list(changes.schedules), existing=timers)

@@ -42,13 +42,27 @@ def run_store() -> RunStore:
     return RunStore(paths.runs_dir())
 
 
+_reply_hooks: list[Callable[[str, Any, int | None, float], None]] = []
+
+
+def observe_registry_replies(hook: Callable[[str, Any, int | None, float], None]) -> None:
+    """Have `hook(method, url, status, seconds)` called for every registry request's answer (watch's metrics)."""
+    _reply_hooks.append(hook)
+
+
+def _replied(method: str, url: Any, status: int | None, seconds: float) -> None:
+    for hook in _reply_hooks:
+        hook(method, url, status, seconds)
+
+
 @cache
 def registry_client() -> Any:
     """The process's shared client. Its logins: any task's credentials for a server, then the Docker config."""
     from acrtask.registry import BlockingRegistryClient
     from acrtask.task_credentials import AllTasksCredentials
 
-    return BlockingRegistryClient(credentials=AllTasksCredentials(lambda: state_store().load().tasks.values()))
+    return BlockingRegistryClient(credentials=AllTasksCredentials(lambda: state_store().load().tasks.values()),
+                                  on_reply=_replied)
 
 
 def task_registry_client(task: Task) -> Any:
@@ -56,7 +70,7 @@ def task_registry_client(task: Task) -> Any:
     from acrtask.registry import BlockingRegistryClient
     from acrtask.task_credentials import TaskCredentialSource
 
-    return BlockingRegistryClient(credentials=TaskCredentialSource(task.credentials))
+    return BlockingRegistryClient(credentials=TaskCredentialSource(task.credentials), on_reply=_replied)
 
 
 class RegistryTagChecker:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from typing import Annotated
@@ -13,7 +14,8 @@ from acrtask.cli import scope, shapes, tables
 from acrtask.cli.options import GLOBAL_HELP, emit
 from acrtask.cli.scope import Registry
 from acrtask.errors import ValidationError
-from acrtask.model import BaseImageTriggerType, BuilderName, Status, Task
+from acrtask.model import BaseImageTriggerType, BuilderName, Status, Task, UpdateTriggerPayloadType
+from acrtask.notify import endpoints
 from acrtask.platform import Platform
 from acrtask.service import TaskChanges, TaskService
 from acrtask.state import StateStore
@@ -73,6 +75,16 @@ Import = Annotated[str | None, typer.Option(
     "--import", help="Make a copy task: each run copies this image (tag or digest, every platform) by digest to "
     "the one -t, and a move of it triggers the task. Takes no -c.")]
 
+UpdateEndpoint = Annotated[str | None, typer.Option(
+    "--update-trigger-endpoint", help="A URL that watch POSTs to (ACR's payload) when a base image update triggers "
+    "the task: https, or http to this machine. An empty value removes it.")]
+UpdatePayloadType = Annotated[str | None, typer.Option(
+    "--update-trigger-payload-type", help="Default, or Token: the POST carries 'Authorization: Bearer' with "
+    "--update-trigger-token (or watch's ACRTASK_UPDATE_TRIGGER_TOKEN).")]
+UpdateToken = Annotated[str | None, typer.Option(
+    "--update-trigger-token", help="The bearer token of --update-trigger-payload-type Token; never printed. "
+    "An empty value removes it.")]
+
 
 def _service() -> TaskService:
     return TaskService(StateStore(paths.state_file()))
@@ -87,6 +99,7 @@ def _changes(
     pull_request_trigger: str | None = None, base_trigger_name: str | None = None,
     source_trigger_name: str | None = None, set_values: list[str] | None = None,
     set_secrets: list[str] | None = None, values_file: str | None = None, cmd: str | None = None,
+    update_endpoint: str | None = None, update_payload_type: str | None = None, update_token: str | None = None,
 ) -> TaskChanges:
     from acrtask.multistep import tasks as multistep_tasks
 
@@ -130,6 +143,12 @@ def _changes(
         source_trigger_name=validate.timer_name(source_trigger_name) if source_trigger_name is not None else None,
         values=values, values_file=values_file, cmd=cmd,
         stdin_text=sys.stdin.read() if file == "-" else None,
+        update_trigger_endpoint=update_endpoint if not update_endpoint else endpoints.check_url(
+            update_endpoint, "--update-trigger-endpoint", endpoints.insecure_hosts(os.environ)),
+        update_trigger_payload_type=validate.enum_value(
+            UpdateTriggerPayloadType, update_payload_type, "--update-trigger-payload-type")
+        if update_payload_type is not None else None,
+        update_trigger_token=update_token,
     )
 
 
@@ -169,6 +188,8 @@ def create(
     = None,
     source_trigger_name: Annotated[str | None, typer.Option(
         "--source-trigger-name", help="The commit trigger's name. Default: defaultSourceTriggerName.")] = None,
+    update_trigger_endpoint: UpdateEndpoint = None, update_trigger_payload_type: UpdatePayloadType = None,
+    update_trigger_token: UpdateToken = None,
 ) -> None:
     """Create a task: a Dockerfile build (-c), a multi-step task file (-f acr-task.yaml, --cmd), or a copy of an
     image (--import)."""
@@ -177,7 +198,8 @@ def create(
                        commit_trigger_enabled, builder, git_access_token=git_access_token,
                        pull_request_trigger=pull_request_trigger_enabled, base_trigger_name=base_image_trigger_name,
                        source_trigger_name=source_trigger_name, set_values=set_value, set_secrets=set_secret,
-                       values_file=values, cmd=cmd)
+                       values_file=values, cmd=cmd, update_endpoint=update_trigger_endpoint,
+                       update_payload_type=update_trigger_payload_type, update_token=update_trigger_token)
     emit(_shown(_service().create(name, replace(changes, import_source=import_source))), tables.tasks)
 
 
@@ -194,13 +216,16 @@ def update(
     import_source: Annotated[str | None, typer.Option(
         "--import", help="A copy task's new source (its recorded digest is forgotten: run it again).")] = None,
     git_access_token: GitToken = None, pull_request_trigger_enabled: PullRequestTrigger = None,
+    update_trigger_endpoint: UpdateEndpoint = None, update_trigger_payload_type: UpdatePayloadType = None,
+    update_trigger_token: UpdateToken = None,
 ) -> None:
     """Update a task: flags not given stay as they are."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, None,
                        commit_trigger_enabled, builder, git_access_token=git_access_token,
                        pull_request_trigger=pull_request_trigger_enabled, set_values=set_value, set_secrets=set_secret,
-                       values_file=values)
+                       values_file=values, update_endpoint=update_trigger_endpoint,
+                       update_payload_type=update_trigger_payload_type, update_token=update_trigger_token)
     emit(_shown(_service().update(name, replace(changes, import_source=import_source))), tables.tasks)
 
 
