@@ -223,11 +223,8 @@ class Runner:
         return found
 
     def _record_dependencies(self, task_name: str, dependencies: list[BaseImageDependency]) -> None:
-        with self.state.transaction() as state:
-            task = state.tasks.get(task_name)
-            if task is None:  # deleted while it built: nothing to record on
-                return
-            state.tasks[task_name] = replace(task, step=replace(task.step, base_image_dependencies=tuple(dependencies)))
+        # Only this task's rows; a task deleted while it built has nothing to record on.
+        self.state.record_dependencies(task_name, dependencies)
 
 
 def _dependency_report(dependencies: list[BaseImageDependency]) -> str:

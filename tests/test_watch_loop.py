@@ -13,7 +13,7 @@ from acrtask import triggers
 from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
 from acrtask.runs import RunStore
-from acrtask.state import StateStore
+from acrtask.state import Database, StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch.loop import Watcher, WatchOptions, _Running
 from acrtask.watch.view import Snapshot
@@ -70,10 +70,12 @@ class Events:
 
 
 def make(tmp_path: Path, tasks: list[Task], registry: ScriptedRegistry, once: bool = True):
-    state = StateStore(tmp_path / "state.toml")
-    with state.transaction() as s:
-        s.tasks.update({t.name: t for t in tasks})
-    runs = RunStore(tmp_path / "runs")
+    db = Database(tmp_path / "state.db")
+    state = StateStore(db)
+    with state.transaction() as tx:
+        for t in tasks:
+            tx.save(t)
+    runs = RunStore(db, tmp_path / "runs")
     executor = RecordingExecutor(runs)
     events = Events()
     watcher = Watcher(state, runs, registry, executor, events, WatchOptions(once=once, poll_min=1, poll_max=2))
@@ -103,7 +105,7 @@ def test_an_unchanged_platform_records_the_new_index_and_runs_nothing(tmp_path: 
     watcher, executor, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_OLD))
     assert watcher.run() == 0
     assert executor.order == []
-    recorded = StateStore(tmp_path / "state.toml").load().tasks["app-one"].step.dependencies[0]
+    recorded = StateStore(Database(tmp_path / "state.db")).get("app-one").step.dependencies[0]
     assert (recorded.digest, recorded.platform_digest) == (NEW, P_OLD)
 
 

@@ -8,7 +8,7 @@ import traceback
 
 import typer
 
-from acrtask.cli import options, runs, watch  # noqa: F401 - runs and watch add their commands to `task`
+from acrtask.cli import options, runs, transfer, watch  # noqa: F401 - they add their commands to `task`
 from acrtask.cli.image import image_app
 from acrtask.cli.task import task_app
 from acrtask.errors import AcrTaskError

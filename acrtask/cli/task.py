@@ -14,7 +14,7 @@ from acrtask.errors import ValidationError
 from acrtask.model import BaseImageTriggerType, BuilderName, Status
 from acrtask.platform import Platform
 from acrtask.service import TaskChanges, TaskService
-from acrtask.state import StateStore
+from acrtask.state import StateStore, open_database
 
 task_app = typer.Typer(help="Manage tasks that build images and rebuild them when their bases change.",
                        epilog=GLOBAL_HELP, no_args_is_help=True)
@@ -57,7 +57,7 @@ Builder = Annotated[str | None, typer.Option("--builder", help="auto|buildah|doc
 
 
 def _service() -> TaskService:
-    return TaskService(StateStore(paths.state_file()))
+    return TaskService(StateStore(open_database(paths.state_db())))
 
 
 def _changes(
@@ -151,7 +151,7 @@ def delete(
 ) -> None:
     """Delete a task."""
     service = _service()
-    service.show(name)  # an unknown task fails before the prompt
+    service.ensure_exists(name)  # an unknown task fails before the prompt
     if not yes:
         if not sys.stdin.isatty():
             raise ValidationError(f"Deleting the task '{name}' needs confirmation.", "Pass --yes.")

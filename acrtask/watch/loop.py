@@ -97,7 +97,8 @@ class Watcher:
         self.failed_runs = 0
         self.last_trigger: str | None = None
         self.timers = TimerSchedule()
-        self._state_stamp: tuple[int, ...] | None = None
+        self._data_version: int | None = None  # of the state database, when the tasks were last read
+        self._revision = 0  # the tasks' change revision they were read at
         self._own_runs: set[str] = set()
         self._told_never_run: set[str] = set()
         self.followed = FollowedRuns(runs)
@@ -122,6 +123,7 @@ class Watcher:
 
         Returns the exit code: with --once, 1 if a run failed; a watch stopped by a signal exits 0.
         """
+        self.state.db.check_integrity()  # a damaged database is reported before anything is run from it
         self._hold_watch_lock()
         self._reload(force=True)
         history = self.runs.all()
@@ -242,16 +244,16 @@ class Watcher:
             self._trigger(task_name, trigger, key)
 
     def _record_refresh(self, refresh: triggers.Refresh) -> None:
-        with self.state.transaction() as state:
-            task = state.tasks.get(refresh.task)
+        with self.state.transaction() as tx:
+            task = tx.get(refresh.task)
             if task is None:
                 return
             deps = tuple(
                 replace(d, digest=refresh.digest, platform_digest=refresh.platform_digest)
                 if d == refresh.old else d for d in task.step.dependencies
             )
-            state.tasks[refresh.task] = replace(task, step=replace(task.step, base_image_dependencies=deps))
-        self._reload(force=True)
+            tx.record_dependencies(refresh.task, deps, previous=tx.dependencies(refresh.task))
+        self._apply({refresh.task: replace(task, step=replace(task.step, base_image_dependencies=deps))})
 
     # Triggering and running.
 
@@ -299,7 +301,7 @@ class Watcher:
 
     def _finished(self, run: Run) -> None:
         running = self.running.pop(run.task, None)
-        self._reload()  # the run recorded the digests it used (a new file: a new stamp)
+        self._reload()  # the run recorded the digests it used
         seconds = round(run.duration_seconds() or 0)
         if run.status is RunStatus.SUCCEEDED:
             self.view.event(f"Run {run.run_id} of {run.task} succeeded after {seconds}s.")
@@ -362,31 +364,53 @@ class Watcher:
     # State.
 
     def _reload(self, force: bool = False) -> None:
+        """Read what other processes (and this one's builds) changed: nothing when the database's
+        data_version is the same; else only the tasks noted as changed since the last read."""
         try:
-            stat = self.state.path.stat()
-            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # atomic_write: a new inode per write
-        except FileNotFoundError:
-            stamp = (0, 0, 0)
-        if not force and stamp == self._state_stamp:
+            version = self.state.data_version()
+            if not force and version == self._data_version:
+                return
+            self._data_version = version
+            changes = None if force else self.state.changes_since(self._revision)
+            if changes is None:
+                self._revision, tasks = self.state.snapshot()
+                self._replan({task.name: task for task in tasks}, None)
+                return
+        except AcrTaskError as exc:  # a damaged or locked database: keep watching with what we had
+            self.view.event(f"Could not read the state database: {exc}")
             return
-        self._state_stamp = stamp
-        try:
-            self.tasks = dict(self.state.load().tasks)
-        except Exception as exc:  # a hand-broken file: keep watching with what we had
-            self.view.event(f"Could not reload the state file: {exc}")
-            return
+        self._revision = changes.revision
+        if changes.tasks:
+            self._apply(changes.tasks)
+
+    def _apply(self, changed: dict[str, Task | None]) -> None:
+        tasks = dict(self.tasks)
+        for name, task in changed.items():
+            if task is None:
+                tasks.pop(name, None)
+            else:
+                tasks[name] = task
+        self._replan(tasks, changed)
+
+    def _replan(self, tasks: dict[str, Task], changed: dict[str, Task | None] | None) -> None:
         old_keys = set(self.plan.interests)
-        self.plan = triggers.plan(self.tasks.values())
+        old_cycles = self.plan.cycles
+        if changed is None:
+            self.plan = triggers.plan(tasks.values())
+        else:
+            self.plan = triggers.replan(self.plan, self.tasks, tasks, changed)
+        self.tasks = tasks
         for key in set(self.plan.interests) - old_keys:
             self.next_check.setdefault(key, self.clock())
         for key in old_keys - set(self.plan.interests):
             self.next_check.pop(key, None)
             self.due_now.pop(key, None)
-        if self.plan.cycles:
+        if self.plan.cycles and (changed is None or self.plan.cycles != old_cycles):
             for group in self.plan.cycles:
                 self.view.event(f"Cycle: {' -> '.join(group)} build on each other's images; "
                                 "their pushes will not trigger each other.")
-        for name in self.plan.never_run:
+        never_run = self.plan.never_run if changed is None else [n for n in self.plan.never_run if n in changed]
+        for name in never_run:
             if name not in self.pending and name not in self.running and name not in self._told_never_run:
                 self._told_never_run.add(name)
                 self.view.event(f"Task {name} has not run yet, so its base images are not known: "

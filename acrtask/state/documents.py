@@ -1,0 +1,92 @@
+"""Stored task documents: what a task is stored as, and keeping the keys this version does not know.
+
+A task is stored as its az JSON shape (secrets included) with its recorded dependencies split off
+into their own rows. A document written by a newer acrtask may hold keys this one does not know;
+they are carried over into every document this version writes in its place, at any depth, so an
+older acrtask never drops a newer one's fields. Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from acrtask.model import BaseImageDependency, Task
+
+DEPENDENCIES = "baseImageDependencies"
+
+
+def split(document: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """(the task without its dependencies, the dependencies or None if never recorded)."""
+    step = dict(document.get("step") or {})
+    dependencies = step.pop(DEPENDENCIES, None)
+    return {**document, "step": step}, dependencies
+
+
+def join(document: dict[str, Any], dependencies: list[dict[str, Any]] | None) -> dict[str, Any]:
+    if dependencies is None:
+        return document
+    return {**document, "step": {**document.get("step", {}), DEPENDENCIES: dependencies}}
+
+
+def task_document(task: Task, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What to store for `task`: its shape without dependencies, plus the unknown keys of `previous`."""
+    document, _ = split(task.to_dict(reveal_secrets=True))
+    if previous is None:
+        return document
+    known, _ = split(Task.from_dict(previous).to_dict(reveal_secrets=True))
+    return overlay(document, unknown(previous, known))
+
+
+def dependency_document(dependency: BaseImageDependency, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    document = dependency.to_dict()
+    if previous is None:
+        return document
+    return overlay(document, unknown(previous, BaseImageDependency.from_dict(previous).to_dict()))
+
+
+def unknown(document: Any, known: Any) -> Any:
+    """The parts of `document` missing from `known` (what this version made of it), same nesting.
+
+    Dicts are compared key by key; lists of dicts element by element (by "name" when every element
+    has one, else by position). Returns None when nothing is unknown."""
+    if isinstance(document, dict) and isinstance(known, dict):
+        found = {}
+        for key, value in document.items():
+            if key not in known:
+                found[key] = value
+            else:
+                inner = unknown(value, known[key])
+                if inner is not None:
+                    found[key] = inner
+        return found or None
+    if isinstance(document, list) and isinstance(known, list):
+        pairs = _pair(document, known)
+        found_list = [(key, unknown(old, new)) for key, old, new in pairs]
+        kept = {key: inner for key, inner in found_list if inner is not None}
+        return {"__items__": kept} if kept else None
+    return None
+
+
+def overlay(document: Any, extra: Any) -> Any:
+    """`document` with the unknown parts `extra` (from `unknown`) put back where they were."""
+    if extra is None:
+        return document
+    if isinstance(document, dict) and isinstance(extra, dict):
+        merged = dict(document)
+        for key, value in extra.items():
+            merged[key] = overlay(document[key], value) if key in document else value
+        return merged
+    if isinstance(document, list) and isinstance(extra, dict) and "__items__" in extra:
+        by_key = extra["__items__"]
+        return [overlay(item, by_key[key]) if key in by_key else item for key, item in _keys(document)]
+    return document
+
+
+def _keys(items: list[Any]) -> list[tuple[Any, Any]]:
+    named = items and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items)
+    return [((i["name"] if named else n), i) for n, i in enumerate(items)]
+
+
+def _pair(old: list[Any], new: list[Any]) -> list[tuple[Any, Any, Any]]:
+    new_by_key = dict(_keys(new))
+    return [(key, item, new_by_key[key]) for key, item in _keys(old) if key in new_by_key]

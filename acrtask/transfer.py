@@ -1,0 +1,139 @@
+"""`task export` and `task import`: task definitions as TOML, for backups and for keeping tasks in git.
+
+An exported file has state.toml's shape (schema 1), so it is read by the same checks. Import is all
+or nothing: the whole file is checked first (a bad entry is reported with its line), then every task
+is written in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from acrtask import validate
+from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
+from acrtask.model import Argument, Task, format_time
+from acrtask.state import StateStore, TaskTransaction, documents, toml_io
+
+_NOTHING = "Fix the file; nothing was imported."
+
+
+@dataclass(frozen=True)
+class Export:
+    text: str
+    secrets_left_out: int  # secret build-arg values not written (without --with-secrets)
+
+
+def export(store: StateStore, name: str | None, with_dependencies: bool, with_secrets: bool) -> Export:
+    stored = store.documents([name] if name is not None else None)
+    if name is not None and name not in stored:
+        raise NotFoundError(f"The task '{name}' could not be found.",
+                            "Run 'acrtask task list' to see the tasks there are.")
+    left_out = 0
+    written = {}
+    for task_name, document in stored.items():
+        if not with_dependencies:
+            document = documents.split(document)[0]
+        if not with_secrets:
+            document, count = _without_secret_values(document)
+            left_out += count
+        written[task_name] = document
+    return Export(toml_io.dumps(written), left_out)
+
+
+def _without_secret_values(document: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    step = document.get("step", {})
+    arguments = step.get("arguments", [])
+    kept = [{k: v for k, v in arg.items() if not (k == "value" and arg.get("isSecret"))} for arg in arguments]
+    count = sum(1 for arg in arguments if arg.get("isSecret") and "value" in arg)
+    return ({**document, "step": {**step, "arguments": kept}} if count else document), count
+
+
+@dataclass(frozen=True)
+class Imported:
+    name: str
+    action: str  # "create" or "replace"
+
+    def to_dict(self, applied: bool) -> dict[str, Any]:
+        return {"name": self.name, "action": self.action, "applied": applied}
+
+
+def import_file(store: StateStore, path: Path, replace_existing: bool, dry_run: bool) -> list[Imported]:
+    text, state = _read(path)
+    if dry_run:
+        return [_plan(store.exists(name), name, replace_existing, text, path) for name in state.tasks]
+    with store.transaction() as tx:
+        planned = [_plan(tx.exists(name), name, replace_existing, text, path) for name in state.tasks]
+        for item in planned:
+            _write(tx, state.tasks[item.name], state.documents[item.name], item.action == "replace")
+    return planned
+
+
+def _read(path: Path) -> tuple[str, toml_io.State]:
+    try:
+        text, document = toml_io.read_text(path)
+        toml_io.check_version(document)
+    except toml_io.FileProblem as exc:
+        raise ValidationError(f"{path} {exc}.", _NOTHING) from exc
+    try:
+        state = toml_io.parse_tasks(document)
+        for name, task in state.tasks.items():
+            _check(name, task)
+    except toml_io.TaskDocumentError as exc:
+        line = toml_io.task_line(text, exc.task or "") if exc.task else None
+        where = f" line {line}" if line else ""
+        what = f"task '{exc.task}': " if exc.task else ""
+        raise ValidationError(f"{path}{where}: {what}{exc.reason}.", _NOTHING) from exc
+    if not state.tasks:
+        raise ValidationError(f"{path} holds no tasks.", "Give a file written by 'acrtask task export'.")
+    return text, state
+
+
+def _check(name: str, task: Task) -> None:
+    """What create and update check, so an imported task is one they could have made."""
+    try:
+        validate.task_name(name)
+        if task.name != name:
+            raise ValidationError(f"its name is '{task.name}', not '{name}'")
+        validate.timeout(task.timeout)
+        for timer in task.trigger.timers:
+            validate.cron(timer.schedule)
+        for image in task.step.image_names:
+            validate.image_name(image, None)
+    except AcrTaskError as exc:
+        raise toml_io.TaskDocumentError(name, exc.message.rstrip(".")) from exc
+
+
+def _plan(exists: bool, name: str, replace_existing: bool, text: str, path: Path) -> Imported:
+    if exists and not replace_existing:
+        line = toml_io.task_line(text, name)
+        raise ValidationError(f"{path}{f' line {line}' if line else ''}: the task '{name}' already exists.",
+                              "Pass --replace to replace existing tasks; nothing was imported.")
+    return Imported(name, "replace" if exists else "create")
+
+
+def _write(tx: TaskTransaction, task: Task, document: dict[str, Any], existing: bool) -> None:
+    if existing:
+        task = _keep_secret_values(task, tx)
+    if not task.creation_date:
+        task = replace(task, creation_date=format_time(datetime.now(UTC)))
+    tx.put(task, previous=document)
+    if task.step.base_image_dependencies is not None:  # an export --with-dependencies
+        tx.record_dependencies(task.name, task.step.base_image_dependencies,
+                               previous=documents.split(document)[1] or [])
+
+
+def _keep_secret_values(task: Task, tx: TaskTransaction) -> Task:
+    """A secret argument exported without its value keeps the value the existing task has."""
+    if not any(arg.is_secret and arg.value is None for arg in task.step.arguments):
+        return task
+    try:
+        current = tx.get(task.name)
+    except AcrTaskError:  # a malformed stored task is being replaced: nothing to keep from it
+        return task
+    stored = {arg.name: arg.value for arg in current.step.arguments if arg.is_secret} if current else {}
+    arguments = tuple(Argument(arg.name, stored.get(arg.name), True) if arg.is_secret and arg.value is None else arg
+                      for arg in task.step.arguments)
+    return replace(task, step=replace(task.step, arguments=arguments))
