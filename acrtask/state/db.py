@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 from acrtask.errors import StateError
 from acrtask.state.schema import CREATE, MIGRATIONS, SCHEMA_VERSION
@@ -46,9 +47,12 @@ def state_error(exc: sqlite3.Error | OSError, path: Path) -> StateError:
         return StateError(f"State file {path} is damaged ({exc}).",
                           f"Salvage it with 'sqlite3 {path} .recover', or move it aside; acrtask will not "
                           "overwrite it.")
-    if base == "SQLITE_FULL":
+    if base == "SQLITE_FULL" or base == "SQLITE_IOERR" and _disk_is_full(path):
         return _disk_full(path)
     if base in _UNWRITABLE:
+        if not os.access(path.parent, os.W_OK):
+            return StateError(f"Cannot write the state database {path}: {path.parent} is read-only.",
+                              "Make the folder writable (or point ACRTASK_HOME at one that is); nothing was changed.")
         return StateError(f"Cannot write the state database {path}: {exc}.",
                           f"Check that {path.parent} and the files in it are writable by this user; "
                           "nothing was changed.")
@@ -56,6 +60,13 @@ def state_error(exc: sqlite3.Error | OSError, path: Path) -> StateError:
         return StateError(f"The state database {path} stayed locked by another process for {BUSY_TIMEOUT:.0f}s.",
                           "Try again; nothing was changed.")
     return StateError(f"The state database {path} failed: {exc}.", "Nothing was changed.")
+
+
+def _disk_is_full(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 def _disk_full(path: Path) -> StateError:
@@ -70,6 +81,8 @@ class Database:
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._schema_checked = False
+        self._connections: list[sqlite3.Connection] = []  # every thread's, to close them all at the end
+        self.unwritable: StateError | None = None  # why this database is only read (a read-only folder, a full disk)
 
     # Connections.
 
@@ -79,25 +92,51 @@ class Database:
             conn = self._open()
             self._local.conn = conn
             self._local.depth = 0
+            with self._schema_lock:
+                self._connections.append(conn)
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (the last one to close folds the WAL into the file)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            self._local.conn = None
+        """Close every thread's connection (the last one to close folds the WAL into the file).
+
+        Also done when the Database is dropped: a connection is in a reference cycle with its statement
+        cache, so without this it would stay open until the garbage collector runs."""
+        with self._schema_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+    def __del__(self) -> None:
+        for conn in getattr(self, "_connections", ()):
             conn.close()
 
     def _open(self) -> sqlite3.Connection:
         self._create_file()
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            return self._connect(read_only=False)
+        except StateError as exc:
+            # A folder that cannot be written (read-only, or a full disk) cannot hold the -shm file that WAL
+            # readers share. With no (or an empty) -wal file there is no writer either, so the file is read as
+            # it is; writes then fail with why.
+            if self.unwritable is None and exc.__cause__ is not None and self._cannot_share(exc.__cause__):
+                self.unwritable = state_error(exc.__cause__, self.path)
+                return self._connect(read_only=True)
+            raise
+
+    def _connect(self, read_only: bool) -> sqlite3.Connection:
+        try:
+            # Each connection is used by the thread that opened it; `close` may end them from another.
+            target = f"file:{quote(str(self.path))}?mode=ro&immutable=1" if read_only else str(self.path)
+            conn = sqlite3.connect(target, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False,
+                                   uri=read_only)
         except sqlite3.Error as exc:
             raise state_error(exc, self.path) from exc
         try:
             conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")  # as durable as the fsynced files it replaces
+            if not read_only:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")  # as durable as the fsynced files it replaces
             with self._schema_lock:
                 if not self._schema_checked:
                     self._check_schema(conn)
@@ -110,6 +149,12 @@ class Database:
             raise
         return conn
 
+    def _cannot_share(self, exc: BaseException) -> bool:
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        wal = Path(os.path.realpath(self.path) + "-wal")
+        return name in ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_SHMOPEN") \
+            and _empty_or_missing(wal) and (not os.access(self.path.parent, os.W_OK) or _disk_is_full(self.path))
+
     def _create_file(self) -> None:
         """The folder 0700 and the file 0600 (SQLite would make it 0644); its -wal and -shm take its mode."""
         try:
@@ -118,6 +163,9 @@ class Database:
                 os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
         except OSError as exc:
             raise state_error(exc, self.path) from exc
+        if self.path.is_dir():
+            raise StateError(f"State file {self.path} is a folder, not a database.",
+                             "Move it aside; acrtask will not change it.")
 
     # Schema.
 
@@ -129,6 +177,8 @@ class Database:
             raise StateError(
                 f"State file {self.path} has schema version {version}, newer than this acrtask understands "
                 f"({SCHEMA_VERSION}).", "Upgrade acrtask, or point ACRTASK_HOME at another folder.")
+        if self.unwritable is not None:
+            raise self.unwritable
         after_commit = None
         with self._transaction(conn) as tx:
             version = _user_version(tx)  # another process may have done it while we waited
@@ -153,6 +203,8 @@ class Database:
 
         Nested calls join the outer transaction."""
         conn = self.connection()
+        if self.unwritable is not None:
+            raise self.unwritable
         if self._local.depth:
             self._local.depth += 1
             try:
@@ -218,6 +270,13 @@ class Database:
             raise StateError(f"State file {self.path} is damaged ({'; '.join(problems[:3])}).",
                              f"Salvage it with 'sqlite3 {self.path} .recover', or move it aside; acrtask will not "
                              "overwrite it.")
+
+
+def _empty_or_missing(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return True
 
 
 def _user_version(conn: sqlite3.Connection) -> int:
