@@ -173,3 +173,32 @@ def test_a_task_whose_context_vanished_does_not_stop_the_watch(tmp_path: Path) -
                 trigger=Trigger(sources=(SourceTrigger(repository_url=str(tmp_path / "vanished"), branch="main"),)))
     poller = CommitPoller(lambda location, branch: "0" * 40, interval=1)
     assert poller.due([gone], now=10.0) == []  # logged, not raised
+
+
+def test_watch_reloads_only_what_other_processes_changed(tmp_path: Path) -> None:
+    watcher, _, _ = make(tmp_path, [task("app-one", [dep(BASE)]), task("app-two", [dep(BASE)]),
+                                    task("app-three", None)], ScriptedRegistry(OLD))
+    calls = {"snapshot": 0, "changes_since": 0}
+    for name in calls:
+        real = getattr(watcher.state, name)
+
+        def counted(*args, _real=real, _name=name):  # noqa: ANN002, ANN202
+            calls[_name] += 1
+            return _real(*args)
+
+        setattr(watcher.state, name, counted)
+    watcher._reload(force=True)
+    assert calls == {"snapshot": 1, "changes_since": 0}
+    watcher._reload()
+    assert calls == {"snapshot": 1, "changes_since": 0}  # nobody wrote: not even the change notes are read
+
+    other = StateStore(Database(tmp_path / "state.db"))  # another process
+    other.record_dependencies("app-three", (dep("reg.local:5000/other:2"),))
+    with other.transaction() as tx:
+        tx.delete("app-two")
+    watcher._reload()
+    assert calls == {"snapshot": 1, "changes_since": 1}
+    assert sorted(watcher.tasks) == ["app-one", "app-three"]
+    assert watcher.tasks["app-three"].step.dependencies == (dep("reg.local:5000/other:2"),)
+    assert [i.task for i in watcher.plan.interests[KEY]] == ["app-one"]
+    assert BaseKey("reg.local:5000", "other", "2") in watcher.next_check  # a new base is checked at once
