@@ -120,7 +120,7 @@ class Database:
             # readers share. With no (or an empty) -wal file there is no writer either, so the file is read as
             # it is; writes then fail with why.
             if self.unwritable is None and exc.__cause__ is not None and self._cannot_share(exc.__cause__):
-                self.unwritable = state_error(exc.__cause__, self.path)
+                self.unwritable = exc
                 return self._connect(read_only=True)
             raise
 
