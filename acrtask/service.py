@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from acrtask import context as contexts
 from acrtask import validate
@@ -27,7 +28,7 @@ from acrtask.model import (
     format_time,
 )
 from acrtask.platform import Platform
-from acrtask.state import StateStore
+from acrtask.state import StateStore, documents
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,14 @@ class TaskService:
 
     def all(self) -> list[Task]:
         return self.store.all()
+
+    def shown(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Tasks as users see them (az's JSON shape, secret values left out), by name: straight from the stored
+        documents, which are that shape, so listing thousands of tasks builds no Task objects."""
+        found = self.store.documents([name] if name is not None else None)
+        if name is not None and name not in found:
+            raise _not_found(name)
+        return [documents.without_secret_values(found[key])[0] for key in sorted(found)]
 
     def ensure_exists(self, name: str) -> None:
         """Raise NotFoundError unless the task is there (without reading it: a malformed one can be deleted)."""

@@ -37,18 +37,10 @@ def export(store: StateStore, name: str | None, with_dependencies: bool, with_se
         if not with_dependencies:
             document = documents.split(document)[0]
         if not with_secrets:
-            document, count = _without_secret_values(document)
+            document, count = documents.without_secret_values(document)
             left_out += count
         written[task_name] = document
     return Export(toml_io.dumps(written), left_out)
-
-
-def _without_secret_values(document: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    step = document.get("step", {})
-    arguments = step.get("arguments", [])
-    kept = [{k: v for k, v in arg.items() if not (k == "value" and arg.get("isSecret"))} for arg in arguments]
-    count = sum(1 for arg in arguments if arg.get("isSecret") and "value" in arg)
-    return ({**document, "step": {**step, "arguments": kept}} if count else document), count
 
 
 @dataclass(frozen=True)

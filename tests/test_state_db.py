@@ -213,3 +213,28 @@ def test_a_full_disk_while_creating_the_database_is_one_error_line(home: Path, t
     assert result.err == (f"ERROR: Cannot write the state database {home / 'state.db'}: the disk is full. "
                           "Free some space and run the command again; nothing was changed.\n")
     assert not (home / "state.db").exists()
+
+
+def test_tasks_shown_from_their_documents_are_what_task_to_dict_gives(store: StateStore) -> None:
+    """`task list` and `task show` print stored documents (secret values left out) without building Task
+    objects: for every shape of task, that is exactly the model's own `to_dict()`."""
+    from acrtask.model import Argument, Platform, SourceTrigger
+    from acrtask.service import TaskService
+
+    shapes = [
+        task("never-ran"),
+        task("from-scratch", ()),
+        replace(task("with-all", (dep("base"), dep("tools", "2"))), platform=Platform("linux", "arm", "v7"),
+                trigger=Trigger(timers=(TimerTrigger("nightly", "0 3 * * *", Status.DISABLED),),
+                                sources=(SourceTrigger("https://example.com/r.git", "main"),))),
+    ]
+    shapes[2] = replace(shapes[2], step=replace(shapes[2].step, target="final", arguments=(
+        Argument("PLAIN", "1"), Argument("FROM_ENV"), Argument("TOKEN", "hunter2-secret", is_secret=True),
+        Argument("ENV_SECRET", is_secret=True))))
+    with store.transaction() as tx:
+        for shape in shapes:
+            tx.save(shape)
+    service = TaskService(store)
+    assert service.shown() == [t.to_dict() for t in store.all()]
+    assert service.shown("with-all") == [store.get("with-all").to_dict()]
+    assert "hunter2-secret" not in str(service.shown())

@@ -134,14 +134,14 @@ def update(
                   "  acrtask task show -n app-build --query trigger.baseImageTrigger.status -o tsv")
 def show(name: Name) -> None:
     """Show a task, with the base images its last run used."""
-    emit(_service().show(name).to_dict(), tables.tasks)
+    emit(_service().shown(name)[0], tables.tasks)
 
 
 @task_app.command("list", epilog="Examples:\n\n  acrtask task list -o table\n\n"
                   "  acrtask task list --query \"[?status=='Enabled'].name\"")
 def list_tasks() -> None:
     """List the tasks."""
-    emit([task.to_dict() for task in _service().all()], tables.tasks)
+    emit(_service().shown(), tables.tasks)
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task delete -n app-build --yes")

@@ -44,6 +44,17 @@ def dependency_document(dependency: BaseImageDependency, previous: dict[str, Any
     return overlay(document, unknown(previous, BaseImageDependency.from_dict(previous).to_dict()))
 
 
+def without_secret_values(document: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The document as users see it (`Task.to_dict()`: secret build-arg values left out), and how many were."""
+    step = document.get("step", {})
+    arguments = step.get("arguments", [])
+    count = sum(1 for arg in arguments if arg.get("isSecret") and "value" in arg)
+    if not count:
+        return document, 0
+    kept = [{k: v for k, v in arg.items() if not (k == "value" and arg.get("isSecret"))} for arg in arguments]
+    return {**document, "step": {**step, "arguments": kept}}, count
+
+
 def unknown(document: Any, known: Any) -> Any:
     """The parts of `document` missing from `known` (what this version made of it), same nesting.
 
