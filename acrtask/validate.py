@@ -81,7 +81,7 @@ def argument(text: str, is_secret: bool) -> Argument:
 
 
 def cron(expression: str) -> str:
-    """Five fields, UTC, as ACR's timers; checked now so a bad schedule never reaches the state file."""
+    """Five fields, UTC, as ACR's timers; checked now so a bad schedule is never stored."""
     from cronsim import CronSim, CronSimError  # imported here: only schedule-setting commands pay for it
 
     fields = expression.split()

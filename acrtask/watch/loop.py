@@ -321,7 +321,7 @@ class Watcher:
                 self.due_now[key] = run.run_id
 
     def _hold_watch_lock(self) -> None:
-        """One watch per state file: two would each queue a run for the same change."""
+        """One watch per state database: two would each queue a run for the same change."""
         path = self.state.path.with_name("watch.lock")
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
