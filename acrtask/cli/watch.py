@@ -80,8 +80,9 @@ def watch(
 
         view = LiveView()
     client = wiring.registry_client()
+    db = wiring.database()
     watcher = Watcher(
-        wiring.state_store(), wiring.run_store(), wiring.RegistryTagChecker(client), wiring.run_service(),
+        wiring.state_store(db), wiring.run_store(db), wiring.RegistryTagChecker(client), wiring.run_service(db),
         view, options, commits=CommitPoller(ls_remote, options.commit_poll_interval),
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
