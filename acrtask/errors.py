@@ -5,6 +5,25 @@ The exit code lives on the class, so the CLI has one place that turns errors int
 
 from __future__ import annotations
 
+import unicodedata
+
+# Characters that would break an error's one line or fool a terminal: controls (newline, escape),
+# invisible formatting (bidi overrides), line separators, and lone surrogates (undecodable bytes).
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """`text` for one line of a terminal: unprintable characters escaped as Python writes them."""
+    out = []
+    for char in text:
+        if "\udc80" <= char <= "\udcff":  # a byte that was not UTF-8 (surrogateescape): show the byte
+            out.append(f"\\x{ord(char) - 0xDC00:02x}")
+        elif unicodedata.category(char) in _UNPRINTABLE:
+            out.append(char.encode("unicode_escape").decode("ascii"))
+        else:
+            out.append(char)
+    return "".join(out)
+
 
 class AcrTaskError(Exception):
     """Base class. `message` says what happened; `hint` says what to do about it."""

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from acrtask import stored
 from acrtask.platform import Platform
 
 DEFAULT_BASE_IMAGE_TRIGGER_NAME = "defaultBaseimageTriggerName"
@@ -58,7 +59,8 @@ class Argument:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Argument:
-        return cls(name=data["name"], value=data.get("value"), is_secret=bool(data.get("isSecret", False)))
+        return cls(name=stored.text(data, "name"), value=stored.optional_text(data, "value"),
+                   is_secret=bool(data.get("isSecret", False)))
 
 
 @dataclass(frozen=True)
@@ -89,9 +91,10 @@ class BaseImageDependency:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaseImageDependency:
         return cls(
-            type=DependencyType(data["type"]), registry=data["registry"], repository=data["repository"],
-            tag=data.get("tag"), digest=data.get("digest"), platform_digest=data.get("platformDigest"),
-            platform=data.get("platform"), pinned=bool(data.get("isPinned", False)),
+            type=DependencyType(data["type"]), registry=stored.text(data, "registry"),
+            repository=stored.text(data, "repository"), tag=stored.optional_text(data, "tag"),
+            digest=stored.optional_text(data, "digest"), platform_digest=stored.optional_text(data, "platformDigest"),
+            platform=stored.optional_text(data, "platform"), pinned=bool(data.get("isPinned", False)),
         )
 
 
@@ -106,7 +109,8 @@ class TimerTrigger:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TimerTrigger:
-        return cls(name=data["name"], schedule=data["schedule"], status=Status(data.get("status", "Enabled")))
+        return cls(name=stored.text(data, "name"), schedule=stored.text(data, "schedule"),
+                   status=Status(data.get("status", "Enabled")))
 
 
 @dataclass(frozen=True)
@@ -130,10 +134,11 @@ class SourceTrigger:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SourceTrigger:
-        repo = data.get("sourceRepository", {})
+        repo = stored.table(data, "sourceRepository", {})
         return cls(
-            repository_url=repo["repositoryUrl"], branch=repo.get("branch"),
-            status=Status(data.get("status", "Enabled")), name=data.get("name", DEFAULT_SOURCE_TRIGGER_NAME),
+            repository_url=stored.text(repo, "repositoryUrl"), branch=stored.optional_text(repo, "branch"),
+            status=Status(data.get("status", "Enabled")),
+            name=stored.text(data, "name") if "name" in data else DEFAULT_SOURCE_TRIGGER_NAME,
         )
 
 
@@ -151,7 +156,7 @@ class BaseImageTrigger:
         return cls(
             type=BaseImageTriggerType(data.get("baseImageTriggerType", "Runtime")),
             status=Status(data.get("status", "Enabled")),
-            name=data.get("name", DEFAULT_BASE_IMAGE_TRIGGER_NAME),
+            name=stored.text(data, "name") if "name" in data else DEFAULT_BASE_IMAGE_TRIGGER_NAME,
         )
 
 
@@ -171,9 +176,9 @@ class Trigger:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trigger:
         return cls(
-            base_image=BaseImageTrigger.from_dict(data.get("baseImageTrigger", {})),
-            timers=tuple(TimerTrigger.from_dict(t) for t in data.get("timerTriggers", [])),
-            sources=tuple(SourceTrigger.from_dict(s) for s in data.get("sourceTriggers", [])),
+            base_image=BaseImageTrigger.from_dict(stored.table(data, "baseImageTrigger", {})),
+            timers=tuple(TimerTrigger.from_dict(t) for t in stored.tables(data, "timerTriggers")),
+            sources=tuple(SourceTrigger.from_dict(s) for s in stored.tables(data, "sourceTriggers")),
         )
 
     def kinds(self) -> list[str]:
@@ -223,15 +228,15 @@ class Step:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
         return cls(
-            context_path=data["contextPath"],
-            docker_file_path=data.get("dockerFilePath", "Dockerfile"),
-            image_names=tuple(data.get("imageNames", [])),
+            context_path=stored.text(data, "contextPath"),
+            docker_file_path=stored.text(data, "dockerFilePath") if "dockerFilePath" in data else "Dockerfile",
+            image_names=stored.strings(data, "imageNames"),
             is_push_enabled=bool(data.get("isPushEnabled", True)),
             no_cache=bool(data.get("noCache", False)),
-            target=data.get("target"),
-            arguments=tuple(Argument.from_dict(a) for a in data.get("arguments", [])),
+            target=stored.optional_text(data, "target"),
+            arguments=tuple(Argument.from_dict(a) for a in stored.tables(data, "arguments")),
             base_image_dependencies=None if "baseImageDependencies" not in data else tuple(
-                BaseImageDependency.from_dict(d) for d in data["baseImageDependencies"]
+                BaseImageDependency.from_dict(d) for d in stored.tables(data, "baseImageDependencies")
             ),
         )
 
@@ -262,14 +267,14 @@ class Task:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Task:
         return cls(
-            name=data["name"],
+            name=stored.text(data, "name"),
             status=Status(data.get("status", "Enabled")),
             platform=Platform.from_dict(data.get("platform", {"os": "linux", "architecture": "amd64"})),
-            step=Step.from_dict(data["step"]),
-            trigger=Trigger.from_dict(data.get("trigger", {})),
+            step=Step.from_dict(stored.table(data, "step")),
+            trigger=Trigger.from_dict(stored.table(data, "trigger", {})),
             timeout=int(data.get("timeout", 3600)),
             builder=BuilderName(data.get("builder", "auto")),
-            creation_date=data.get("creationDate", ""),
+            creation_date=stored.text(data, "creationDate") if "creationDate" in data else "",
         )
 
 

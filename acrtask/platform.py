@@ -21,7 +21,7 @@ VALID_ARCHITECTURES = (
 ARCHITECTURE_ALIASES = ("x86_64", "x86-64", "aarch64", "i386", "x86", "armhf", "armel")
 
 _VARIANT = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_SHAPE_HINT = "Use os[/arch[/variant]], for example linux/amd64, linux/arm64 or linux/arm/v7."
+_SHAPE_HINT = "Use os[/arch[/variant]] or an architecture, for example linux/amd64, arm64 or linux/arm/v7."
 
 ATTESTATION_ANNOTATION = "vnd.docker.reference.type"
 ATTESTATION_TYPE = "attestation-manifest"
@@ -62,7 +62,7 @@ def _normalise_arch(arch: str, variant: str) -> tuple[str, str]:
 
 def _quote(text: str) -> str:
     shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
-    return f"'{shown}'"
+    return f"'{shown}'" if len(shown) <= 60 else f"'{shown[:60]}...'"  # one short ERROR line, whatever the input
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,12 +75,24 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str, *, source: str = "--platform") -> Platform:
-        """Parse `os[/arch[/variant]]` (case-insensitive; arch defaults to amd64). `source` names the input
-        in error messages."""
+        """Parse `os[/arch[/variant]]` or a bare `arch`, case-insensitive, as containerd's platforms.Parse.
+
+        One word is an OS when it is a known one (its architecture defaults to amd64), otherwise an
+        architecture on linux (`arm64` is linux/arm64, `armhf` linux/arm/v7). `source` names the input
+        in error messages.
+        """
         where = f"{source} {_quote(text)}"
         parts = text.split("/")
         if text == "" or len(parts) > 3 or "" in parts:
             raise ValidationError(f"Invalid {where}: expected os[/arch[/variant]].", _SHAPE_HINT)
+        if len(parts) == 1 and _normalise_os(text) not in VALID_OS:
+            arch, variant = _normalise_arch(text, "")
+            if arch not in VALID_ARCHITECTURES:
+                raise ValidationError(
+                    f"{_quote(text)} is not a valid OS or architecture in {where}.",
+                    f"{_SHAPE_HINT} Valid operating systems: {', '.join(VALID_OS)}; architectures: "
+                    f"{', '.join(VALID_ARCHITECTURES)}.")
+            return cls("linux", arch, variant)
         os = parts[0]
         arch = parts[1] if len(parts) > 1 else "amd64"
         variant = parts[2] if len(parts) > 2 else ""

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from acrtask import dockerfile
+from acrtask import dockerfile, instructions
 from acrtask.builders.base import Builder, BuildSpec
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.errors import AcrTaskError
@@ -38,6 +39,7 @@ from acrtask.validate import RUN_ID_PLACEHOLDER
 
 log = logging.getLogger("acrtask.runner")
 
+_SCAN_POLL = 0.05  # how often a scan's wait looks at cancel and the deadline
 BASE_NAME_ANNOTATION = "org.opencontainers.image.base.name"
 BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 
@@ -174,12 +176,15 @@ class Runner:
         file = Path(task.step.docker_file_path)
         dockerfile_path = file if file.is_absolute() else context_dir / file
         try:
+            instructions.check_file_size(dockerfile_path.stat().st_size)  # before reading a huge file
             text = dockerfile_path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
             raise AcrTaskError(f"Cannot read the Dockerfile {dockerfile_path}: {reason}.",
                                "Check -f/--file and the context.") from exc
-        scan = dockerfile.scan(text, {**plain, **secret}, task.step.target)
+        started = time.monotonic()
+        scan = _scan_within(text, {**plain, **secret}, task.step.target, float(task.timeout), cancel)
+        budget = max(float(task.timeout) - (time.monotonic() - started), 1.0)  # the scan's time is the run's
         dependencies = self._resolve(scan, task, sink)
 
         outputs = [ImageRef.parse(fill_run_id(name, run.run_id)) for name in task.step.image_names]
@@ -193,7 +198,7 @@ class Runner:
             build_args=plain, secret_args=secret, target=task.step.target, platform=str(task.platform),
             no_cache=task.step.no_cache, push=task.step.is_push_enabled,
             insecure_registries=insecure_hosts(outputs + [b.image for b in scan.bases], self.environ),
-            annotations=annotations, timeout=float(task.timeout),
+            annotations=annotations, timeout=budget,
         )
         builder = self.builder_for(task, run)
         sink(f"Building with {builder.name} for {task.platform}: {', '.join(spec.images) or '(no tags)'}")
@@ -225,6 +230,38 @@ class Runner:
     def _record_dependencies(self, task_name: str, dependencies: list[BaseImageDependency]) -> None:
         # Only this task's rows; a task deleted while it built has nothing to record on.
         self.state.record_dependencies(task_name, dependencies)
+
+
+def _scan_within(text: str, build_args: Mapping[str, str], target: str | None, timeout: float,
+                 cancel: threading.Event) -> dockerfile.ScanResult:
+    """Scan the Dockerfile under the run's timeout and cancel.
+
+    The size limits bound the scan (well under a second); the worker only lets a timeout or a cancel end
+    the run at once, whatever the scan is doing. A scan left behind finishes on its own, unobserved.
+    """
+    outcome: list[dockerfile.ScanResult | BaseException] = []
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.append(dockerfile.scan(text, build_args, target))
+        except BaseException as exc:  # handed to the run's thread, which reports it
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="dockerfile-scan", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while not done.wait(max(0.0, min(_SCAN_POLL, deadline - time.monotonic()))):
+        if cancel.is_set():
+            raise BuildCanceledError("The run was canceled while its Dockerfile was being scanned.")
+        if time.monotonic() >= deadline:
+            raise BuildTimeoutError(f"Scanning the Dockerfile did not finish within the task's timeout "
+                                    f"({timeout:g} s).", "Allow more time with --timeout, or simplify the Dockerfile.")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def _dependency_report(dependencies: list[BaseImageDependency]) -> str:

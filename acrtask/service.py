@@ -72,13 +72,6 @@ def _source_triggers(ctx: contexts.Context, enabled: bool | None,
     return (SourceTrigger(repository_url=ctx.location, branch=ctx.branch, status=status),)
 
 
-def _check_dockerfile(ctx: contexts.Context, file: str) -> None:
-    path = contexts.dockerfile_path(ctx, file)
-    if path is not None and not path.is_file():
-        raise ValidationError(f"{path} does not exist.",
-                              "Give -f the Dockerfile's path relative to the context, or create it.")
-
-
 def _apply(task: Task, changes: TaskChanges) -> Task:
     """The pure part of create and update: a task with the given flags applied and checked."""
     step = task.step
@@ -86,7 +79,7 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
     ctx = contexts.parse(context_text)
     file = changes.file if changes.file is not None else step.docker_file_path
     if changes.context is not None or changes.file is not None:
-        _check_dockerfile(ctx, file)
+        contexts.check_dockerfile(ctx, file)
     if changes.images is not None:
         step = replace(step, image_names=changes.images)
     if changes.arguments is not None:
@@ -189,6 +182,7 @@ class TaskService:
     # Timers: az's `task timer add|update|remove|list`.
 
     def timer_add(self, name: str, timer_name: str, schedule: str, enabled: bool = True) -> tuple[TimerTrigger, ...]:
+        validate.timer_name(timer_name)
         with self.store.transaction() as tx:
             task = self._get(tx.get, name)
             if any(t.name == timer_name for t in task.trigger.timers):

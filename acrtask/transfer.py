@@ -27,7 +27,7 @@ class Export:
 
 
 def export(store: StateStore, name: str | None, with_dependencies: bool, with_secrets: bool) -> Export:
-    stored = store.documents([name] if name is not None else None)
+    stored = store.documents([name] if name is not None else None, unknown_keys=True)
     if name is not None and name not in stored:
         raise NotFoundError(f"The task '{name}' could not be found.",
                             "Run 'acrtask task list' to see the tasks there are.")
@@ -74,10 +74,11 @@ def _read(path: Path) -> tuple[str, toml_io.State]:
         for name, task in state.tasks.items():
             _check(name, task)
     except toml_io.TaskDocumentError as exc:
-        line = toml_io.task_line(text, exc.task or "") if exc.task else None
-        where = f" line {line}" if line else ""
-        what = f"task '{exc.task}': " if exc.task else ""
-        raise ValidationError(f"{path}{where}: {what}{exc.reason}.", _NOTHING) from exc
+        if exc.task is None:
+            raise ValidationError(f"{path} has {exc.what}: {exc.reason}.", _NOTHING) from exc
+        line = toml_io.task_line(text, exc.task)
+        raise ValidationError(f"{path}{f' line {line}' if line else ''}: task '{exc.task}': {exc.reason}.",
+                              _NOTHING) from exc
     if not state.tasks:
         raise ValidationError(f"{path} holds no tasks.", "Give a file written by 'acrtask task export'.")
     return text, state

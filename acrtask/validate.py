@@ -11,8 +11,9 @@ from acrtask.errors import ValidationError
 from acrtask.model import Argument, TimerTrigger
 from acrtask.reference import ImageRef, names_registry
 
-TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")
+TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")  # ACR's rule; a leading hyphen is refused on its own
 TIMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
+STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # BuildKit's, which compares them lowercased
 RUN_ID_PLACEHOLDER = "{{.Run.ID}}"
 # Stands in for {{.Run.ID}} while the rest of a tag is checked; valid in both tags and repository names.
 _RUN_ID_STAND_IN = "acrtaskrunid0placeholder"
@@ -21,11 +22,40 @@ E = TypeVar("E", bound=StrEnum)
 
 
 def task_name(name: str) -> str:
-    if not TASK_NAME.match(name):
+    if not TASK_NAME.fullmatch(name):
         raise ValidationError(
-            f"Invalid task name '{name}': a task name has 5 to 50 letters, digits, hyphens or underscores.",
+            f"Invalid task name {name!r}: a task name has 5 to 50 letters, digits, hyphens or underscores.",
             "Choose a name such as 'build-app'.",
         )
+    if name.startswith("-"):  # `-n -abcdef` would read as flags in every later command
+        raise ValidationError(f"Invalid task name '{name}': a task name cannot start with a hyphen.",
+                              "Choose a name such as 'build-app'.")
+    return name
+
+
+def timer_name(name: str) -> str:
+    if not TIMER_NAME.fullmatch(name):
+        raise ValidationError(
+            f"Invalid timer name {name!r}: a timer name has 1 to 50 letters, digits, hyphens or underscores.",
+            "Choose a name such as 'nightly'.",
+        )
+    return name
+
+
+def is_utf8(text: str) -> bool:
+    """False for text holding bytes that were not UTF-8 (a file name or argument from a byte-minded system)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def stage_name(name: str) -> str:
+    """A --target: a Dockerfile stage name as BuildKit takes them (a letter, then letters, digits, - _ .)."""
+    if not STAGE_NAME.fullmatch(name):
+        raise ValidationError(f"Invalid --target {name!r}: a stage name starts with a letter, followed by "
+                              "letters, digits, '-', '_' or '.'.", "Give the name of a FROM ... AS <name> stage.")
     return name
 
 
@@ -62,6 +92,9 @@ def image_name(text: str, registry: str | None) -> str:
     if ref.digest:
         raise ValidationError(f"Invalid image name '{text}': an output image cannot name a digest.",
                               "Give a tag such as app:v1.")
+    if _RUN_ID_STAND_IN in ref.registry:
+        raise ValidationError(f"Invalid image name '{text}': {RUN_ID_PLACEHOLDER} can be in the repository or "
+                              "the tag, not in the registry's name.", "Give a tag such as app:{{.Run.ID}}.")
     if not names_registry(checked) and registry is None:
         raise ValidationError(
             f"Image name '{text}' does not say which registry to push to.",
@@ -80,21 +113,33 @@ def argument(text: str, is_secret: bool) -> Argument:
     return Argument(name=name, value=value if sep else None, is_secret=is_secret)
 
 
+# The largest useful step per cron field (minute, hour, day, month, day of week): the field's span.
+_CRON_SPANS = (("minute", 60), ("hour", 24), ("day of month", 31), ("month", 12), ("day of week", 7))
+_CRON_STEP = re.compile(r"/(\d+)")
+_CRON_LONG_NUMBER = re.compile(r"\d{5,}")  # no cron field needs one; Python will not even read 4,300 digits
+
+
 def cron(expression: str) -> str:
     """Five fields, UTC, as ACR's timers; checked now so a bad schedule is never stored."""
     from cronsim import CronSim, CronSimError  # imported here: only schedule-setting commands pay for it
 
+    hint = "Use minute hour day month day-of-week, e.g. '0 3 * * Mon-Fri' (UTC)."
     fields = expression.split()
     if len(fields) != 5:
-        raise ValidationError(
-            f"Invalid cron schedule '{expression}': it has {len(fields)} fields, not 5.",
-            "Use minute hour day month day-of-week, e.g. '0 3 * * Mon-Fri' (UTC).",
-        )
+        raise ValidationError(f"Invalid cron schedule '{expression}': it has {len(fields)} fields, not 5.", hint)
+    for text, (field_name, span) in zip(fields, _CRON_SPANS, strict=True):
+        if _CRON_LONG_NUMBER.search(text):
+            raise ValidationError(f"Invalid cron schedule '{expression}': the {field_name} field has a number "
+                                  "that is far too large.", hint)
+        # cronsim takes any step (*/99999999999999999999 means "only at 0"); a step past the span is a typo.
+        for step in _CRON_STEP.findall(text):
+            if not 1 <= int(step) <= span:
+                raise ValidationError(f"Invalid cron schedule '{expression}': the {field_name} step /{step} is "
+                                      f"not between 1 and {span}.", hint)
     try:
         CronSim(" ".join(fields), datetime.now(UTC))
-    except CronSimError as exc:
-        raise ValidationError(f"Invalid cron schedule '{expression}': {exc}.",
-                              "Use minute hour day month day-of-week, e.g. '0 3 * * Mon-Fri' (UTC).") from exc
+    except (CronSimError, ValueError) as exc:  # ValueError: cronsim passes int()'s own refusals through
+        raise ValidationError(f"Invalid cron schedule '{expression}': {exc}.", hint) from exc
     return " ".join(fields)
 
 
@@ -105,7 +150,7 @@ def schedules(values: list[str], existing: tuple[TimerTrigger, ...] = ()) -> tup
         name, sep, expression = value.partition(":")
         if not sep:
             name, expression = "", value
-        if name and not TIMER_NAME.match(name):
+        if name and not TIMER_NAME.fullmatch(name):
             raise ValidationError(f"Invalid timer name '{name}' in --schedule '{value}'.",
                                   "Use letters, digits, hyphens or underscores: --schedule nightly:'0 3 * * *'.")
         if not name:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,20 @@ def buildah_env() -> dict[str, str]:
     """Env for buildah/skopeo subprocesses: vfs + chroot, this worker's private storage."""
     _require(check_tools())
     return dict(default_buildah_env())
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """$ACRTASK_HOME in a fresh temporary folder (not created yet), and no ACRTASK_REGISTRY."""
+    monkeypatch.setenv("ACRTASK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("ACRTASK_REGISTRY", raising=False)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Path:
+    """A build context folder with a one-line Dockerfile."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM localhost:5000/base:1\n")
+    return folder

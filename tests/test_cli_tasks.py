@@ -14,21 +14,6 @@ from tests.cli_helpers import run_cli, state_dump, stored_task
 REG = "localhost:5000"
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("ACRTASK_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("ACRTASK_REGISTRY", raising=False)
-    return tmp_path / "home"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> Path:
-    folder = tmp_path / "app"
-    folder.mkdir()
-    (folder / "Dockerfile").write_text("FROM localhost:5000/base:1\n")
-    return folder
-
-
 def create(ctx: Path, name: str = "hello-world", *extra: str):
     return run_cli("task", "create", "-n", name, "-c", str(ctx), "-t", f"{REG}/hello:{{{{.Run.ID}}}}", *extra)
 
@@ -191,14 +176,66 @@ BAD_INPUTS = [
     (["task", "create", "-n", "missing-ctx", "-c", "/nonexistent/ctx", "-t", f"{REG}/a:1"], 2, "is not a folder"),
     (["task", "create", "-c", "{ctx}"], 2, "Missing option '--name'"),
     (["task", "create", "-n", "bad-output", "-c", "{ctx}", "-o", "xml"], 2, "invalid choice: 'xml'"),
+    # Issue 9, item 9: these were "Unexpected error" (exit 1) with Python's text.
+    (["task", "create", "-n", "loop-ctx", "-c", "{tmp}/loop-a", "-t", f"{REG}/a:1"], 2, "/loop-a' cannot be resolved"),
+    (["task", "create", "-n", "tilde-ctx", "-c", "~nosuchuser/x", "-t", f"{REG}/a:1"], 2,
+     "the home folder in '~nosuchuser/x' is unknown"),
+    (["task", "create", "-n", "bytes-ctx", "-c", "{tmp}/" + os.fsdecode(b"not-utf8-\xff"), "-t", f"{REG}/a:1"], 2,
+     "argument -c: the value has bytes that are not UTF-8"),
+    (["task", "create", "-n", "bytes-arg", "-c", "{ctx}", "-t", f"{REG}/a:1", "--arg", os.fsdecode(b"A=\xff")], 2,
+     "argument --arg: the value has bytes that are not UTF-8"),
+    (["task", "update", "-n", "existing", "--arg=" + os.fsdecode(b"A=\xfe")], 2, "argument --arg: the value"),
+    # Item 10: accepted before, though invalid.
+    (["task", "create", "-n", "-abcdef", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "cannot start with a hyphen"),
+    (["task", "create", "-n", "abcdef\n", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "Invalid task name 'abcdef\\n'"),
+    (["task", "create", "-n", "runid-host", "-c", "{ctx}", "-t", "{{.Run.ID}}.x/app:1"], 2,
+     "{{.Run.ID}} can be in the repository or the tag, not in the registry's name"),
+    (["task", "create", "-n", "huge-step", "-c", "{ctx}", "-t", f"{REG}/a:1", "--schedule",
+      "*/99999999999999999999 * * * *"], 2, "the minute field has a number that is far too large"),
+    (["task", "create", "-n", "digits-4300", "-c", "{ctx}", "-t", f"{REG}/a:1", "--schedule",
+      "1-" + "9" * 5000 + " * * * *"], 2, "the minute field has a number that is far too large"),
+    (["task", "create", "-n", "step-61", "-c", "{ctx}", "-t", f"{REG}/a:1", "--schedule", "*/61 * * * *"], 2,
+     "the minute step /61 is not between 1 and 60"),
+    (["task", "create", "-n", "step-past", "-c", "{ctx}", "-t", f"{REG}/a:1", "--schedule", "0 */25 * * *"], 2,
+     "the hour step /25 is not between 1 and 24"),
+    (["task", "timer", "add", "-n", "existing", "--timer-name", "", "--schedule", "0 1 * * *"], 2,
+     "Invalid timer name ''"),
+    (["task", "timer", "add", "-n", "existing", "--timer-name", "a:b", "--schedule", "0 1 * * *"], 2,
+     "Invalid timer name 'a:b'"),
+    (["task", "create", "-n", "long-name", "-c", "{tmp}/" + "a" * 300, "-t", f"{REG}/a:1"], 2,
+     "cannot be used: File name too long"),
+    (["task", "create", "-n", "long-file", "-c", "{ctx}", "-f", "a" * 300, "-t", f"{REG}/a:1"], 2,
+     "cannot be used as the Dockerfile: File name too long"),
+    (["task", "create", "-n", "odd-target", "-c", "{ctx}", "-t", f"{REG}/a:1", "--target", "x\ny"], 2,
+     "Invalid --target 'x\\ny'"),
+    # Item 16: the right words for a folder, and one line for a name with a newline.
+    (["task", "create", "-n", "folder-file", "-c", "{ctx}", "-f", ".", "-t", f"{REG}/a:1"], 2,
+     "is a folder, not a Dockerfile"),
+    (["task", "show", "-n", "two\nlines"], 3, "The task 'two\\nlines' could not be found."),
+    (["task", "show", "-n", "escape\x1b[31m"], 3, "The task 'escape\\x1b[31m' could not be found."),
+    # Item 11: refused as az refuses it, and no traceback although --debug is on the line.
+    (["task", "show", "-n", "existing", "--only-show-errors", "--debug"], 2,
+     "--only-show-errors can't be used together with --debug"),
 ]
 
 
+@pytest.fixture
+def odd_paths(tmp_path: Path) -> Path:
+    """A symlink loop and a folder whose name is not UTF-8, beside the context."""
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/not-utf8-\xff"))
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM localhost:5000/base:1\n")
+    return tmp_path
+
+
 @pytest.mark.parametrize(("argv", "code", "message"), BAD_INPUTS, ids=[" ".join(b[0][:4]) for b in BAD_INPUTS])
-def test_bad_input_leaves_state_untouched(home: Path, ctx: Path, argv: list[str], code: int, message: str) -> None:
+def test_bad_input_leaves_state_untouched(home: Path, ctx: Path, odd_paths: Path, argv: list[str], code: int,
+                                          message: str) -> None:
     assert create(ctx, "existing").code == 0
     before = state_dump(home)
-    result = run_cli(*[a.replace("{ctx}", str(ctx)) for a in argv])
+    result = run_cli(*[a.replace("{ctx}", str(ctx)).replace("{tmp}", str(odd_paths)) for a in argv])
     assert result.code == code, result.err
     assert result.err.startswith("ERROR: ")
     assert result.err.count("\n") == 1, result.err
@@ -207,10 +244,39 @@ def test_bad_input_leaves_state_untouched(home: Path, ctx: Path, argv: list[str]
     assert state_dump(home) == before
 
 
-@pytest.mark.parametrize(("content", "message"), [
+def _state_with(step: str = 'imageNames = ["localhost:5000/a:1"]', task: str = "") -> bytes:
+    """A state file with one task, `app-build`, with `step` lines in its step and `task` lines in it."""
+    return (f'schemaVersion = 1\n\n[tasks.app-build]\nname = "app-build"\n{task}\n'
+            f'[tasks.app-build.step]\ncontextPath = "/tmp"\n{step}\n').encode()
+
+
+BROKEN_STATES = [
     (b"schemaVersion = 1\n[tasks\n", "is corrupt"),
     (b"schemaVersion = 99\n", "schema version 99, newer than this acrtask understands"),
-])
+    # Issue 9, item 9: `tasks` that is not a table was an AttributeError.
+    (b'schemaVersion = 1\ntasks = "oops"\n', "has 'tasks' that is not a table: it is a str"),
+    (b"schemaVersion = 1\ntasks = [1, 2]\n", "has 'tasks' that is not a table: it is a list"),
+    (b'schemaVersion = 1\n[tasks]\napp-build = "x"\n', "malformed task 'app-build': it is a str, not a table"),
+    # Item 10: duplicate keys (tomllib refuses them), and lists that are not lists.
+    (_state_with(task='status = "Enabled"\nstatus = "Disabled"'), "is corrupt: Cannot overwrite a value"),
+    (_state_with(step='imageNames = "abc"'), "malformed task 'app-build': 'imageNames' must be a list, not str"),
+    (_state_with(step="imageNames = 7"), "'imageNames' must be a list, not int"),
+    (_state_with(step="imageNames = [1]"), "'imageNames' must be a list of strings"),
+    (_state_with(step='arguments = "A=1"'), "'arguments' must be a list, not str"),
+    (_state_with(task='trigger = "x"'), "'trigger' must be a table, not str"),
+    (b'schemaVersion = 1\n[tasks.app-build]\nname = "app-build"\nstep = "x"\n', "'step' must be a table, not str"),
+    (_state_with(step="arguments = [1]"), "'arguments' must be a list of tables"),
+    (_state_with(step="dockerFilePath = 5"), "'dockerFilePath' must be a string, not int"),
+    (_state_with(step='arguments = [{ name = 5 }]'), "'name' must be a string, not int"),
+    (_state_with(task="timeout = inf"), "malformed task 'app-build': cannot convert float infinity to integer"),
+    (b"schemaVersion = true\n", "has a schemaVersion that is not a number"),
+    # Item 16: an invalid platform names the state file (the message starts with it) and the task.
+    (_state_with(task='platform = { os = "linux", architecture = "sparc" }'), "sparc"),
+    (_state_with(task='platform = "linux/amd64"'), "has a malformed task 'app-build'"),
+]
+
+
+@pytest.mark.parametrize(("content", "message"), BROKEN_STATES, ids=[m for _, m in BROKEN_STATES])
 def test_broken_old_state_file_is_reported_and_kept(home: Path, ctx: Path, content: bytes, message: str) -> None:
     """A state.toml from before the database that does not read is not moved into it, nor changed."""
     home.mkdir(parents=True)

@@ -57,6 +57,14 @@ CASES = {
     "alt form unset": (lines("ARG V", "FROM alpine:3.19${V:+-$V}"), None, None, hub("alpine:3.19"), (), ()),
     "alt form set": (lines("ARG V", "FROM python:3.12${V:+-$V}"), {"V": "slim"}, None,
                      hub("python:3.12-slim"), (), ()),
+    "suffix removed": (lines("ARG T=3.19.1", "FROM alpine:${T%.*}"), None, None, hub("alpine:3.19"), (), ()),
+    "longest suffix removed": (lines("ARG T=3.19.1", "FROM alpine:${T%%.*}"), None, None, hub("alpine:3"), (), ()),
+    "prefix removed": (lines("ARG V=v3.19", "FROM alpine:${V#v}"), None, None, hub("alpine:3.19"), (), ()),
+    "longest prefix removed": (lines("ARG P=a/b/node", "FROM ${P##*/}:20"), None, None, hub("node:20"), (), ()),
+    "replaced": (lines("ARG T=3_19", "FROM alpine:${T/_/.}"), None, None, hub("alpine:3.19"), (), ()),
+    "all replaced": (lines("ARG T=1_2_3", "FROM node:${T//_/.}"), None, None, hub("node:1.2.3"), (), ()),
+    "positional default": (lines("FROM alpine:${1:-3.19}"), None, None, hub("alpine:3.19"), (), ()),
+    "special parameters are empty": (lines("FROM alpine:3.19$@$#$$$0$*"), None, None, hub("alpine:3.19"), (), ()),
     "required form set": (lines("ARG TAG", "FROM alpine:${TAG:?give-TAG}"), {"TAG": "3.19"}, None,
                           hub("alpine:3.19"), (), ()),
     "multi-stage with aliases": (
@@ -182,6 +190,19 @@ CASES = {
         lines("FROM python:3.12", "RUN <<EOF python3", "from os import path", "arg", "EOF",
               "COPY <<-'END' /etc/x", "\tFROM nginx", "\tEND", "RUN echo $((1<<2))"),
         None, None, hub("python:3.12"), (), ()),
+    "continuation right after FROM and COPY": (
+        lines("FROM\\", "  golang:1.22 AS build", "from\\", " alpine:3.19", "COPY\\", "  --from=busybox /b /b",
+              "RUN\\", " --mount=from=nginx,target=/n ls"),
+        None, None, hub("alpine:3.19"), (hub("golang:1.22"), hub("busybox:latest"), hub("nginx:latest")), ("build",)),
+    "unused stage may copy from a later one": (
+        lines("FROM alpine AS unused", "COPY --from=final / /", "FROM busybox AS final"), None, None,
+        hub("busybox:latest"), (hub("alpine:latest"),), ("unused", "final")),
+    "stages after the target are not scanned": (
+        lines("FROM alpine AS a", "FROM alpine AS b", "ARG", "COPY --from=$NOPE:: / /", "COPY --from=9 / /"), None, "a",
+        hub("alpine:latest"), (), ("a",)),
+    "stage after target may copy from a later one": (
+        lines("FROM alpine AS a", "FROM alpine AS b", "COPY --from=c / /", "FROM busybox AS c"), None, "a",
+        hub("alpine:latest"), (), ("a",)),
     "stage args do not reach FROM": (
         lines("ARG T=3.19", "FROM golang AS build", "ARG T=9.9", "FROM alpine:$T"), None, None,
         hub("alpine:3.19"), (hub("golang:latest"),), ("build",)),
@@ -205,7 +226,11 @@ PLATFORM_CASES = {
                  [(hub("alpine:latest"), "linux/arm/v7")]),
     "arg overridden": (lines("ARG P=linux/arm64", "FROM --platform=${P} alpine"), {"P": "linux/s390x"},
                        [(hub("alpine:latest"), "linux/s390x")]),
-    "empty arg": (lines("ARG P", "FROM --platform=$P alpine"), None, [(hub("alpine:latest"), None)]),
+    "empty flag": (lines("FROM --platform= alpine"), None, [(hub("alpine:latest"), None)]),
+    "architecture only": (lines("FROM --platform=amd64 alpine AS a", "FROM --platform=aarch64 alpine"), None,
+                          [(hub("alpine:latest"), "linux/arm64"), (hub("alpine:latest"), "linux/amd64")]),
+    "architecture only from arg": (lines("ARG ARCH=arm64", "FROM --platform=$ARCH alpine"), None,
+                                   [(hub("alpine:latest"), "linux/arm64")]),
     "buildplatform": (lines("FROM --platform=$BUILDPLATFORM golang AS build", "FROM alpine"), None,
                       [(hub("alpine:latest"), None), (hub("golang:latest"), None)]),
     "buildplatform braces": (lines("FROM --platform=${BUILDPLATFORM} golang"), None,
@@ -305,11 +330,20 @@ ERRORS = {
                       "Cannot resolve $TAG in FROM on line 2: alpine-version-needed", "--arg TAG"),
     "required form empty": (lines("ARG TAG=", "FROM alpine:${TAG:?}"), None, None,
                             "Cannot resolve $TAG in FROM on line 2: it is not set", "--arg TAG"),
-    "unsupported substitution": (lines("ARG T=3.19.1", "FROM alpine:${T%.*}"), None, None,
-                                 "FROM on line 2: 'alpine:${T%.*}' uses an unsupported substitution",
+    "unsupported substitution": (lines("ARG T=3.19", "FROM alpine:${T:=3.20}"), None, None,
+                                 "FROM on line 2: 'alpine:${T:=3.20}' uses an unsupported substitution '${T:=...}'",
                                  "${VAR:-default}"),
     "unterminated substitution": (lines("FROM alpine:${T"), None, None, "without its closing", "${VAR}"),
     "bad substitution": (lines("FROM alpine:${}"), None, None, "bad substitution", "${VAR}"),
+    "unterminated single quote": (lines("FROM alpine:3.19'"), None, None,
+                                  "FROM on line 1: 'alpine:3.19'' has a ' without its closing quote", "Close"),
+    "unterminated double quote": (lines('ARG T="3.19', "FROM alpine"), None, None,
+                                  "ARG on line 1: '\"3.19' has a \" without its closing quote", "Close"),
+    "positional parameter empties image": (lines("FROM $1"), None, None,
+                                           "Cannot resolve $1 in FROM on line 1: positional and special", "Use an ARG"),
+    "deep nesting": (lines("ARG A", "FROM alpine:" + "${A:-" * 200 + "3.19" + "}" * 200), None, None,
+                     "FROM on line 2: 'alpine:" + "${A:-" * 10 + "${A...' (1,211 characters) nests ${...} more "
+                     "than 32 levels deep", "fewer nested"),
     "bad arg default": (lines("ARG T=${X", "FROM alpine"), None, None, "ARG on line 1:", "${VAR}"),
     "unresolved platform": (lines("ARG ARCH", "FROM --platform=linux/$ARCH alpine"), None, None,
                             "Cannot resolve $ARCH in FROM on line 2", "--arg ARCH=value"),
@@ -362,6 +396,44 @@ ERRORS = {
     "arg without name": (lines("ARG =x", "FROM alpine"), None, None, "ARG on line 1 has no name", "ARG NAME"),
     "arg declares nothing": (lines("ARG", "FROM alpine"), None, None, "ARG on line 1 declares nothing",
                              "ARG NAME"),
+    "empty platform from an arg without value": (
+        lines("ARG P", "FROM --platform=$P alpine"), None, None,
+        "Cannot resolve $P in FROM on line 2: ARG P has no default and no --arg gave it a value, so "
+        "--platform='$P' is empty", "--arg P=value"),
+    "misspelt builder arg empties the platform": (
+        lines("FROM --platform=$BULIDPLATFORM golang AS build", "FROM alpine"), None, None,
+        "Cannot resolve $BULIDPLATFORM in FROM on line 1: it is not declared with ARG before the first FROM",
+        "Did you mean $BUILDPLATFORM?"),
+    "empty quoted platform": (lines('FROM --platform="" alpine'), None, None,
+                              "FROM on line 1 has --platform='\"\"', which is empty", "leave out --platform"),
+    "copy from a later stage": (lines("FROM alpine AS a", "COPY --from=b /x /x", "FROM busybox AS b", "FROM a"),
+                                None, None, "COPY --from on line 2 uses stage 'b', which is defined later (line 3)",
+                                "Move that stage above line 1"),
+    "copy from a later stage index": (lines("FROM alpine AS a", "COPY --from=1 /x /x", "FROM busybox"), None, "a",
+                                      "COPY --from on line 2 uses stage 1 (line 3), which is defined later", "Move"),
+    "mount from a later stage": (lines("FROM alpine AS a", "RUN --mount=from=b,target=/b ls", "FROM alpine AS b"),
+                                 None, "a", "RUN --mount on line 2 uses stage 'b', which is defined later", "Move"),
+    "copy from a later stage the target needs": (
+        lines("FROM alpine AS base", "COPY --from=tools / /", "FROM base AS app", "FROM busybox AS tools"), None, "app",
+        "COPY --from on line 2 uses stage 'tools', which is defined later (line 4)", "Move"),
+    "stages in a circle": (
+        lines("FROM alpine AS a", "COPY --from=b / /", "FROM alpine AS b", "COPY --from=c / /", "FROM alpine AS c",
+              "RUN --mount=from=a,target=/a ls"), None, None,
+        "Stages 'a' -> 'b' -> 'c' -> 'a' use each other in a circle (a circular dependency, COPY --from on line 2, "
+        "COPY --from on line 4, RUN --mount on line 6)", "earlier stage"),
+    "stages in a circle after the target": (
+        lines("FROM alpine AS a", "FROM alpine AS b", "COPY --from=c / /", "FROM alpine AS c", "COPY --from=b / /"),
+        None, "a", "Stages 'b' -> 'c' -> 'b' use each other in a circle", "earlier stage"),
+    "dockerfile over the size limit": (lines("FROM alpine", *["# " + "x" * 60_000] * 5), None, None,
+                                       "The Dockerfile is 300,027 bytes; acrtask reads Dockerfiles of up to 262,144",
+                                       "-f/--file"),
+    "line over BuildKit's limit": (lines("FROM alpine", "RUN " + "x" * 70_000), None, None,
+                                   "Line 2 of the Dockerfile is 70,004 bytes long; a Dockerfile line can be up to "
+                                   "65,535 bytes, as in BuildKit", "backslash"),
+    "nesting thousands deep": (lines("ARG A", "FROM alpine:" + "${A:-" * 10_000 + "3.19" + "}" * 10_000), None, None,
+                               "FROM on line 2: 'alpine:${A:-${A:-", "fewer nested"),
+    "huge image name": (lines("FROM " + "a" * 60_000), None, None,
+                        "Invalid image reference 'aaaaaaaaaa", "image name"),
     "line numbers after continuation and bom": (
         lines("\ufeff# c", "FROM golang AS build", "RUN a \\", "  b \\", "  c", "FROM Bad"), None, None,
         "(FROM on line 6)", "registry.example.com"),
@@ -376,7 +448,16 @@ def test_errors(text: str, args: dict[str, str] | None, target: str | None, mess
     assert message in error.message
     assert error.hint is not None and hint in error.hint
     assert "\n" not in error.message and "\n" not in error.hint
+    assert len(error.message) < 400  # long words are shortened, not pasted into the one ERROR line
     assert error.exit_code == 2
+
+
+@pytest.mark.timeout(60)  # before the limits, this scan ran for more than 5 minutes
+def test_a_ten_megabyte_line_is_refused_before_parsing() -> None:
+    with pytest.raises(ValidationError) as caught:
+        scan("FROM alpine\nRUN echo " + "x" * (10 * 1024 * 1024) + "\n")
+    assert caught.value.message == ("The Dockerfile is 10,485,782 bytes; acrtask reads Dockerfiles of up to 262,144 "
+                                    "bytes (256 KiB).")
 
 
 def test_scan_is_pure(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "acrtask"
-PURE = [name for name in ("model", "reference", "platform", "dockerfile", "shellvars", "triggers", "validate", "graph")
+PURE = [name for name in ("model", "reference", "platform", "dockerfile", "shellvars", "triggers", "validate", "graph",
+                         "stored", "instructions", "dockerargs")
         if (PACKAGE / f"{name}.py").exists()]
 
 

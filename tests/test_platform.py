@@ -79,10 +79,47 @@ def test_parse_errors(text: str, message: str, hint_fragment: str) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_errors_shorten_a_long_input() -> None:
+    with pytest.raises(ValidationError) as info:
+        Platform.parse("linux/" + "x" * 70_000)
+    assert info.value.message == f"'{'x' * 60}...' is not a valid architecture in --platform 'linux/{'x' * 54}...'."
+
+
 def test_parse_names_its_source() -> None:
     with pytest.raises(ValidationError) as info:
         Platform.parse("linux/sparc", source="FROM --platform")
     assert info.value.message == "'sparc' is not a valid architecture in FROM --platform 'linux/sparc'."
+
+
+# containerd's platforms.Parse: one word is an OS when it knows the OS, else an architecture on the
+# host's OS (linux for every builder acrtask drives), normalised as in `linux/<word>`.
+@pytest.mark.parametrize(("text", "expected"), [
+    ("arm64", Platform("linux", "arm64")),
+    ("amd64", Platform("linux", "amd64")),
+    ("aarch64", Platform("linux", "arm64")),
+    ("x86_64", Platform("linux", "amd64")),
+    ("X86_64", Platform("linux", "amd64")),
+    ("armhf", Platform("linux", "arm", "v7")),
+    ("armel", Platform("linux", "arm", "v6")),
+    ("arm", Platform("linux", "arm", "v7")),
+    ("i386", Platform("linux", "386")),
+    ("386", Platform("linux", "386")),
+    ("s390x", Platform("linux", "s390x")),
+    ("ppc64le", Platform("linux", "ppc64le")),
+    ("riscv64", Platform("linux", "riscv64")),
+    ("darwin", Platform("darwin", "amd64")),  # a known OS stays an OS
+    ("macos", Platform("darwin", "amd64")),
+])
+def test_parse_a_bare_architecture_as_containerd_does(text: str, expected: Platform) -> None:
+    assert Platform.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["sparc", "plan9", "v7", "arm64 ", "*"])
+def test_parse_a_word_that_is_neither_os_nor_architecture(text: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Platform.parse(text)
+    assert "is not a valid OS or architecture" in info.value.message
+    assert info.value.hint and "linux/amd64" in info.value.hint and "arm64" in info.value.hint
 
 
 @pytest.mark.parametrize(("platform", "text", "data"), [

@@ -35,10 +35,37 @@ from tests.test_registry_fakes import ALICE, REALM_HOST, FakeNet, ref, resolve_w
     ('Basic realm="x", Bearer realm="https://t/token",scope="repository:a:pull"',
      [Challenge("basic", {"realm": "x"}), Challenge("bearer", {"realm": "https://t/token",
                                                                "scope": "repository:a:pull"})]),
-    ("Negotiate abc123==, Basic realm=r", [Challenge("negotiate"), Challenge("basic", {"realm": "r"})]),
+    ("Negotiate abc123==, Basic realm=r", [Challenge("negotiate", token68="abc123=="),
+                                            Challenge("basic", {"realm": "r"})]),
     ("", []),
 ])
 def test_parse_challenges(header: str, expected: list[Challenge]) -> None:
+    assert parse_challenges(header) == expected
+
+
+# RFC 7235: challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ]; a list of challenges, comma-separated.
+@pytest.mark.parametrize(("header", "expected"), [
+    # One challenge with a token68 credential, not two challenges.
+    ("Token abc", [Challenge("token", token68="abc")]),
+    ("Token abc, Bearer realm=\"https://t/token\"",
+     [Challenge("token", token68="abc"), Challenge("bearer", {"realm": "https://t/token"})]),
+    # token68 may end in '=' padding, and holds '/', '+', '~', '.', '-', '_'.
+    ("Negotiate YWJj/+~._-d=", [Challenge("negotiate", token68="YWJj/+~._-d=")]),
+    ("Negotiate YWI=  ,  Basic realm=r", [Challenge("negotiate", token68="YWI="), Challenge("basic", {"realm": "r"})]),
+    ("Negotiate a==,Negotiate b", [Challenge("negotiate", token68="a=="), Challenge("negotiate", token68="b")]),
+    # RFC 7235 section 4.1's example: quoted strings with commas and escaped quotes, two challenges.
+    ('Newauth realm="apps", type=1, title="Login to \\"apps\\"", Basic realm="simple"',
+     [Challenge("newauth", {"realm": "apps", "type": "1", "title": 'Login to "apps"'}),
+      Challenge("basic", {"realm": "simple"})]),
+    ('Bearer realm="https://a/t,x",scope="repository:a/b:pull,push", Basic realm="a, b=c"',
+     [Challenge("bearer", {"realm": "https://a/t,x", "scope": "repository:a/b:pull,push"}),
+      Challenge("basic", {"realm": "a, b=c"})]),
+    # A parameter with spaces around '=' (BWS) is a parameter, not a token68.
+    ("Bearer realm = x", [Challenge("bearer", {"realm": "x"})]),
+    ("Bearer, Basic", [Challenge("bearer"), Challenge("basic")]),
+    ("Bearer", [Challenge("bearer")]),
+])
+def test_parse_challenges_follows_rfc_7235(header: str, expected: list[Challenge]) -> None:
     assert parse_challenges(header) == expected
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from acrtask import wiring
 from acrtask.model import RunTrigger
+from acrtask.state import Database, StateStore
 from tests.cli_helpers import run_cli, state_dump
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_home"
@@ -31,14 +32,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def stored(home: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    """(tasks with their dependencies, runs, settings) as the database holds them."""
+    """(tasks with their dependencies and unknown keys, runs, settings) as the database holds them."""
+    tasks = StateStore(Database(home / "state.db")).documents(unknown_keys=True)
     conn = sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True)
     try:
-        tasks = {name: json.loads(doc) for name, doc in conn.execute("SELECT name, document FROM tasks")}
-        known = {name for (name,) in conn.execute("SELECT name FROM tasks WHERE dependencies_known = 1")}
-        for name in known:
-            tasks[name]["step"]["baseImageDependencies"] = [json.loads(doc) for (doc,) in conn.execute(
-                "SELECT document FROM dependencies WHERE task = ? ORDER BY position", (name,))]
         runs = {f"ca{n}": json.loads(doc) for n, doc in conn.execute("SELECT number, document FROM runs")}
         settings = dict(conn.execute("SELECT key, value FROM settings"))
     finally:
@@ -150,12 +147,14 @@ BAD_FILES = [
      'imageNames = ["localhost:5000/a:1"]\n\n[tasks.bad-cron]\nname = "bad-cron"\n[tasks.bad-cron.step]\n'
      'contextPath = "/src"\n[tasks.bad-cron.trigger]\ntimerTriggers = [{name = "t1", schedule = "61 * * * *"}]\n',
      "line 9: task 'bad-cron': Invalid cron schedule '61 * * * *'"),
-    ('[tasks.no-step-here]\nname = "no-step-here"\n', "line 1: task 'no-step-here': KeyError('step')"),
+    ('[tasks.no-step-here]\nname = "no-step-here"\n', "line 1: task 'no-step-here': the key 'step' is missing"),
     ('[tasks.other-name]\nname = "renamed"\n[tasks.other-name.step]\ncontextPath = "/src"\n',
      "line 1: task 'other-name': its name is 'renamed', not 'other-name'"),
     ('[tasks.ab]\nname = "ab"\n[tasks.ab.step]\ncontextPath = "/src"\n', "line 1: task 'ab': Invalid task name 'ab'"),
     ('schemaVersion = 7\n', "has schema version 7, newer than this acrtask understands"),
-    ('tasks = 3\n', "'tasks' is a int, not a table"),
+    ('tasks = 3\n', "has 'tasks' that is not a table: it is a int"),
+    ('[tasks.bad-images]\nname = "bad-images"\n[tasks.bad-images.step]\ncontextPath = "/src"\nimageNames = "abc"\n',
+     "line 1: task 'bad-images': 'imageNames' must be a list, not str"),
     ('title = "no tasks"\n', "holds no tasks"),
 ]
 

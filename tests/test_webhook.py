@@ -1,4 +1,6 @@
-"""Webhook payloads from each registry, and the listener's rules (token, size, unknown payloads)."""
+"""Webhook payloads from each registry, and the listener's rules (token, size, unknown payloads).
+
+Raw-socket tests of the listener's framing, limits and timeouts are in tests/test_webhook_listener.py."""
 
 from __future__ import annotations
 
@@ -9,7 +11,11 @@ import httpx
 import pytest
 
 from acrtask.errors import ValidationError
-from acrtask.watch.webhook import PushEvent, UnknownPayload, WebhookServer, parse, parse_listen, token_ok
+from acrtask.triggers import BaseKey
+from acrtask.watch.payloads import PushEvent, UnknownPayload, notified_line, parse, watched_pushes
+from acrtask.watch.webhook import WebhookServer, parse_listen, token_ok
+from tests.test_triggers import NEW, dep, task
+from tests.test_watch_loop import ScriptedRegistry, make
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 DIGEST = "sha256:" + "e" * 64
@@ -41,6 +47,15 @@ def distribution_event(action: str = "push", tag: str | None = "1", media_type: 
         "resources": [{"digest": DIGEST, "tag": "latest", "resource_url": "hub.harbor.com/test-webhook/debian:latest"}],
         "repository": {"name": "debian", "namespace": "test-webhook", "repo_full_name": "test-webhook/debian"}}},
      [PushEvent("harbor", "test-webhook/debian", "latest", "hub.harbor.com", DIGEST)]),
+    # Harbor without an external URL: the resource URL starts with the project, which is no host.
+    ({"type": "PUSH_ARTIFACT", "event_data": {
+        "resources": [{"digest": DIGEST, "tag": "1", "resource_url": "mynamespace/repository:1"}],
+        "repository": {"name": "repository", "namespace": "mynamespace", "repo_full_name": "mynamespace/repository"}}},
+     [PushEvent("harbor", "mynamespace/repository", "1", None, DIGEST)]),
+    ({"type": "PUSH_ARTIFACT", "event_data": {
+        "resources": [{"tag": "1", "resource_url": "localhost:8443/team/base:1"}],
+        "repository": {"repo_full_name": "team/base"}}},
+     [PushEvent("harbor", "team/base", "1", "localhost:8443", None)]),
     ({"type": "PULL_ARTIFACT", "event_data": {"resources": [], "repository": {}}}, []),
 ])
 def test_payloads(payload: dict, expected: list[PushEvent]) -> None:
@@ -51,6 +66,91 @@ def test_payloads(payload: dict, expected: list[PushEvent]) -> None:
 def test_unknown_payloads(body: bytes) -> None:
     with pytest.raises(UnknownPayload):
         parse(body)
+
+
+def hub(**fields: object) -> dict:
+    return {"push_data": {"tag": "1"}, "repository": {"repo_name": "team/base"}, **fields}
+
+
+def harbor(**fields: object) -> dict:
+    event_data = {"resources": [{"tag": "1", "resource_url": "h.io/team/base:1"}],
+                  "repository": {"repo_full_name": "team/base"}}
+    return {"type": "PUSH_ARTIFACT", "event_data": event_data, **fields}
+
+
+def with_target(**fields: object) -> dict:
+    event = distribution_event()
+    event["target"] = {**event["target"], **fields}
+    return event
+
+
+# Valid JSON of the wrong shape, for each vendor: a one-line reason naming the field, never a crash.
+WRONG_SHAPES = [
+    ({"events": [{**distribution_event(), "target": "str"}]}, "events[0].target is a string, expected an object"),
+    ({"events": [{**distribution_event(), "target": [1]}]}, "events[0].target is a list, expected an object"),
+    ({"events": [{**distribution_event(), "request": "x"}]}, "events[0].request is a string, expected an object"),
+    ({"events": [with_target(mediaType=7)]}, "events[0].target.mediaType is a number, expected a string"),
+    ({"events": [with_target(tag=["1"])]}, "events[0].target.tag is a list, expected a string"),
+    ({"events": [with_target(repository={"a": 1})]}, "target.repository is an object, expected a string"),
+    ({"events": [1]}, "events[0] is a number, expected an object"),
+    ({"events": "x"}, "events is a string, expected a list"),
+    ({"events": [{**distribution_event(), "action": True}]}, "events[0].action is a boolean, expected a string"),
+    ({**distribution_event(), "target": "str"}, "target is a string, expected an object"),  # ACR, no envelope
+    ({**distribution_event(), "request": "x"}, "request is a string, expected an object"),
+    ({**distribution_event(), "target": {"mediaType": 1.5}}, "target.mediaType is a number, expected a string"),
+    (hub(push_data="x"), "push_data is a string, expected an object"),
+    (hub(repository="a/b"), "repository is a string, expected an object"),
+    (hub(push_data={"tag": 3}), "push_data.tag is a number, expected a string"),
+    (hub(repository={"repo_name": ["a"]}), "repository.repo_name is a list, expected a string"),
+    (harbor(event_data="x"), "event_data is a string, expected an object"),
+    (harbor(event_data={"resources": "x"}), "event_data.resources is a string, expected a list"),
+    (harbor(event_data={"resources": ["x"]}), "event_data.resources[0] is a string, expected an object"),
+    (harbor(event_data={"resources": [{"tag": 1}]}), "event_data.resources[0].tag is a number, expected a string"),
+    (harbor(event_data={"repository": "a/b"}), "event_data.repository is a string, expected an object"),
+    (harbor(type=5), "type is a number, expected a string"),
+]
+
+
+@pytest.mark.parametrize(("payload", "reason"), WRONG_SHAPES, ids=[r for _, r in WRONG_SHAPES])
+def test_wrong_shapes_are_unknown_payloads_with_a_reason(payload: dict, reason: str) -> None:
+    with pytest.raises(UnknownPayload) as caught:
+        parse(json.dumps(payload).encode())
+    assert reason in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+DEEP = [b"[" * 50_000 + b"]" * 50_000, b"[" * 100_000, b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        b'{"events": ' + b"[" * 60_000 + b"]" * 60_000 + b"}"]
+
+
+@pytest.mark.parametrize("body", DEEP, ids=["list-50k", "open-100k", "object-100k", "events-60k"])
+def test_deeply_nested_json_is_an_unknown_payload(body: bytes) -> None:
+    with pytest.raises(UnknownPayload, match="nested too deeply"):
+        parse(body)
+
+
+def test_one_line_for_a_body_of_many_events() -> None:
+    events = [PushEvent("distribution", f"team/image-{i}", "1") for i in range(1000)]
+    watched = [BaseKey("r.io", f"team/image-{i}", "1") for i in (7, 3, 500, 999)] + [BaseKey("r.io", "other", "1")]
+    keys = watched_pushes(events, watched)
+    assert keys == sorted(watched[:4], key=str)
+    assert notified_line(events, keys) == ("Notified by distribution: r.io/team/image-3:1, r.io/team/image-500:1, "
+                                           "r.io/team/image-7:1 and 1 more were pushed; checking now.")
+    assert notified_line(events[:1], keys[:1]) == ("Notified by distribution: r.io/team/image-3:1 was pushed; "
+                                                   "checking now.")
+
+
+def test_the_watch_logs_one_line_per_body_of_1000_events(tmp_path) -> None:
+    bases = [f"reg.local:5000/team/image-{i}:1" for i in range(5)]
+    watcher, _, view = make(tmp_path, [task(f"app-{i}", [dep(base)]) for i, base in enumerate(bases)],
+                            ScriptedRegistry(NEW), once=False)
+    watcher._reload(force=True)
+    watcher.notify_push([PushEvent("distribution", f"team/image-{i}", "1") for i in range(1000)])
+    watcher._drain_events()
+    assert [line for line in view.lines if line.startswith("Notified")] == [
+        "Notified by distribution: reg.local:5000/team/image-0:1, reg.local:5000/team/image-1:1, "
+        "reg.local:5000/team/image-2:1 and 2 more were pushed; checking now."]
+    assert sorted(map(str, watcher.due_now)) == sorted(bases)
 
 
 @pytest.mark.parametrize(("authorization", "query", "ok"), [
@@ -81,7 +181,7 @@ def test_parse_listen_rejects_garbage() -> None:
 
 @pytest.fixture
 def server():
-    received: queue.Queue[PushEvent] = queue.Queue()
+    received: queue.Queue[list[PushEvent]] = queue.Queue()
     srv = WebhookServer("127.0.0.1", 0, "s3cret", received.put)
     srv.start()
     yield srv, received
@@ -94,7 +194,7 @@ def test_listener_accepts_a_good_event(server) -> None:
     body = json.dumps({"events": [distribution_event()]})
     response = httpx.post(f"http://{srv.address}/", content=body, headers={"Authorization": "Bearer s3cret"})
     assert response.status_code == 202
-    assert received.get(timeout=5).tag == "1"
+    assert [event.tag for event in received.get(timeout=5)] == ["1"]
 
 
 def test_listener_refuses_bad_token_unknown_payload_and_big_bodies(server) -> None:

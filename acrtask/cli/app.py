@@ -11,7 +11,7 @@ import typer
 from acrtask.cli import options, runs, transfer, watch  # noqa: F401 - they add their commands to `task`
 from acrtask.cli.image import image_app
 from acrtask.cli.task import task_app
-from acrtask.errors import AcrTaskError
+from acrtask.errors import AcrTaskError, printable
 
 app = typer.Typer(
     name="acrtask",
@@ -29,16 +29,18 @@ log = logging.getLogger("acrtask")
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"ERROR: {message}\n")
+    # Always one line: a newline or terminal escape in user input (a task name) is shown escaped.
+    sys.stderr.write(f"ERROR: {printable(message)}\n")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `acrtask` script. Never returns: exits with az's codes (0, 1, 2, 3)."""
     argv = sys.argv[1:] if argv is None else argv
     code = 0
-    debug = "--debug" in argv
+    debug = False  # set once the global arguments are read: a refused --debug shows no traceback
     try:
         args, rest = options.split_global_args(argv)
+        debug = args.debug
         from acrtask.cli.output import FORMATS, GRAPH_FORMATS, check_format
 
         graph = [a for a in rest if not a.startswith("-")][:2] == ["task", "graph"]
@@ -66,6 +68,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _error("Interrupted.")
         code = 130
+    except OSError as exc:  # the environment (a full disk, a folder we cannot write): say which file and why
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or type(exc).__name__}. Check the file's folder, permissions and free "
+               "space; run again with --debug for the traceback.")
+        code = 1
     except Exception as exc:  # a bug: say so plainly, show the traceback only under --debug
         if debug:
             traceback.print_exc()

@@ -7,7 +7,8 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from acrtask.errors import ValidationError
+from acrtask.errors import ValidationError, printable
+from acrtask.validate import is_utf8
 
 # Flags that take an optional true|false value (az's three-state flags): bare means true.
 OPTIONAL_BOOL_FLAGS = frozenset({"--no-push", "--no-cache"})
@@ -28,8 +29,26 @@ GLOBAL_HELP = ("Global arguments (on any command): -o/--output json|jsonc|table|
                "--query JMESPATH, --verbose, --debug, --only-show-errors.")
 
 
+def check_utf8(argv: list[str]) -> None:
+    """Refuse arguments holding bytes that are not UTF-8: they could never be stored or printed.
+
+    The value itself is never echoed: it may be a --secret-arg.
+    """
+    for i, arg in enumerate(argv):
+        if is_utf8(arg):
+            continue
+        if arg.startswith("-"):
+            flag = arg.partition("=")[0]
+        else:
+            flag = argv[i - 1] if i and argv[i - 1].startswith("-") else ""
+        where = f"argument {printable(flag)}" if flag else f"argument {i + 1}"
+        raise ValidationError(f"{where}: the value has bytes that are not UTF-8.",
+                              "Give the value as UTF-8 text (rename a folder whose name is not UTF-8).")
+
+
 def split_global_args(argv: list[str]) -> tuple[GlobalArgs, list[str]]:
     """Take the global arguments out of argv and give the rest to the command parser."""
+    check_utf8(argv)
     found = GlobalArgs()
     rest: list[str] = []
     i = 0
@@ -63,7 +82,9 @@ def split_global_args(argv: list[str]) -> tuple[GlobalArgs, list[str]]:
             rest.append(arg)
         i += 1
     if found.only_show_errors and (found.debug or found.verbose):
-        raise ValidationError("--only-show-errors can't be used together with --debug or --verbose.")
+        # As az (knack) does: refused, exit 2, and no traceback, since --debug never took effect.
+        raise ValidationError("--only-show-errors can't be used together with --debug or --verbose.",
+                              "Give one of them.")
     return found, rest
 
 

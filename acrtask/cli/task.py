@@ -21,7 +21,8 @@ task_app = typer.Typer(help="Manage tasks that build images and rebuild them whe
 timer_app = typer.Typer(help="Manage a task's timer (cron) triggers.", epilog=GLOBAL_HELP, no_args_is_help=True)
 task_app.add_typer(timer_app, name="timer")
 
-Name = Annotated[str, typer.Option("--name", "-n", help="The task's name: 5-50 letters, digits, - or _.")]
+Name = Annotated[str, typer.Option(
+    "--name", "-n", help="The task's name: 5-50 letters, digits, - or _, not starting with -.")]
 Context = Annotated[str | None, typer.Option(
     "--context", "-c", help="A local folder, a local git repository, or a git URL with optional #branch:folder.")]
 File = Annotated[str | None, typer.Option("--file", "-f", help="The Dockerfile, relative to the context. "
@@ -37,7 +38,7 @@ SecretArgs = Annotated[list[str] | None, typer.Option(
     "--secret-arg", help="Secret build argument NAME[=VALUE]; never printed.")]
 Target = Annotated[str | None, typer.Option("--target", help="The build stage to build.")]
 PlatformOpt = Annotated[str | None, typer.Option(
-    "--platform", help="os/arch or os/arch/variant. Default: linux/amd64.")]
+    "--platform", help="os/arch, os/arch/variant or an architecture alone (arm64 means linux/arm64). Default: linux/amd64.")]
 NoPush = Annotated[str | None, typer.Option("--no-push", help="Build without pushing: true|false (bare = true).")]
 NoCache = Annotated[str | None, typer.Option("--no-cache", help="Build without the layer cache: true|false "
                                              "(bare = true).")]
@@ -73,6 +74,8 @@ def _changes(
             validate.argument(a, True) for a in secret_args or ())
     if target is not None and not target.strip():
         raise ValidationError("argument --target: expected a stage name.")
+    if target is not None:
+        validate.stage_name(target)
     return TaskChanges(
         context=context,
         file=file,
@@ -160,7 +163,7 @@ def delete(
     service.delete(name)
 
 
-TimerName = Annotated[str, typer.Option("--timer-name", help="The timer's name.")]
+TimerName = Annotated[str, typer.Option("--timer-name", help="The timer's name: 1-50 letters, digits, - or _.")]
 
 
 @timer_app.command("add", epilog="Examples:\n\n"

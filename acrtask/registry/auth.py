@@ -26,16 +26,17 @@ from acrtask.registry.credentials import Credentials
 MIN_TOKEN_SECONDS = 60.0  # the token spec's default and minimum for expires_in
 MAX_SCOPES_PER_TOKEN = 32  # keeps the token URL well under common 8 KiB request-line limits
 
-_TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TOKEN68_END = re.compile(r"=+[ \t]*(?=,|$)")
+_TOKEN_CHARS = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 7230 tchar
+_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")  # RFC 7235 token68
 
 
 @dataclass(frozen=True, slots=True)
 class Challenge:
-    """One challenge of a WWW-Authenticate header: scheme (lower case) and its parameters."""
+    """One challenge of a WWW-Authenticate header: scheme (lower case), its parameters, or its token68."""
 
     scheme: str
     params: dict[str, str] = field(default_factory=dict)
+    token68: str = ""  # `Negotiate YWJj==`: a credential in place of parameters (rare in registries)
 
     @property
     def realm(self) -> str:
@@ -45,8 +46,10 @@ class Challenge:
 def parse_challenges(header: str) -> list[Challenge]:
     """Parse RFC 7235 challenges: `Bearer realm="https://a/token",service="x",scope="repository:r:pull,push"`.
 
-    Quoted values may hold commas and backslash escapes; several challenges may share one header.
-    Parameter names are lower-cased; a token68 credential (rare in registries) is ignored.
+    `challenge = scheme [ 1*SP ( token68 / #auth-param ) ]`, and a header is a comma-separated list of
+    challenges, so `Token abc` is one challenge whose token68 is `abc`, and `Basic realm=x, Bearer
+    realm=y` two. Quoted values may hold commas and backslash escapes. Scheme and parameter names are
+    lower-cased. Junk is skipped rather than given up on, so the challenges around it still count.
     """
     challenges: list[Challenge] = []
     current: Challenge | None = None
@@ -57,20 +60,23 @@ def parse_challenges(header: str) -> list[Challenge]:
             continue
         word = _TOKEN_CHARS.match(header, i)
         if word is None:
-            i += 1  # junk: skip it rather than give up on the rest
+            i += 1
             continue
-        j = _skip_spaces(header, word.end())
-        token68 = _TOKEN68_END.match(header, word.end())
-        if current is not None and not current.params and token68 is not None:
-            i = token68.end()  # `Negotiate abc123==`: a token68 credential, not a parameter; skipped
-            continue
-        if current is not None and j < n and header[j] == "=":
-            value, i = _read_value(header, _skip_spaces(header, j + 1))
+        after = _skip_spaces(header, word.end())
+        if current is not None and after < n and header[after] == "=":  # name = value: a parameter
+            value, i = _read_value(header, _skip_spaces(header, after + 1))
             current.params[word.group().lower()] = value
             continue
         current = Challenge(word.group().lower())
         challenges.append(current)
-        i = word.end()
+        i = after
+        credential = _TOKEN68.match(header, i) if after > word.end() else None
+        if credential is not None:
+            end = _skip_spaces(header, credential.end())
+            if end == n or header[end] == ",":  # a lone word before the next comma: a token68, not a name=value
+                current = Challenge(current.scheme, token68=credential.group())
+                challenges[-1] = current
+                i = end
     return challenges
 
 

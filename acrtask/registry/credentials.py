@@ -174,11 +174,10 @@ class DockerCredentials:
         if done.returncode != 0:
             if "credentials not found" in out.lower():
                 return None
-            # Helpers print their error on stdout; never echo anything that could be a credential.
-            said = out.splitlines()[0][:120] if out and not out.lstrip().startswith("{") else ""
+            # What a helper prints may be a credential (a leaky helper echoes its secret): never repeat it.
             raise RegistryError(
-                f"The credential helper {program} failed (exit {done.returncode}{': ' + said if said else ''}).",
-                f"Check that {program} works: echo {server_url} | {program} get", code="CONFIG")
+                f"The credential helper {program} failed (exit {done.returncode}) for {server_url}.",
+                f"Run it to see why: echo {server_url} | {program} get", code="CONFIG")
         try:
             answer = json.loads(out)
         except ValueError:

@@ -1,9 +1,10 @@
 """Stored task documents: what a task is stored as, and keeping the keys this version does not know.
 
-A task is stored as its az JSON shape (secrets included) with its recorded dependencies split off
-into their own rows. A document written by a newer acrtask may hold keys this one does not know;
-they are carried over into every document this version writes in its place, at any depth, so an
-older acrtask never drops a newer one's fields. Pure functions, no I/O.
+A task is stored as its az JSON shape (secrets included), exactly as `Task.to_dict` makes it, with its
+recorded dependencies split off into their own rows. Keys this version does not know (written by a
+newer acrtask, or in an imported file) are stored beside it, as `extra`, at the depth they were found:
+carried over into every document this version writes in its place, put back on export, never shown
+as if this version knew them. Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -28,20 +29,21 @@ def join(document: dict[str, Any], dependencies: list[dict[str, Any]] | None) ->
     return {**document, "step": {**document.get("step", {}), DEPENDENCIES: dependencies}}
 
 
-def task_document(task: Task, previous: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What to store for `task`: its shape without dependencies, plus the unknown keys of `previous`."""
+def task_document(task: Task, previous: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+    """What to store for `task`: (its shape without dependencies, the keys of `previous` it does not know)."""
     document, _ = split(task.to_dict(reveal_secrets=True))
     if previous is None:
-        return document
+        return document, None
     known, _ = split(Task.from_dict(previous).to_dict(reveal_secrets=True))
-    return overlay(document, unknown(previous, known))
+    return document, unknown(split(previous)[0], known)
 
 
-def dependency_document(dependency: BaseImageDependency, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+def dependency_document(dependency: BaseImageDependency,
+                        previous: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
     document = dependency.to_dict()
     if previous is None:
-        return document
-    return overlay(document, unknown(previous, BaseImageDependency.from_dict(previous).to_dict()))
+        return document, None
+    return document, unknown(previous, BaseImageDependency.from_dict(previous).to_dict())
 
 
 def without_secret_values(document: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -59,7 +61,8 @@ def unknown(document: Any, known: Any) -> Any:
     """The parts of `document` missing from `known` (what this version made of it), same nesting.
 
     Dicts are compared key by key; lists of dicts element by element (by "name" when every element
-    has one, else by position). Returns None when nothing is unknown."""
+    has one, else by position), so a newer field inside a timer or a dependency is kept too. Returns
+    None when nothing is unknown. JSON-safe: list positions are kept under "__items__" as strings."""
     if isinstance(document, dict) and isinstance(known, dict):
         found = {}
         for key, value in document.items():
@@ -73,7 +76,7 @@ def unknown(document: Any, known: Any) -> Any:
     if isinstance(document, list) and isinstance(known, list):
         pairs = _pair(document, known)
         found_list = [(key, unknown(old, new)) for key, old, new in pairs]
-        kept = {key: inner for key, inner in found_list if inner is not None}
+        kept = {str(key): inner for key, inner in found_list if inner is not None}
         return {"__items__": kept} if kept else None
     return None
 
@@ -89,7 +92,7 @@ def overlay(document: Any, extra: Any) -> Any:
         return merged
     if isinstance(document, list) and isinstance(extra, dict) and "__items__" in extra:
         by_key = extra["__items__"]
-        return [overlay(item, by_key[key]) if key in by_key else item for key, item in _keys(document)]
+        return [overlay(item, by_key[str(key)]) if str(key) in by_key else item for key, item in _keys(document)]
     return document
 
 

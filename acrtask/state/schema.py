@@ -11,11 +11,12 @@ SCHEMA_VERSION = 1
 
 # Version 1, created whole in a new database.
 CREATE = (
-    # A task's definition in az's JSON shape (secrets included), without its recorded dependencies.
-    # Kept whole, so keys written by a newer acrtask survive this one's writes.
+    # A task's definition in az's JSON shape (secrets included), without its recorded dependencies;
+    # `extra`: the keys of it this version does not know (a newer acrtask's), kept for its next write.
     """CREATE TABLE tasks (
         name TEXT PRIMARY KEY NOT NULL,
         document TEXT NOT NULL,
+        extra TEXT,
         dependencies_known INTEGER NOT NULL DEFAULT 0  -- 1 once a run recorded its bases (maybe none)
     ) WITHOUT ROWID""",
     # The base images a task's last run used, one row each: "which tasks build on this base" is an
@@ -27,6 +28,7 @@ CREATE = (
         repository TEXT NOT NULL,
         tag TEXT,  -- NULL for FROM image@digest
         document TEXT NOT NULL,  -- type, digest, platformDigest, platform, isPinned
+        extra TEXT,  -- keys this version does not know
         PRIMARY KEY (task, position)
     ) WITHOUT ROWID""",
     "CREATE INDEX dependencies_by_base ON dependencies(registry, repository, tag)",

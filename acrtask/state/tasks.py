@@ -29,6 +29,14 @@ def _json(document: Any) -> str:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
+def _dumps(extra: Any) -> str | None:
+    return None if extra is None else _json(extra)
+
+
+def _loads(extra: str | None) -> Any:
+    return None if extra is None else json.loads(extra)
+
+
 @dataclass(frozen=True)
 class TaskChanges:
     """What changed since a revision: each changed task as it is now, None if it was deleted."""
@@ -51,16 +59,15 @@ class TaskTransaction:
         return self.conn.execute("SELECT 1 FROM tasks WHERE name = ?", (name,)).fetchone() is not None
 
     def put(self, task: Task, previous: dict[str, Any] | None = None) -> None:
-        """Store the task's definition (not its dependencies), keeping keys of `previous` (by default, of
-        what is stored now) that this version does not know."""
+        """Store the task's definition (not its dependencies), keeping the keys of `previous` (by default,
+        of what is stored now) that this version does not know."""
         if previous is None:
-            row = self.conn.execute("SELECT document FROM tasks WHERE name = ?", (task.name,)).fetchone()
-            previous = json.loads(row[0]) if row else None
-        elif documents.DEPENDENCIES in previous.get("step", {}):
-            previous = documents.split(previous)[0]
-        document = documents.task_document(task, previous)
-        self.conn.execute("INSERT INTO tasks(name, document) VALUES (?, ?) "
-                          "ON CONFLICT(name) DO UPDATE SET document = excluded.document", (task.name, _json(document)))
+            row = self.conn.execute("SELECT document, extra FROM tasks WHERE name = ?", (task.name,)).fetchone()
+            previous = documents.overlay(json.loads(row[0]), _loads(row[1])) if row else None
+        document, extra = documents.task_document(task, previous)
+        self.conn.execute("INSERT INTO tasks(name, document, extra) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE "
+                          "SET document = excluded.document, extra = excluded.extra",
+                          (task.name, _json(document), _dumps(extra)))
         self._changed(task.name)
 
     def save(self, task: Task) -> None:
@@ -76,23 +83,24 @@ class TaskTransaction:
         return deleted
 
     def dependencies(self, name: str) -> list[dict[str, Any]]:
-        rows = self.conn.execute("SELECT document FROM dependencies WHERE task = ? ORDER BY position", (name,))
-        return [json.loads(document) for (document,) in rows]
+        """The task's recorded dependencies as stored, unknown keys included."""
+        rows = self.conn.execute("SELECT document, extra FROM dependencies WHERE task = ? ORDER BY position", (name,))
+        return [documents.overlay(json.loads(document), _loads(extra)) for document, extra in rows]
 
     def record_dependencies(self, name: str, dependencies: Iterable[BaseImageDependency],
                             previous: list[dict[str, Any]] | None = None) -> bool:
-        """Replace the task's recorded dependencies; False if the task is gone. `previous[i]` holds the
-        unknown keys to keep for dependency i."""
+        """Replace the task's recorded dependencies; False if the task is gone. `previous[i]`: what dependency
+        i was stored as, for the keys of it this version does not know."""
         if self.conn.execute("UPDATE tasks SET dependencies_known = 1 WHERE name = ?", (name,)).rowcount == 0:
             return False
         self.conn.execute("DELETE FROM dependencies WHERE task = ?", (name,))
         rows = []
         for position, dep in enumerate(dependencies):
             before = previous[position] if previous is not None and position < len(previous) else None
-            rows.append((name, position, dep.registry, dep.repository, dep.tag,
-                         _json(documents.dependency_document(dep, before))))
-        self.conn.executemany("INSERT INTO dependencies(task, position, registry, repository, tag, document) "
-                              "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            document, extra = documents.dependency_document(dep, before)
+            rows.append((name, position, dep.registry, dep.repository, dep.tag, _json(document), _dumps(extra)))
+        self.conn.executemany("INSERT INTO dependencies(task, position, registry, repository, tag, document, extra) "
+                              "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
         self._changed(name)
         return True
 
@@ -134,11 +142,13 @@ class StateStore:
             revision = self._revision(conn)
             return revision, sorted(load_tasks(conn, None, self.path).values(), key=lambda task: task.name)
 
-    def documents(self, names: list[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Stored documents with their dependencies, unknown keys and secrets included (for export)."""
+    def documents(self, names: list[str] | None = None, unknown_keys: bool = False) -> dict[str, dict[str, Any]]:
+        """Stored documents with their dependencies and secrets; with `unknown_keys`, also the keys this version
+        does not know, where they were (for export). Without, each is what `Task.to_dict(reveal_secrets=True)`
+        would give, read without building the Task."""
         with self.db.read() as conn:
-            return {name: documents.join(document, deps) for name, (document, deps) in
-                    _rows(conn, names).items()}
+            rows = _rows(conn, names, unknown_keys)
+        return {name: documents.join(document, deps) for name, (document, deps) in rows.items()}
 
     def dependents(self, registry: str, repository: str, tag: str | None) -> list[str]:
         """The tasks whose recorded dependencies include this base tag (an index lookup)."""
@@ -190,20 +200,25 @@ def load_tasks(conn: sqlite3.Connection, names: list[str] | None, path: Path | N
     return tasks
 
 
-def _rows(conn: sqlite3.Connection,
-          names: list[str] | None) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]] | None]]:
+def _rows(conn: sqlite3.Connection, names: list[str] | None,
+          unknown_keys: bool = False) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]] | None]]:
     """name -> (stored document, dependency documents or None if never recorded)."""
-    rows: list[tuple[str, str, int]] = []
+    rows: list[tuple[str, str, str | None, int]] = []
     deps: dict[str, list[dict[str, Any]]] = {}
     chunks: list[list[str] | None] = [None] if names is None else [
         names[i:i + _CHUNK] for i in range(0, len(names), _CHUNK)]
     for chunk in chunks:
         where, params = ("", ()) if chunk is None else (f" WHERE name IN ({','.join('?' * len(chunk))})",
                                                       tuple(chunk))
-        rows.extend(conn.execute(f"SELECT name, document, dependencies_known FROM tasks{where}", params))
+        rows.extend(conn.execute(f"SELECT name, document, extra, dependencies_known FROM tasks{where}", params))
         where = where.replace("name", "task")
-        for task, document in conn.execute(
-                f"SELECT task, document FROM dependencies{where} ORDER BY task, position", params):
-            deps.setdefault(task, []).append(json.loads(document))
-    return {name: (json.loads(document), deps.get(name, []) if known else None)
-            for name, document, known in rows}
+        for task, document, extra in conn.execute(
+                f"SELECT task, document, extra FROM dependencies{where} ORDER BY task, position", params):
+            loaded = json.loads(document)
+            deps.setdefault(task, []).append(documents.overlay(loaded, _loads(extra)) if unknown_keys else loaded)
+    found = {}
+    for name, document, extra, known in rows:
+        loaded = json.loads(document)
+        found[name] = (documents.overlay(loaded, _loads(extra)) if unknown_keys else loaded,
+                       deps.get(name, []) if known else None)
+    return found

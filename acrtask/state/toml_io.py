@@ -31,34 +31,46 @@ class State:
 
 
 class TaskDocumentError(ValueError):
-    """A task entry that cannot be read; `task` names it, so the caller can say where it is."""
+    """A task entry that cannot be read; `task` names it (None: the `tasks` table itself), so the caller can
+    say where it is."""
 
-    def __init__(self, task: str, reason: str) -> None:
+    def __init__(self, task: str | None, reason: str) -> None:
         super().__init__(reason)
         self.task = task
         self.reason = reason
+
+    @property
+    def what(self) -> str:
+        return "'tasks' that is not a table" if self.task is None else f"a malformed task {self.task!r}"
 
 
 class FileProblem(Exception):
     """What is wrong with a TOML file, worded to follow its name: `{path} {problem}`."""
 
 
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, AcrTaskError):
+        return exc.message.rstrip(".")
+    if isinstance(exc, KeyError):
+        return f"the key {exc} is missing"
+    return str(exc)
+
+
 def parse_task(name: str, data: Any) -> Task:
-    if not isinstance(data, dict):
-        raise TaskDocumentError(name, f"it is a {type(data).__name__}, not a table")
+    """A task entry, every field read with its type checked (acrtask.stored)."""
     try:
+        if not isinstance(data, dict):
+            raise TypeError(f"it is a {type(data).__name__}, not a table")
         return Task.from_dict(data)
-    except AcrTaskError as exc:  # e.g. a platform that does not parse
-        raise TaskDocumentError(name, exc.message) from exc
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise TaskDocumentError(name, repr(exc)) from exc
+    except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, AcrTaskError) as exc:
+        raise TaskDocumentError(name, _reason(exc)) from exc
 
 
 def parse_tasks(document: dict[str, Any]) -> State:
     """The tasks of a parsed document; raises TaskDocumentError for the first bad one."""
     tasks = document.get("tasks", {})
     if not isinstance(tasks, dict):
-        raise TaskDocumentError("", f"'tasks' is a {type(tasks).__name__}, not a table")
+        raise TaskDocumentError(None, f"it is a {type(tasks).__name__}")
     state = State(extra={k: v for k, v in document.items() if k not in ("schemaVersion", "tasks")})
     for name, data in tasks.items():
         state.tasks[name] = parse_task(name, data)
@@ -68,7 +80,7 @@ def parse_tasks(document: dict[str, Any]) -> State:
 
 def check_version(document: dict[str, Any]) -> None:
     version = document.get("schemaVersion", FILE_SCHEMA_VERSION)
-    if not isinstance(version, int):
+    if not isinstance(version, int) or isinstance(version, bool):
         raise FileProblem("has a schemaVersion that is not a number")
     if version > FILE_SCHEMA_VERSION:
         raise FileProblem(f"has schema version {version}, newer than this acrtask understands ({FILE_SCHEMA_VERSION})")
@@ -83,8 +95,8 @@ def parse_document(document: dict[str, Any], path: Path) -> State:
     try:
         return parse_tasks(document)
     except TaskDocumentError as exc:
-        raise StateError(f"State file {path} has a malformed task '{exc.task}': {exc.reason}.",
-                         "Fix the entry by hand or move the file aside; it was left unchanged.") from exc
+        raise StateError(f"State file {path} has {exc.what}: {exc.reason}.",
+                         "Fix it by hand or move it aside; acrtask left it unchanged.") from exc
 
 
 def read_text(path: Path) -> tuple[str, dict[str, Any]]:

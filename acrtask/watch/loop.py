@@ -27,9 +27,9 @@ from acrtask.runs import RunStore, pid_alive
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch.followed import FollowedRuns
+from acrtask.watch.payloads import PushEvent, notified_line, watched_pushes
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
 from acrtask.watch.view import BaseStatus, Snapshot, WatchView
-from acrtask.watch.webhook import PushEvent
 
 log = logging.getLogger("acrtask.watch")
 
@@ -109,8 +109,9 @@ class Watcher:
 
     # Inputs from other threads.
 
-    def notify_push(self, event: PushEvent) -> None:
-        self.events.put(("push", event))
+    def notify_push(self, events: list[PushEvent]) -> None:
+        """The push events of one webhook body: handled, and logged, together."""
+        self.events.put(("push", tuple(events)))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -194,11 +195,12 @@ class Watcher:
             self._handle(kind, payload)
 
     def _handle(self, kind: str, payload: object) -> None:
-        if kind == "push" and isinstance(payload, PushEvent):
-            for key in self.plan.interests:
-                if key.repository == payload.repository and key.tag == payload.tag:
-                    self.view.event(f"Notified by {payload.source}: {key} was pushed; checking it now.")
-                    self.due_now.setdefault(key, None)
+        if kind == "push" and isinstance(payload, tuple):
+            keys = watched_pushes(payload, self.plan.interests)
+            for key in keys:
+                self.due_now.setdefault(key, None)
+            if keys:
+                self.view.event(notified_line(payload, keys))
         elif kind == "finished" and isinstance(payload, Run):
             self._finished(payload)
 
