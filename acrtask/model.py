@@ -206,6 +206,11 @@ class Step:
     arguments: tuple[Argument, ...] = ()
     # None until a run discovers them (ACR needs one run first); () after a FROM scratch build.
     base_image_dependencies: tuple[BaseImageDependency, ...] | None = None
+    import_source: str | None = None  # a copy task: its run imports this image to image_names[0], no build
+
+    @property
+    def is_import(self) -> bool:
+        return self.import_source is not None
 
     @property
     def dependencies(self) -> tuple[BaseImageDependency, ...]:
@@ -213,7 +218,8 @@ class Step:
 
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
         return _drop_none({
-            "type": "Docker",
+            "type": "Import" if self.is_import else "Docker",
+            "importSource": self.import_source,
             "contextPath": self.context_path,
             "dockerFilePath": self.docker_file_path,
             "imageNames": list(self.image_names),
@@ -238,6 +244,7 @@ class Step:
             base_image_dependencies=None if "baseImageDependencies" not in data else tuple(
                 BaseImageDependency.from_dict(d) for d in stored.tables(data, "baseImageDependencies")
             ),
+            import_source=data.get("importSource"),
         )
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from acrtask import dockerfile, instructions
+from acrtask import dockerfile, imports, instructions
 from acrtask.builders.base import Builder, BuildSpec
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.errors import AcrTaskError
@@ -90,7 +90,8 @@ def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozense
 class Runner:
     def __init__(self, state: StateStore, runs: RunStore, resolver: DigestResolver,
                  builder_for: Callable[[Task, Run], Builder], workspace_for: Callable[[Task], Workspace],
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, copier: imports.ImageCopier | None = None) -> None:
+        self.copier = copier  # copy tasks' runs import through it (imports.py)
         self.state = state
         self.runs = runs
         self.resolver = resolver
@@ -170,6 +171,11 @@ class Runner:
     def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
                sink: LogSink, cancel: threading.Event) -> Run:
         sink(f"Run ID: {run.run_id}, task {task.name}: {run.trigger.reason()}")
+        if task.step.is_import:
+            if self.copier is None:
+                raise AcrTaskError(f"The task '{task.name}' is a copy task, and this runner cannot copy images.")
+            dependencies, pushed = imports.run(task, self.copier, sink, cancel)
+            return self._succeeded(run, task.name, dependencies, pushed, sink)
         context_dir, commit = workspace.prepare(task, sink, cancel)
         if commit:
             run = self.runs.save(replace(run, commit_id=commit))
@@ -207,7 +213,11 @@ class Runner:
             OutputImage(ref.registry, ref.repository, ref.tag, result.pushed[str(ref)])
             for ref in outputs if str(ref) in result.pushed
         )
-        self._record_dependencies(task.name, dependencies)
+        return self._succeeded(run, task.name, dependencies, pushed, sink)
+
+    def _succeeded(self, run: Run, task_name: str, dependencies: list[BaseImageDependency],
+                   pushed: tuple[OutputImage, ...], sink: LogSink) -> Run:
+        self._record_dependencies(task_name, dependencies)
         sink(_dependency_report(dependencies))
         run = self.runs.finish(run, RunStatus.SUCCEEDED, output_images=pushed)
         sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from acrtask import context as contexts
-from acrtask import validate
+from acrtask import imports, validate
 from acrtask.errors import NotFoundError, ValidationError
 from acrtask.model import (
     Argument,
@@ -50,6 +50,7 @@ class TaskChanges:
     schedules: tuple[str, ...] | None = None
     commit_trigger_enabled: bool | None = None
     builder: BuilderName | None = None
+    import_source: str | None = None  # --import: a copy task (imports.py)
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -135,12 +136,15 @@ class TaskService:
 
     def create(self, name: str, changes: TaskChanges) -> Task:
         validate.task_name(name)
-        if changes.context is None:
-            raise ValidationError("the following arguments are required: -c/--context.")
-        draft = Task(name=name, step=Step(context_path=changes.context),
-                     trigger=Trigger(base_image=BaseImageTrigger()))
-        # Unlike update, create always settles the commit trigger (on by default for git contexts).
-        task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
+        if changes.import_source is not None:
+            task = imports.new_task(name, changes)
+        elif changes.context is None:
+            raise ValidationError("the following arguments are required: -c/--context (or --import for a copy task).")
+        else:
+            draft = Task(name=name, step=Step(context_path=changes.context),
+                         trigger=Trigger(base_image=BaseImageTrigger()))
+            # Unlike update, create always settles the commit trigger (on by default for git contexts).
+            task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
         with self.store.transaction() as tx:
             if tx.exists(name):
                 raise ValidationError(f"The task '{name}' already exists.",
@@ -151,7 +155,12 @@ class TaskService:
 
     def update(self, name: str, changes: TaskChanges) -> Task:
         with self.store.transaction() as tx:
-            task = _apply(self._get(tx.get, name), changes)
+            task = self._get(tx.get, name)
+            if task.step.is_import:
+                task = imports.updated_task(task, changes)
+            else:
+                imports.refuse_import_on_build_task(task, changes)
+                task = _apply(task, changes)
             tx.put(task)
         return task
 

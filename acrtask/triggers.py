@@ -232,10 +232,12 @@ def decide(interests: Iterable[Interest], digest: str, platform_digest: Callable
     decision = Decision()
     for interest in changed(interests, digest):
         dep = interest.dependency
-        new_platform_digest = platform_digest(dep.platform)
-        if dep.platform_digest is not None and new_platform_digest == dep.platform_digest:
-            decision.refreshes.append(Refresh(interest.task, dep, digest, new_platform_digest))
-            continue
+        # No platform digest recorded (a copy task takes every platform): any move runs it, no lookup.
+        if dep.platform_digest is not None:
+            new_platform_digest = platform_digest(dep.platform)
+            if new_platform_digest == dep.platform_digest:
+                decision.refreshes.append(Refresh(interest.task, dep, digest, new_platform_digest))
+                continue
         decision.runs.append((interest.task, RunTrigger(
             kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=dep.image, old_digest=dep.digest, new_digest=digest,
             upstream_run_id=upstream_run_id,

@@ -117,7 +117,7 @@ def runner(environ: dict[str, str] | None = None, db: Database | None = None) ->
         builder_for=lambda task, run: builders.select(
             str(task.builder), {**os.environ, RUN_TAG: runs.process_tag(run.run_id)}),
         workspace_for=lambda task: Workspace(),
-        environ=environ,
+        environ=environ, copier=registry_client(),
     )
 
 

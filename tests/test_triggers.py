@@ -105,6 +105,17 @@ def test_single_platform_bases_trigger_on_the_tag_digest() -> None:
     assert [name for name, _ in decision.runs] == ["app-task"]
 
 
+def test_a_base_recorded_without_a_platform_digest_runs_on_any_move_without_a_lookup() -> None:
+    """A copy task copies every platform: it records no platform digest, and any move re-imports."""
+
+    def no_lookup(platform: str | None) -> str | None:
+        raise AssertionError("no index lookup is needed")
+
+    copy = dep(BASE, platform_digest=None)
+    decision = triggers.decide(interests(task("node-copy", [copy])), NEW, no_lookup)
+    assert [name for name, _ in decision.runs] == ["node-copy"] and decision.refreshes == []
+
+
 CHAIN = [
     task("base-task", [dep("docker.io/library/alpine:3")], ("reg.local:5000/base:1",)),
     task("app-task", [dep(BASE)], ("reg.local:5000/app:latest", "reg.local:5000/app:{{.Run.ID}}")),

@@ -16,7 +16,9 @@ def tasks(result: Any) -> list[dict[str, Any]]:
             "NAME": task.get("name"),
             "PLATFORM": task.get("platform", {}).get("os"),
             "STATUS": task.get("status"),
-            "SOURCE REPOSITORY": task.get("step", {}).get("contextPath"),
+            # A copy task's source is its image, not a context: "import <source>".
+            "SOURCE REPOSITORY": task.get("step", {}).get("contextPath") or
+            f"import {task.get('step', {}).get('importSource', '')}",
             "TRIGGERS": ", ".join(kinds),
         })
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from typing import Annotated
 
 import typer
@@ -38,7 +39,8 @@ SecretArgs = Annotated[list[str] | None, typer.Option(
     "--secret-arg", help="Secret build argument NAME[=VALUE]; never printed.")]
 Target = Annotated[str | None, typer.Option("--target", help="The build stage to build.")]
 PlatformOpt = Annotated[str | None, typer.Option(
-    "--platform", help="os/arch, os/arch/variant or an architecture alone (arm64 means linux/arm64). Default: linux/amd64.")]
+    "--platform", help="os/arch, os/arch/variant or an architecture alone (arm64 means linux/arm64). "
+                       "Default: linux/amd64.")]
 NoPush = Annotated[str | None, typer.Option("--no-push", help="Build without pushing: true|false (bare = true).")]
 NoCache = Annotated[str | None, typer.Option("--no-cache", help="Build without the layer cache: true|false "
                                              "(bare = true).")]
@@ -55,6 +57,9 @@ CommitTrigger = Annotated[str | None, typer.Option(
     "--commit-trigger-enabled", help="Rebuild on new commits of a git context: true|false. "
     "Default: true for git contexts.")]
 Builder = Annotated[str | None, typer.Option("--builder", help="auto|buildah|docker|podman. Default: auto.")]
+Import = Annotated[str | None, typer.Option(
+    "--import", help="Make a copy task: each run copies this image (tag or digest, every platform) by digest to "
+    "the one -t, and a move of it triggers the task. Takes no -c.")]
 
 
 def _service() -> TaskService:
@@ -101,19 +106,22 @@ def _changes(
 @task_app.command(epilog="Examples:\n\n"
                   "  acrtask task create -n hello-world -c ./app -t localhost:5000/hello:{{.Run.ID}}\n\n"
                   "  acrtask task create -n app-build -r localhost:5000 -t app:latest -c . "
-                  "--base-image-trigger-type All --schedule nightly:'0 3 * * *'")
+                  "--base-image-trigger-type All --schedule nightly:'0 3 * * *'\n\n"
+                  "  acrtask task create -n node-copy --import docker.io/library/node:20-alpine "
+                  "-t localhost:5000/base/node:20-alpine")
 def create(
     name: Name, context: Context = None, file: File = None, image: Images = None, registry: Registry = None,
     arg: Args = None, secret_arg: SecretArgs = None, target: Target = None, platform: PlatformOpt = None,
     no_push: NoPush = None, no_cache: NoCache = None, status: StatusOpt = None, timeout: Timeout = None,
     base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
     schedule: Schedules = None, commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
+    import_source: Import = None,
 ) -> None:
-    """Create a task."""
+    """Create a task: a build (-c), or a copy of an image (--import)."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, schedule,
                        commit_trigger_enabled, builder)
-    emit(_service().create(name, changes).to_dict(), tables.tasks)
+    emit(_service().create(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
 
 
 @task_app.command(epilog="Examples:\n\n"
@@ -125,12 +133,14 @@ def update(
     no_push: NoPush = None, no_cache: NoCache = None, status: StatusOpt = None, timeout: Timeout = None,
     base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
     commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
+    import_source: Annotated[str | None, typer.Option(
+        "--import", help="A copy task's new source (its recorded digest is forgotten: run it again).")] = None,
 ) -> None:
     """Update a task: flags not given stay as they are."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, None,
                        commit_trigger_enabled, builder)
-    emit(_service().update(name, changes).to_dict(), tables.tasks)
+    emit(_service().update(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task show -n app-build -o table\n\n"

@@ -37,7 +37,8 @@ def parse_interval(text: str) -> tuple[float, float]:
 
 @task_app.command(epilog="Examples:\n\n  acrtask task watch\n\n"
                   "  ACRTASK_WEBHOOK_TOKEN=s3cret acrtask task watch --listen 127.0.0.1:8080 --poll-interval 5m-15m\n\n"
-                  "  acrtask task watch --once   # check everything now, run what triggers, exit")
+                  "  acrtask task watch --once   # check everything now, run what triggers, exit\n\n"
+                  "  acrtask task watch --fast-registry registry.example.com --fast-poll-interval 15s")
 def watch(
     poll_interval: Annotated[str, typer.Option(
         "--poll-interval", help="How often each base tag is checked: a random interval in MIN-MAX, or a fixed "
@@ -53,9 +54,17 @@ def watch(
     grace_period: Annotated[str, typer.Option(
         "--grace-period", help="On Ctrl-C or SIGTERM, how long running builds may finish before they are "
         "canceled.")] = "30s",
+    fast_registry: Annotated[list[str] | None, typer.Option(
+        "--fast-registry", help="HOST[:PORT] of a registry of yours to poll every --fast-poll-interval, so a push "
+        "there by any tool triggers soon without webhooks. Repeatable; also ACRTASK_FAST_REGISTRIES=h1,h2. "
+        "Registries tasks push to are fast anyway; public ones (docker.io, mcr.microsoft.com, ghcr.io, quay.io, "
+        "gcr.io) never are.")] = None,
+    fast_poll_interval: Annotated[str, typer.Option(
+        "--fast-poll-interval", help="How often bases in fast registries are checked.")] = "30s",
 ) -> None:
     """Watch base images and rebuild the tasks that depend on them when their tags move."""
     from acrtask import wiring
+    from acrtask.watch.cadence import parse_marks
     from acrtask.watch.loop import Watcher, WatchOptions
     from acrtask.watch.schedules import CommitPoller
     from acrtask.watch.view import PlainView, WatchView
@@ -64,10 +73,14 @@ def watch(
     low, high = parse_interval(poll_interval)
     if max_concurrent_runs < 1:
         raise ValidationError(f"Invalid --max-concurrent-runs {max_concurrent_runs}: at least 1.")
+    fast = parse_duration(fast_poll_interval, "--fast-poll-interval")
+    if fast <= 0:
+        raise ValidationError(f"Invalid --fast-poll-interval '{fast_poll_interval}': it must be positive.")
     options = WatchOptions(
         poll_min=low, poll_max=high, max_concurrent_runs=max_concurrent_runs, once=once,
         commit_poll_interval=parse_duration(commit_poll_interval, "--commit-poll-interval"),
         grace_period=parse_duration(grace_period, "--grace-period"),
+        fast_registries=parse_marks(fast_registry or (), os.environ), fast_interval=fast,
     )
     server = None
     if listen is not None:

@@ -1,18 +1,22 @@
 """Talking to container registries: tag digests, platform digests, auth, retries. All HTTP lives here."""
 
 from acrtask.registry.client import CheckKey, RegistryClient, Resolved
-from acrtask.registry.credentials import Credentials, DockerCredentials
-from acrtask.registry.sync import BlockingRegistryClient, resolve_sync
+from acrtask.registry.copy import CopyResult
+from acrtask.registry.credentials import Credentials, DockerCredentials, GivenCredentials
+from acrtask.registry.sync import BlockingRegistryClient, copy_sync, resolve_sync
 from acrtask.registry.transport import Policy, RateLimit
 
 __all__ = [
     "BlockingRegistryClient",
     "CheckKey",
+    "CopyResult",
     "Credentials",
     "DockerCredentials",
+    "GivenCredentials",
     "Policy",
     "RateLimit",
     "RegistryClient",
     "Resolved",
+    "copy_sync",
     "resolve_sync",
 ]

@@ -175,6 +175,14 @@ class RegistryClient:
         await asyncio.gather(*(run(registry, refs) for registry, refs in by_registry.items()))
         return {key: results[key] for key in keys}
 
+    def session(self, ref: ImageRef) -> RegistrySession:
+        """The session of `ref`'s registry (for copy.py, which pushes through the same auth and retries)."""
+        return self._registry(ref)
+
+    @property
+    def connector(self) -> Connector:
+        return self._connector
+
     def rate_limits(self) -> dict[str, RateLimit]:
         """The last RateLimit-* figures each registry sent (Docker Hub sends them)."""
         return {host: reg.health.rate for host, reg in self._registries.items() if reg.health.rate}

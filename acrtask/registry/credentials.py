@@ -192,3 +192,18 @@ class DockerCredentials:
         if username == _IDENTITY_TOKEN_USER:
             return Credentials("", identity_token=secret)
         return Credentials(username, secret)
+
+
+class GivenCredentials:
+    """Credentials given on the command line for one registry (`image import -u/-p`); the Docker config's
+    for every other registry."""
+
+    def __init__(self, registry: str, credentials: Credentials, fallback: DockerCredentials) -> None:
+        self._registry = registry.lower()
+        self._credentials = credentials
+        self._fallback = fallback
+
+    def get(self, registry: str) -> Credentials | None:
+        if config_key(registry.lower()) == config_key(self._registry):
+            return self._credentials
+        return self._fallback.get(registry)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -91,7 +92,10 @@ class CoreLane:
             connection = self._connect()
         self._used = now
         target = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path)
-        request = httpcore.Request(method, target, headers=headers.raw, content=content, extensions=extensions)
+        raw = headers.raw
+        if content is not None or method in ("POST", "PUT"):  # httpcore adds no length: say it (0 included)
+            raw = [*raw, (b"Content-Length", str(len(content or b"")).encode())]
+        request = httpcore.Request(method, target, headers=raw, content=content, extensions=extensions)
         try:
             try:
                 response = await connection.handle_async_request(request)
@@ -216,6 +220,7 @@ class Connector:
         self._on_request = on_request
         self._lanes: list[Lanes] = []
         self._other: dict[str | None, TransportLane] = {}
+        self._bulk: httpx.AsyncClient | None = None
         self._extensions: dict[str, Any] = {"timeout": {
             "connect": policy.connect_timeout, "read": policy.read_timeout,
             "write": policy.read_timeout, "pool": policy.read_timeout}}
@@ -284,7 +289,50 @@ class Connector:
             if borrowed is not None and lanes is not None:
                 lanes.release(borrowed)
 
+    @asynccontextmanager
+    async def stream(self, method: str, url: httpx.URL, headers: httpx.Headers,
+                     content: AsyncIterator[bytes] | None = None) -> AsyncIterator[httpx.Response]:
+        """One request whose body or answer is streamed (image blobs, up to gigabytes): never held whole.
+
+        Blobs go through one plain httpx client rather than the lanes: they are few and large, so the lanes'
+        per-request savings do not matter, and httpx streams both ways. GET redirects are followed (blob
+        storage often lives on another host); httpx drops `Authorization` when a redirect leaves the origin.
+        Loopback registries bypass proxies, as on the lanes."""
+        client = self._bulk_client()
+        request = client.build_request(method, url, headers=headers, content=content)
+        response = await client.send(request, stream=True, follow_redirects=method == "GET")
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    def _bulk_client(self) -> httpx.AsyncClient:
+        if self._bulk is None:
+            policy = self.policy
+            timeout = httpx.Timeout(policy.read_timeout, connect=policy.connect_timeout)
+            hooks: dict[str, list[Callable[..., Any]]] = {}
+            if self._on_request is not None:
+                hook = self._on_request
+
+                async def seen(request: httpx.Request) -> None:
+                    hook(request.method, request.url)
+
+                hooks["request"] = [seen]
+            if self._fixed is not None:
+                self._bulk = httpx.AsyncClient(transport=self._fixed, timeout=timeout, event_hooks=hooks)
+            else:
+                context = self._context()
+                direct = httpx.AsyncHTTPTransport(verify=context)
+                mounts: dict[str, httpx.AsyncBaseTransport | None] = {
+                    f"all://{host}": direct for host in ("127.0.0.1", "localhost", "[::1]")}
+                self._bulk = httpx.AsyncClient(verify=context, timeout=timeout, event_hooks=hooks, mounts=mounts)
+        return self._bulk
+
     async def aclose(self) -> None:
+        if self._bulk is not None:
+            bulk, self._bulk = self._bulk, None
+            if self._fixed is None:
+                await bulk.aclose()  # a fixed (test) transport belongs to whoever passed it in
         if self._fixed is None:
             for lanes in self._lanes:
                 await lanes.aclose()

@@ -67,7 +67,7 @@ class RegistrySession:
         self._inflight: dict[tuple[str, ...], asyncio.Future[None]] = {}
         self._credentials_lock = asyncio.Lock()
         self._urls: dict[tuple[str, str], httpx.URL] = {}
-        self._headers: dict[str, httpx.Headers] = {}
+        self._headers: dict[tuple[str, str], httpx.Headers] = {}
 
     def manifest_url(self, repository: str, reference: str) -> httpx.URL:
         key = (repository, reference)
@@ -78,9 +78,11 @@ class RegistrySession:
             url = self._urls[key] = httpx.URL(f"{self.base}/v2/{repository}/manifests/{reference}")
         return url
 
-    def headers(self, authorization: str) -> httpx.Headers:
-        """Request headers per Authorization value, built once (Host included, so httpx adds nothing)."""
-        found = self._headers.get(authorization)
+    def headers(self, authorization: str, content_type: str = "") -> httpx.Headers:
+        """Request headers per Authorization value (and body type), built once (Host included, so httpx adds
+        nothing)."""
+        key = (authorization, content_type)
+        found = self._headers.get(key)
         if found is None:
             if len(self._headers) >= 1024:
                 self._headers.clear()
@@ -88,7 +90,9 @@ class RegistrySession:
                    (b"Accept", media.ACCEPT.encode())]
             if authorization:
                 raw.append((b"Authorization", authorization.encode()))
-            found = self._headers[authorization] = httpx.Headers(raw)
+            if content_type:
+                raw.append((b"Content-Type", content_type.encode()))
+            found = self._headers[key] = httpx.Headers(raw)
         return found
 
     def scrub(self, error: RegistryError) -> RegistryError:
@@ -104,9 +108,12 @@ class RegistrySession:
 
     async def call(self, method: str, url: httpx.URL, scope: str | None, where: object,
                    passthrough: frozenset[int] = frozenset(), *, limit: int = 0,
-                   token_request: tuple[httpx.Headers, bytes | None] | None = None) -> Reply:
+                   token_request: tuple[httpx.Headers, bytes | None] | None = None,
+                   body: bytes | None = None, content_type: str = "") -> Reply:
         """Send with retries (connect errors, timeouts, 408/429/5xx), the circuit and pacing, and auth (a
-        401 is answered once). Returns 2xx answers and `passthrough` statuses; raises the rest."""
+        401 is answered once). Returns 2xx answers and `passthrough` statuses; raises the rest. `body` (a
+        manifest pushed, sent again on a retry) goes with `content_type`; `scope` may hold several scopes
+        separated by spaces, fetched as one token (a cross-repository mount needs two)."""
         policy, health, auth, clocks = self.policy, self.health, self.auth, self._clocks
         counted = method == "GET"  # registries such as Docker Hub count GETs against quotas, not HEADs
         attempt = 0
@@ -127,7 +134,7 @@ class RegistrySession:
                     await self._authenticate((scope or "",), where)
                     found = auth.authorization(scope or "", clocks.clock())
                 authorization = found or ""
-                headers, content, lanes = self.headers(authorization), None, self._lanes
+                headers, content, lanes = self.headers(authorization, content_type), body, self._lanes
             try:
                 reply = await self._connector.send(lanes, method, url, headers, limit, content)
             except httpx.TransportError as exc:
@@ -247,7 +254,8 @@ class RegistrySession:
             if reply.status in _TOKEN_FALLBACK:
                 reply = None
         if reply is None:
-            params: list[tuple[str, str | int | float | bool | None]] = [("scope", scope) for scope in scopes]
+            params: list[tuple[str, str | int | float | bool | None]] = [
+                ("scope", part) for scope in scopes for part in scope.split()]
             if service:
                 params.insert(0, ("service", service))
             raw = list(base)
@@ -280,3 +288,12 @@ class RegistrySession:
             except RegistryError as exc:
                 log.debug("shared token for %s failed: %s", self.host, exc.message)
                 return
+
+    async def authorization(self, scope: str, where: object) -> str:
+        """The Authorization value `call` would send for `scope` now (a token fetched first when one is due),
+        for requests whose bodies stream outside `call` (blobs). Call it after `call` has met the registry."""
+        found = self.auth.authorization(scope, self._clocks.clock())
+        if found is None:
+            await self._authenticate((scope,), where)
+            found = self.auth.authorization(scope, self._clocks.clock())
+        return found or ""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterable, Mapping
+from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.registry.client import CheckKey, RegistryClient, Resolved
+from acrtask.registry.copy import CopyResult, LogSink, copy_image
 
 T = TypeVar("T")
 
@@ -45,6 +47,14 @@ class BlockingRegistryClient:
     def check_many(self, items: Iterable[CheckKey]) -> dict[CheckKey, Resolved | Exception]:
         return self._run(self._client.check_many(list(items)))
 
+    def start_copy(self, source: ImageRef, target: ImageRef, *, force: bool = False,
+                   log_line: LogSink | None = None) -> Future[CopyResult]:
+        """Begin copying `source` to `target` (copy.py); the caller waits on the future, and may cancel it."""
+        if self._closed:
+            raise RuntimeError("BlockingRegistryClient is closed")
+        return asyncio.run_coroutine_threadsafe(
+            copy_image(self._client, source, target, force=force, log_line=log_line), self._loop)
+
     def remember(self, index_digest: str, platform: Platform, platform_digest: str) -> None:
         self._loop.call_soon_threadsafe(self._client.remember, index_digest, platform, platform_digest)
 
@@ -71,5 +81,16 @@ def resolve_sync(ref: ImageRef, platform: Platform | None = None, **options: Any
     async def once() -> Resolved:
         async with RegistryClient(**options) as client:
             return await client.resolve(ref, platform)
+
+    return asyncio.run(once())
+
+
+def copy_sync(source: ImageRef, target: ImageRef, *, force: bool = False, log_line: LogSink | None = None,
+              **options: Any) -> CopyResult:
+    """One-off copy for the CLI (`image import`): a fresh client, closed afterwards."""
+
+    async def once() -> CopyResult:
+        async with RegistryClient(**options) as client:
+            return await copy_image(client, source, target, force=force, log_line=log_line)
 
     return asyncio.run(once())

@@ -26,6 +26,7 @@ from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore, pid_alive
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
+from acrtask.watch.cadence import PollSchedule, pushed_registries
 from acrtask.watch.followed import FollowedRuns
 from acrtask.watch.payloads import PushEvent, notified_line, watched_pushes
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
@@ -57,6 +58,8 @@ class WatchOptions:
     commit_poll_interval: float = 60.0
     grace_period: float = 30.0
     foreign_scan_interval: float = 0.2  # how often runs of other processes are looked for
+    fast_registries: frozenset[str] = frozenset()  # polled every fast_interval (cadence.py has the rules)
+    fast_interval: float = 30.0
 
 
 @dataclass
@@ -99,6 +102,8 @@ class Watcher:
         self.timers = TimerSchedule()
         self._data_version: int | None = None  # of the state database, when the tasks were last read
         self._revision = 0  # the tasks' change revision they were read at
+        self.cadence = PollSchedule(options.fast_registries, options.fast_interval,
+                                    (options.poll_min, options.poll_max), self.rng)
         self._own_runs: set[str] = set()
         self._told_never_run: set[str] = set()
         self.followed = FollowedRuns(runs)
@@ -212,7 +217,7 @@ class Watcher:
         for key in keys:
             upstream = self.due_now.pop(key, None)
             self.last_check[key] = now
-            self.next_check[key] = now + self.rng.uniform(self.options.poll_min, self.options.poll_max)
+            self.next_check[key] = now + self.cadence.interval(key)
             result = results.get(key)
             if isinstance(result, Exception) or result is None:
                 self.errors[key] = str(result)
@@ -397,16 +402,22 @@ class Watcher:
     def _replan(self, tasks: dict[str, Task], changed: dict[str, Task | None] | None) -> None:
         old_keys = set(self.plan.interests)
         old_cycles = self.plan.cycles
+        before, self.tasks = self.tasks, tasks
         if changed is None:
             self.plan = triggers.plan(tasks.values())
         else:
-            self.plan = triggers.replan(self.plan, self.tasks, tasks, changed)
-        self.tasks = tasks
+            self.plan = triggers.replan(self.plan, before, tasks, changed)
         for key in set(self.plan.interests) - old_keys:
             self.next_check.setdefault(key, self.clock())
         for key in old_keys - set(self.plan.interests):
             self.next_check.pop(key, None)
             self.due_now.pop(key, None)
+        # Schedules depend on every task's pushes: worked out again only when bases or pushes changed.
+        if changed is None or set(self.plan.interests) != old_keys or any(
+                pushed_registries([task] if task else []) != pushed_registries([before[name]] if name in before else [])
+                for name, task in changed.items()):
+            for line in self.cadence.update(self.plan.interests, self.tasks.values(), self.next_check, self.clock()):
+                self.view.event(line)
         if self.plan.cycles and (changed is None or self.plan.cycles != old_cycles):
             for group in self.plan.cycles:
                 self.view.event(f"Cycle: {' -> '.join(group)} build on each other's images; "

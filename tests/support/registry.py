@@ -74,6 +74,7 @@ class LocalRegistry:
         notify_headers: dict[str, list[str]] | None = None,
         notify_ignored_media_types: list[str] | None = None,
         delete_enabled: bool = True,
+        readonly: bool = False,
         startup_timeout: float = 10.0,
         binary: str = REGISTRY_BIN,
     ) -> None:
@@ -82,6 +83,7 @@ class LocalRegistry:
         self.notify_headers = dict(notify_headers or {})
         self.notify_ignored_media_types = list(notify_ignored_media_types or [])
         self.delete_enabled = delete_enabled
+        self.readonly = readonly  # serves pulls, refuses every push (distribution's maintenance mode)
         self.startup_timeout = startup_timeout
         self._instance = secrets.token_hex(8)
         self.binary = binary
@@ -105,7 +107,7 @@ class LocalRegistry:
                 "filesystem": {"rootdirectory": str(self.tmpdir / "data")},
                 "delete": {"enabled": self.delete_enabled},
                 "cache": {"blobdescriptor": "inmemory"},
-                "maintenance": {"uploadpurging": {"enabled": False}},
+                "maintenance": {"uploadpurging": {"enabled": False}, "readonly": {"enabled": self.readonly}},
             },
             "http": {
                 "addr": f"127.0.0.1:{port}",
