@@ -63,7 +63,7 @@ def importer(home: Path) -> Callable[[sqlite3.Connection], Callable[[], None] | 
             return None
         lock = _lock(legacy)  # an older acrtask still writing state.toml finishes first
         try:
-            summary = _import(conn, legacy)
+            moved = _import(conn, legacy)
         except BaseException:
             _unlock(lock)
             raise
@@ -71,9 +71,13 @@ def importer(home: Path) -> Callable[[sqlite3.Connection], Callable[[], None] | 
         def after_commit() -> None:
             try:
                 _rename_old_files(legacy)
+            except OSError as exc:  # everything is in the database already: say so, and go on
+                log.warning(f"{moved} The old files could not be renamed ({exc.filename}: {exc.strerror}); "
+                            "they are no longer used.")
+                return
             finally:
                 _unlock(lock)
-            log.warning(summary)
+            log.warning(f"{moved} The old files are kept as *{MIGRATED}.")
 
         return after_commit
 
@@ -116,8 +120,7 @@ def _import(conn: sqlite3.Connection, legacy: LegacyHome) -> str:
 
     _check_counts(conn, len(state.tasks), dependency_count, runs, legacy)
     return (f"Moved {len(state.tasks)} task(s) and {runs} run record(s) from {legacy.state_file} and "
-            f"{legacy.runs_dir}/*.json into the state database; run ids continue at ca{next_number + 1}. "
-            f"The old files are kept as *{MIGRATED}.")
+            f"{legacy.runs_dir}/*.json into the state database; run ids continue at ca{next_number + 1}.")
 
 
 def _read_run(path: Path) -> dict[str, Any]:
@@ -158,7 +161,8 @@ def _rename_old_files(legacy: LegacyHome) -> None:
 def _lock(legacy: LegacyHome) -> int | None:
     if not legacy.state_file.exists():
         return None
-    fd = os.open(legacy.home / "state.toml.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    target = Path(os.path.realpath(legacy.state_file))  # older versions lock beside a symlink's target
+    fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
     return fd
 
