@@ -14,6 +14,7 @@ from typing import Any
 from acrtask import context as contexts
 from acrtask import imports, validate
 from acrtask.errors import NotFoundError, ValidationError
+from acrtask.memory import collector_paused
 from acrtask.model import (
     Argument,
     BaseImageTrigger,
@@ -176,7 +177,8 @@ class TaskService:
         found = self.store.documents([name] if name is not None else None)
         if name is not None and name not in found:
             raise _not_found(name)
-        return [documents.without_secret_values(found[key])[0] for key in sorted(found)]
+        with collector_paused():
+            return [documents.without_secret_values(found[key])[0] for key in sorted(found)]
 
     def ensure_exists(self, name: str) -> None:
         """Raise NotFoundError unless the task is there (without reading it: a malformed one can be deleted)."""

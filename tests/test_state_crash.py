@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import time
 from pathlib import Path
@@ -38,6 +39,15 @@ def _writer(path: Path, first: int, report: int) -> None:
         number += 1
 
 
+def _check_committed(store: StateStore, runs: RunStore, reported: dict[str, str]) -> None:
+    """Every reported task is there with its dependencies, and its run."""
+    for name, run_id in reported.items():
+        task = store.get(name)
+        assert task is not None, name
+        assert task.step.dependencies == _task(int(name.rsplit("-", 1)[1])).step.dependencies
+        assert runs.get(run_id).task == name
+
+
 def _read_all(fd: int) -> str:
     chunks = []
     while chunk := os.read(fd, 65536):
@@ -63,30 +73,35 @@ def test_sigkill_mid_transaction_loses_no_committed_change(tmp_path: Path) -> No
             finally:
                 os._exit(1)
         os.close(write_end)
-        time.sleep(rng.uniform(0.001, 0.02))
+        # Once it has committed something, let it write on for a moment, then kill it wherever it is.
+        ready, _, _ = select.select([read_end], [], [], 60)
+        assert ready, "the writer never committed"
+        first_reports = os.read(read_end, 65536)
+        time.sleep(rng.uniform(0.0, 0.015))
         os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
-        for line in _read_all(read_end).splitlines():
+        reported = {}
+        for line in (first_reports.decode() + _read_all(read_end)).splitlines():
             number, run_id = line.split()
-            committed[f"task-{int(number):06d}"] = run_id
+            reported[f"task-{int(number):06d}"] = run_id
             first = max(first, int(number) + 1)
         os.close(read_end)
         first += 1  # the number the child was writing when it died may or may not be there; skip it
+        committed.update(reported)
 
         db = Database(path)  # a fresh open: recovers from the WAL the killed writer left
         try:
             assert db.query("PRAGMA integrity_check") == [("ok",)]
-            store, runs = StateStore(db), RunStore(db, tmp_path / "runs")
-            found = {task.name: task for task in store.all()}
-            assert set(committed) <= set(found)
-            for name in committed:
-                number = int(name.rsplit("-", 1)[1])
-                assert found[name].step.dependencies == _task(number).step.dependencies
-            recorded = {run.run_id for run in runs.all()}
-            assert set(committed.values()) <= recorded
+            assert db.query("SELECT COUNT(*) FROM tasks")[0][0] >= len(committed)
+            _check_committed(StateStore(db), RunStore(db, tmp_path / "runs"), reported)
         finally:
             db.close()
-    assert len(committed) >= KILLS // 2, "the writer rarely got to commit: the loop tested little"
+    db = Database(path)
+    try:  # at the end, everything ever reported, once more
+        _check_committed(StateStore(db), RunStore(db, tmp_path / "runs"), committed)
+    finally:
+        db.close()
+    assert len(committed) >= KILLS  # every writer committed before it was killed
     numbers = [int(run_id[2:]) for run_id in committed.values()]
     assert len(set(numbers)) == len(numbers)  # never reused, across all the crashes

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from acrtask.errors import StateError
+from acrtask.memory import collector_paused
 from acrtask.model import BaseImageDependency, Task
 from acrtask.state import documents
 from acrtask.state.db import Database
 
-KEEP_CHANGES = 10_000  # change notes kept; a reader further behind reloads every task
+KEEP_CHANGES = 10_000  # change notes kept (and up to PRUNE_EVERY more); a reader further behind reloads every task
+PRUNE_EVERY = 100
 _CHUNK = 500  # names per `IN (...)`, well under SQLite's variable limit
 
 
@@ -90,23 +92,39 @@ class TaskTransaction:
     def record_dependencies(self, name: str, dependencies: Iterable[BaseImageDependency],
                             previous: list[dict[str, Any]] | None = None) -> bool:
         """Replace the task's recorded dependencies; False if the task is gone. `previous[i]`: what dependency
-        i was stored as, for the keys of it this version does not know."""
-        if self.conn.execute("UPDATE tasks SET dependencies_known = 1 WHERE name = ?", (name,)).rowcount == 0:
+        i was stored as, for the keys of it this version does not know.
+
+        A dependency on the same base as before is updated in place (its index entry stays as it is), and
+        one that did not change is not written at all: a run's recording writes as little as it can."""
+        known = self.conn.execute("SELECT dependencies_known FROM tasks WHERE name = ?", (name,)).fetchone()
+        if known is None:
             return False
-        self.conn.execute("DELETE FROM dependencies WHERE task = ?", (name,))
-        rows = []
-        for position, dep in enumerate(dependencies):
+        if not known[0]:
+            self.conn.execute("UPDATE tasks SET dependencies_known = 1 WHERE name = ?", (name,))
+        stored = {position: (base, (document, extra)) for position, *base, document, extra in self.conn.execute(
+            "SELECT position, registry, repository, tag, document, extra FROM dependencies WHERE task = ?", (name,))}
+        count = 0
+        for count, dep in enumerate(dependencies, start=1):
+            position = count - 1
             before = previous[position] if previous is not None and position < len(previous) else None
             document, extra = documents.dependency_document(dep, before)
-            rows.append((name, position, dep.registry, dep.repository, dep.tag, _json(document), _dumps(extra)))
-        self.conn.executemany("INSERT INTO dependencies(task, position, registry, repository, tag, document, extra) "
-                              "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            row = (_json(document), _dumps(extra))
+            base = [dep.registry, dep.repository, dep.tag]
+            if position in stored and stored[position][0] == base:
+                if stored[position][1] != row:
+                    self.conn.execute("UPDATE dependencies SET document = ?, extra = ? WHERE task = ? AND position = ?",
+                                      (*row, name, position))
+            else:
+                self.conn.execute("INSERT OR REPLACE INTO dependencies(task, position, registry, repository, tag, "
+                                  "document, extra) VALUES (?, ?, ?, ?, ?, ?, ?)", (name, position, *base, *row))
+        if len(stored) > count:
+            self.conn.execute("DELETE FROM dependencies WHERE task = ? AND position >= ?", (name, count))
         self._changed(name)
         return True
 
     def _changed(self, name: str) -> None:
         revision = self.conn.execute("INSERT INTO task_changes(task) VALUES (?)", (name,)).lastrowid or 0
-        if revision > KEEP_CHANGES:
+        if revision > KEEP_CHANGES and revision % PRUNE_EVERY == 0:  # in batches: most writes delete nothing
             self.conn.execute("DELETE FROM task_changes WHERE revision <= ?", (revision - KEEP_CHANGES,))
 
 
@@ -138,7 +156,7 @@ class StateStore:
 
     def snapshot(self) -> tuple[int, list[Task]]:
         """Every task, by name, and the revision they are at (for `changes_since`)."""
-        with self.db.read() as conn:
+        with self.db.read() as conn, collector_paused():
             revision = self._revision(conn)
             return revision, sorted(load_tasks(conn, None, self.path).values(), key=lambda task: task.name)
 
@@ -146,7 +164,7 @@ class StateStore:
         """Stored documents with their dependencies and secrets; with `unknown_keys`, also the keys this version
         does not know, where they were (for export). Without, each is what `Task.to_dict(reveal_secrets=True)`
         would give, read without building the Task."""
-        with self.db.read() as conn:
+        with self.db.read() as conn, collector_paused():
             rows = _rows(conn, names, unknown_keys)
         return {name: documents.join(document, deps) for name, (document, deps) in rows.items()}
 

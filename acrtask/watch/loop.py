@@ -22,6 +22,7 @@ from typing import Protocol
 from acrtask import triggers
 from acrtask.builders.process import kill_tagged
 from acrtask.errors import AcrTaskError
+from acrtask.memory import collector_paused
 from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore, pid_alive
 from acrtask.state import StateStore
@@ -404,7 +405,8 @@ class Watcher:
         old_cycles = self.plan.cycles
         before, self.tasks = self.tasks, tasks
         if changed is None:
-            self.plan = triggers.plan(tasks.values())
+            with collector_paused():
+                self.plan = triggers.plan(tasks.values())
         else:
             self.plan = triggers.replan(self.plan, before, tasks, changed)
         for key in set(self.plan.interests) - old_keys:
