@@ -63,6 +63,9 @@ class RegistryTagChecker:
         ref = ImageRef(key.registry, key.repository, key.tag, None)
         return self.client.platform_digest(ref, digest, Platform.parse(platform or "linux/amd64"))
 
+    def cap_circuit(self, seconds: float) -> None:
+        self.client.cap_circuit(seconds)
+
 
 class RunService:
     """What `task run`, `cancel-run` and watch do with runs."""

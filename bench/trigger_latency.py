@@ -195,7 +195,7 @@ def wrapper_events(log: Path) -> list[tuple[str, float, str, str, str]]:
     for line in log.read_text().splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[0] in ("start", "end"):
-            run_id = parts[3].rsplit(":", 1)[-1]
+            run_id = parts[3].rsplit(":", 1)[-1]  # ACRTASK_RUN_ID is `<runs folder>:<run id>`
             events.append((parts[0], float(parts[1]), run_id, parts[4], parts[5] if len(parts) > 5 else ""))
     return events
 

@@ -272,3 +272,30 @@ def test_log_tail_error_line(lines: list[str], expected: str) -> None:
         tail(line)
     assert tail.error_line() == expected
     assert seen[1:] == lines
+
+
+# -- what a build inherits of acrtask's environment ---------------------------------------------------------
+
+
+def test_builds_get_what_they_need_and_none_of_acrtasks_secrets() -> None:
+    from acrtask.builders.base import builder_env, child_env
+    from acrtask.builders.process import RUN_TAG
+
+    parent = {
+        "PATH": "/usr/bin", "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C", "TMPDIR": "/var/tmp",
+        "HTTPS_PROXY": "http://proxy:3128", "no_proxy": "localhost", "SSL_CERT_FILE": "/ca.pem",
+        "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot", "CONTAINERS_REGISTRIES_CONF": "/r.conf",
+        "REGISTRY_AUTH_FILE": "/auth.json", "DOCKER_CONFIG": "/docker", "DOCKER_HOST": "unix:///d.sock",
+        "XDG_RUNTIME_DIR": "/run/user/0", RUN_TAG: "/home/runs:ca7",
+        # acrtask's own settings and secrets, and passwords other tools keep in the environment:
+        "ACRTASK_WEBHOOK_TOKEN": "hook-s3cret", "ACRTASK_HOME": "/home", "ACRTASK_RUN_ARGS": "[]",
+        "DOCKER_AUTH_CONFIG": '{"auths": {}}', "DOCKER_PASSWORD": "pw", "REGISTRY_PASSWORD": "pw",
+        "GITHUB_TOKEN": "ghp_x", "AWS_SECRET_ACCESS_KEY": "k", "BUILDKIT_TOKEN": "t", "EDITOR": "vi",
+    }
+    kept = builder_env(parent)
+    assert set(kept) == {"PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "HTTPS_PROXY", "no_proxy", "SSL_CERT_FILE",
+                         "STORAGE_DRIVER", "BUILDAH_ISOLATION", "CONTAINERS_REGISTRIES_CONF", "REGISTRY_AUTH_FILE",
+                         "DOCKER_CONFIG", "DOCKER_HOST", "XDG_RUNTIME_DIR", RUN_TAG}
+    with_secret = child_env(parent, spec(secret_args={"NPM_TOKEN": SECRET}))
+    assert with_secret == {**kept, "NPM_TOKEN": SECRET}  # the secret build args it is given, by name
+

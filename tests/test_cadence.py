@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 
 from acrtask.errors import ValidationError
-from acrtask.runs import RunStore
-from acrtask.state import Database, StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch.cadence import PollSchedule, Speed, is_public, parse_marks, schedule_of
 from acrtask.watch.loop import Watcher, WatchOptions
 from tests.test_triggers import NEW, OLD, P_NEW, P_OLD, dep, task
-from tests.test_watch_loop import Events, RecordingExecutor, ScriptedRegistry
+from tests.test_watch_loop import Events, RecordingExecutor, ScriptedRegistry, stores
 
 OWN = "registry.example.com"
 
@@ -82,18 +80,24 @@ def test_fast_bases_come_back_after_the_fast_interval_and_slow_ones_at_random() 
 
 
 def make(tmp_path: Path, tasks, options: WatchOptions, clock: list[float]):
-    db = Database(tmp_path / "state.db")
-    state = StateStore(db)
-    with state.transaction() as tx:
-        for task in tasks:
-            tx.save(task)
-    runs = RunStore(db, tmp_path / "runs")
+    state, runs = stores(tmp_path, tasks)
     events = Events()
     registry = ScriptedRegistry(OLD, P_OLD)
     executor = RecordingExecutor(runs)
     watcher = Watcher(state, runs, registry, executor, events, options, clock=lambda: clock[0],
                       rng=random.Random(1))
     return watcher, registry, executor
+
+
+def tick(watcher: Watcher) -> None:
+    """One pass of the loop; then the check results it sent for (each registry's come back from a thread of
+    its own, as an event) are taken in, and a second pass starts what they triggered."""
+    watcher.tick()
+    for _ in range(1000):  # each wait takes one event, or times out within a second
+        if not watcher.checks.busy:
+            break
+        watcher._wait()
+    watcher.tick()
 
 
 def test_the_watch_loop_polls_own_registries_fast_and_public_ones_slow(tmp_path: Path) -> None:
@@ -113,14 +117,14 @@ def test_the_watch_loop_polls_own_registries_fast_and_public_ones_slow(tmp_path:
     watcher._reload(force=True)
     assert [line.split(" is polled ")[1].split(":")[0] for line in events.lines if line.startswith("Schedule")] == [
         "every 10m-60m at random (slow", "every 30s (fast", "every 30s (fast"]
-    watcher._check([own, marked, public])
+    tick(watcher)  # every base is due at start
     assert watcher.next_check[own] == watcher.next_check[marked] == 1_030.0
     assert 1_600.0 <= watcher.next_check[public] <= 4_600.0
     # Each fast tick checks the fast bases again; the public one waits for its own time.
     registry.heads.clear()
     for step in range(1, 4):
         clock[0] = 1_000.0 + 30.0 * step
-        watcher.tick()
+        tick(watcher)
     assert registry.heads.count(own) == registry.heads.count(marked) == 3
     assert public not in registry.heads
     assert not watcher.pending  # nothing moved: nothing runs
@@ -131,14 +135,14 @@ def test_a_moved_base_on_a_fast_registry_triggers_at_the_next_fast_check(tmp_pat
     tasks = [task("app-task", [dep("localhost:5000/base:1")], ("localhost:5000/app:latest",))]
     watcher, registry, executor = make(tmp_path, tasks, WatchOptions(fast_interval=30.0), clock)
     watcher._reload(force=True)
-    watcher._check([BaseKey("localhost:5000", "base", "1")])
+    tick(watcher)  # the first check: nothing moved
     assert not watcher.pending
     registry.digest, registry.platform = NEW, P_NEW  # pushed by another tool: no webhook, no acrtask run
     clock[0] = 1_029.0
-    watcher.tick()
+    tick(watcher)
     assert not watcher.pending
     clock[0] = 1_030.0
-    watcher.tick()
+    tick(watcher)
     assert "app-task" in watcher.pending or "app-task" in watcher.running
     watcher._shutdown()  # lets the recorded run finish
     assert [(name, trigger.new_digest) for name, trigger in executor.order] == [("app-task", NEW)]

@@ -355,3 +355,55 @@ def test_client_is_an_async_context_manager_and_closes() -> None:
             assert same is client
 
     run(scenario())
+
+
+def test_closing_the_blocking_client_ends_a_call_still_waiting_for_a_hanging_registry() -> None:
+    import asyncio
+    import concurrent.futures
+
+    entered = threading.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        await asyncio.sleep(60)
+        return httpx.Response(500)
+
+    client = BlockingRegistryClient(transport=httpx.MockTransport(hang), credentials=StaticCredentials({}), environ={})
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.resolve(ref("hang.example/app:1"))
+        except BaseException as exc:  # what the waiting thread gets when the client closes
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=call)
+    waiter.start()
+    assert entered.wait(10)
+    client.close()
+    waiter.join(10)
+    assert not waiter.is_alive()
+    assert len(outcome) == 1 and isinstance(outcome[0], concurrent.futures.CancelledError)
+
+
+def test_cap_circuit_lowers_the_pause_of_registries_already_known() -> None:
+    from acrtask.registry import Policy
+
+    net = FakeNet()
+    bad = net.registry("bad.example")
+    bad.push("app", "1")
+
+    async def scenario() -> int:
+        async with net.client(policy=Policy(circuit_threshold=1)) as client:
+            await client.resolve(ref("bad.example/app:1"))  # the registry is known (its session exists)
+            client.cap_circuit(2.0)
+            bad.fail(*[503] * 100)
+            with pytest.raises(RegistryError, match="not contacting it for 2s"):
+                await client.resolve(ref("bad.example/app:1"))  # the 503 trips the circuit: 2 s, not 15
+            sent = net.count(host="bad.example")
+            net.clock.now += 2.0
+            with pytest.raises(RegistryError):
+                await client.resolve(ref("bad.example/app:1"))
+            return net.count(host="bad.example") - sent
+
+    assert run(scenario()) == 1  # one probe went out after the capped pause (and failed: open again)

@@ -33,6 +33,7 @@ __all__ = [
     "LogTail",
     "Steps",
     "build_arg_flags",
+    "builder_env",
     "child_env",
     "is_insecure",
     "pairs",
@@ -48,6 +49,20 @@ _RESERVED_ENV = frozenset({"PATH", "HOME", "USER", "SHELL", "PWD", "TMPDIR", "TZ
 _RESERVED_PREFIXES = ("LD_", "LC_", "XDG_", "BUILDAH_", "STORAGE_", "CONTAINERS_", "DOCKER_", "BUILDX_",
                       "BUILDKIT_", "PODMAN_", "REGISTRY_AUTH")
 _FAILED_HINT = "Read the build log above for the failing step, fix it, and run the task again."
+# What a builder gets of acrtask's environment: what it needs to run, reach registries and find its storage and
+# credentials files. Nothing else: acrtask's own secrets (ACRTASK_WEBHOOK_TOKEN) and any password a variable
+# holds (DOCKER_AUTH_CONFIG, DOCKER_PASSWORD, CI tokens) must not be readable in /proc/<build pid>/environ.
+_BUILDER_ENV = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM", "SOURCE_DATE_EPOCH",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy", "all_proxy",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REGISTRY_AUTH_FILE", "DBUS_SESSION_BUS_ADDRESS",
+    "DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY", "DOCKER_TLS",
+    "DOCKER_BUILDKIT", "DOCKER_API_VERSION", "DOCKER_DEFAULT_PLATFORM", "DOCKER_CLI_EXPERIMENTAL",
+    process.RUN_TAG,  # how a run's leftover build processes are found again
+})
+_BUILDER_ENV_PREFIXES = ("LC_", "XDG_", "BUILDAH_", "STORAGE_", "CONTAINERS_", "_CONTAINERS_", "PODMAN_",
+                         "BUILDX_", "BUILDKIT_")
+_SECRET_WORDS = ("PASSWORD", "PASSWD", "PASSPHRASE", "SECRET", "TOKEN", "CREDENTIAL", "AUTH_CONFIG")
 
 
 @dataclass(frozen=True)
@@ -144,9 +159,19 @@ def which(program: str, env: Mapping[str, str] | None) -> str | None:
     return shutil.which(program, path=None if env is None else env.get("PATH", ""))
 
 
+def builder_env(base: Mapping[str, str]) -> dict[str, str]:
+    """The part of `base` (acrtask's environment) a builder needs; see _BUILDER_ENV."""
+    return {
+        name: value for name, value in base.items()
+        if (name in _BUILDER_ENV or name.startswith(_BUILDER_ENV_PREFIXES))
+        and (name == process.RUN_TAG or not any(word in name.upper() for word in _SECRET_WORDS))
+    }
+
+
 def child_env(base: Mapping[str, str], spec: BuildSpec) -> dict[str, str]:
-    """The builder's environment: `base` plus the secret values, read by the un-valued --build-arg NAME."""
-    return {**base, **spec.secret_args}
+    """The builder's environment: what it needs of `base`, plus the secret values, read by the un-valued
+    --build-arg NAME."""
+    return {**builder_env(base), **spec.secret_args}
 
 
 def build_arg_flags(spec: BuildSpec) -> list[str]:

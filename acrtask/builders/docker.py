@@ -34,6 +34,7 @@ from acrtask.builders.base import (
     BuildSpec,
     Steps,
     build_arg_flags,
+    builder_env,
     child_env,
     is_insecure,
     pairs,
@@ -112,7 +113,7 @@ class Docker:
     def has_buildx(self) -> bool:
         """Whether `docker buildx` works (asked once; a missing plugin exits non-zero)."""
         if self._buildx is None:
-            code, _ = process.capture(["docker", "buildx", "version"], self._base_env(), timeout=15.0)
+            code, _ = process.capture(["docker", "buildx", "version"], builder_env(self._base_env()), timeout=15.0)
             self._buildx = code == 0
         return self._buildx
 

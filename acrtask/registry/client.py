@@ -14,7 +14,7 @@ import ssl
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any
 
@@ -174,6 +174,15 @@ class RegistryClient:
 
         await asyncio.gather(*(run(registry, refs) for registry, refs in by_registry.items()))
         return {key: results[key] for key in keys}
+
+    def cap_circuit(self, seconds: float) -> None:
+        """Never leave a failing registry alone longer than `seconds` (watch keeps it under its poll interval,
+        so a registry that recovers is noticed by the next check it would have made anyway)."""
+        if seconds >= self.policy.circuit_cap:
+            return
+        self.policy = replace(self.policy, circuit_cap=seconds)
+        for session in self._registries.values():
+            session.policy = session.health.policy = self.policy
 
     def session(self, ref: ImageRef) -> RegistrySession:
         """The session of `ref`'s registry (for copy.py, which pushes through the same auth and retries)."""

@@ -219,7 +219,7 @@ class Connector:
         self._ssl: ssl.SSLContext | None = None
         self._on_request = on_request
         self._lanes: list[Lanes] = []
-        self._other: dict[str | None, TransportLane] = {}
+        self._other: dict[tuple[str | None, str, str, int | None], TransportLane] = {}
         self._bulk: httpx.AsyncClient | None = None
         self._extensions: dict[str, Any] = {"timeout": {
             "connect": policy.connect_timeout, "read": policy.read_timeout,
@@ -252,14 +252,16 @@ class Connector:
 
     def _other_lane(self, url: httpx.URL) -> TransportLane:
         proxy = None if self._fixed is not None else proxy_for(str(url), url.host)
-        found = self._other.get(proxy)
+        # A pool per host: a hanging token service must not hold the connections another registry's needs.
+        key = (proxy, url.scheme, url.host, url.port)
+        found = self._other.get(key)
         if found is None:
             if self._fixed is not None:
                 found = TransportLane(self._fixed)
             else:
                 limits = httpx.Limits(max_connections=self.policy.concurrency, max_keepalive_connections=4)
                 found = TransportLane(httpx.AsyncHTTPTransport(verify=self._context(), limits=limits, proxy=proxy))
-            self._other[proxy] = found
+            self._other[key] = found
         return found
 
     async def send(self, lanes: Lanes | None, method: str, url: httpx.URL, headers: httpx.Headers,

@@ -58,9 +58,17 @@ class BlockingRegistryClient:
     def remember(self, index_digest: str, platform: Platform, platform_digest: str) -> None:
         self._loop.call_soon_threadsafe(self._client.remember, index_digest, platform, platform_digest)
 
+    def cap_circuit(self, seconds: float) -> None:
+        self._run(self._cap_circuit(seconds))
+
+    async def _cap_circuit(self, seconds: float) -> None:
+        self._client.cap_circuit(seconds)  # on the client's own loop: sessions are only touched there
+
     def close(self) -> None:
+        """Close connections; calls still waiting (a check of a hanging registry) end with CancelledError."""
         if self._closed:
             return
+        self._run(_cancel_others())
         self._run(self._client.aclose())
         self._closed = True
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -73,6 +81,14 @@ class BlockingRegistryClient:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+async def _cancel_others() -> None:
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def resolve_sync(ref: ImageRef, platform: Platform | None = None, **options: Any) -> Resolved:

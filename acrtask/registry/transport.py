@@ -22,6 +22,7 @@ from acrtask.errors import ManifestNotFoundError, RegistryError
 INSECURE_ENV = "ACRTASK_INSECURE_REGISTRIES"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 FAILURE_STATUSES = frozenset({500, 502, 503, 504})  # count against the registry's circuit
+_OUTAGE_CODES = frozenset({"UNAVAILABLE", "TIMEOUT", "UNREACHABLE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +36,7 @@ class Policy:
     retry_after_cap: float = 60.0  # never wait longer than this for one Retry-After
     circuit_threshold: int = 5     # consecutive failures that make a registry "failing"
     circuit_base: float = 15.0     # first pause of a failing registry; doubles per trip
-    circuit_cap: float = 600.0
+    circuit_cap: float = 600.0     # the longest pause, jitter included (watch lowers it below its poll interval)
     low_rate_fraction: float = 0.1  # below this share of RateLimit-Limit, space requests out
     pace_cap: float = 60.0
     connect_timeout: float = 10.0
@@ -121,6 +122,22 @@ def parse_rate_limit(limit: str | None, remaining: str | None) -> RateLimit | No
 # -- the per-registry circuit and pacing -------------------------------------------------------------------
 
 
+class CircuitOpenError(RegistryError):
+    """The registry's circuit is open: no request was sent. `retry_after`: seconds until a probe may go."""
+
+    def __init__(self, message: str, hint: str, retry_after: float) -> None:
+        super().__init__(message, hint, code="UNAVAILABLE")
+        self.retry_after = retry_after
+
+
+def is_outage(error: BaseException | None) -> bool:
+    """Whether `error` says the registry is not serving at all (down, hanging, unreachable, rate-limiting),
+    as opposed to an answer about one reference (404, 401, a bad manifest)."""
+    if not isinstance(error, RegistryError):
+        return False
+    return error.code in _OUTAGE_CODES or error.status in FAILURE_STATUSES or error.status == 429
+
+
 class HostHealth:
     """One registry's failure streak, circuit, 429 pause and rate-limit pacing.
 
@@ -151,11 +168,11 @@ class HostHealth:
         stuck = self.probing and now > self.probe_started + self.policy.read_timeout * 2
         if now < self.open_until or (self.probing and not stuck):
             wait = max(0.0, self.open_until - now)
-            raise RegistryError(
+            raise CircuitOpenError(
                 f"{self.name} is failing ({self.failures} errors in a row; last: {self.last_error}); "
                 f"not contacting it for {wait:.0f}s.",
                 "acrtask tries it again by itself; check the registry's status if this persists.",
-                code="UNAVAILABLE")
+                wait if now < self.open_until else self.policy.read_timeout)
         self.probing, self.probe_started = True, now
 
     def succeeded(self) -> None:
@@ -173,8 +190,8 @@ class HostHealth:
         if self.probing or self.failures >= self.policy.circuit_threshold:
             self.probing = False
             self.trips += 1
-            pause = min(self.policy.circuit_cap, self.policy.circuit_base * 2 ** (self.trips - 1))
-            self.open_until = now + pause * (0.75 + self.random() / 2)
+            pause = self.policy.circuit_base * 2 ** (min(self.trips, 32) - 1) * (0.75 + self.random() / 2)
+            self.open_until = now + min(self.policy.circuit_cap, pause)  # the cap bounds recovery: see docs
 
     def pause(self, now: float, seconds: float) -> None:
         self.paused_until = max(self.paused_until, now + seconds)

@@ -35,6 +35,8 @@ def state_error(exc: sqlite3.Error | OSError, path: Path) -> StateError:
     if isinstance(exc, OSError):
         if exc.errno == errno.ENOSPC:
             return _disk_full(path)
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            return _no_descriptors(path)
         reason = exc.strerror or str(exc)
         return StateError(f"Cannot write the state database {path}: {reason}.",
                           f"Check that {path.parent} is a writable folder of this user; nothing was changed.")
@@ -49,6 +51,8 @@ def state_error(exc: sqlite3.Error | OSError, path: Path) -> StateError:
                           "overwrite it.")
     if base == "SQLITE_FULL" or base == "SQLITE_IOERR" and _disk_is_full(path):
         return _disk_full(path)
+    if base in ("SQLITE_CANTOPEN", "SQLITE_IOERR") and _out_of_descriptors():
+        return _no_descriptors(path)
     if base in _UNWRITABLE:
         if not os.access(path.parent, os.W_OK):
             return StateError(f"Cannot write the state database {path}: {path.parent} is read-only.",
@@ -62,11 +66,25 @@ def state_error(exc: sqlite3.Error | OSError, path: Path) -> StateError:
     return StateError(f"The state database {path} failed: {exc}.", "Nothing was changed.")
 
 
+def _out_of_descriptors() -> bool:
+    """SQLite says only that it could not open a file: this process may have no descriptors left."""
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    return False
+
+
 def _disk_is_full(path: Path) -> bool:
     try:
         return os.statvfs(path.parent).f_bavail == 0
     except OSError:
         return False
+
+
+def _no_descriptors(path: Path) -> StateError:
+    return StateError(f"Cannot open the state database {path}: too many open files.",
+                      "Close some, or raise the limit (ulimit -n); nothing was changed.")
 
 
 def _disk_full(path: Path) -> StateError:

@@ -111,6 +111,11 @@ class PollSchedule:
             return self.fast_interval
         return self.rng.uniform(*self.slow)
 
+    def shortest(self, key: BaseKey) -> float:
+        """The shortest time between two checks of `key` (what a failed check's retry stays under)."""
+        found = self.by_registry.get(key.registry)
+        return self.fast_interval if found is not None and found.speed is Speed.FAST else self.slow[0]
+
     def update(self, keys: Iterable[BaseKey], tasks: Iterable[Task], next_check: dict[BaseKey, float],
                now: float) -> list[str]:
         """Work out each registry's schedule again (tasks changed); bring a base that became fast forward in

@@ -1,10 +1,41 @@
-"""Runs of other processes that watch follows: a `task run` in another shell whose push is a base of
-other tasks must trigger them at once, as a push by watch itself does."""
+"""Other processes on the same home, as watch sees them: a `task run` in another shell whose push is a base
+of other tasks must trigger them at once, as a push by watch itself does; a run whose process died
+(SIGKILL, OOM) must not stay Running for ever; and a second watch must not start."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from acrtask.builders.process import kill_tagged
+from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus
-from acrtask.runs import RunStore
+from acrtask.runs import RunStore, pid_alive
+from acrtask.state.runs import run_number
+
+# `task run --no-wait` records its starter's pid; the detached child puts its own there a moment after the
+# starter exits. A Queued run whose process is gone is taken as abandoned only after this long.
+QUEUED_GRACE = 30.0
+
+
+def _number(run_id: str) -> int:
+    return run_number(run_id) or 0
+
+
+class Settled(NamedTuple):
+    run: Run  # as it was before it was recorded Error
+    stopped: int  # build processes it had left running
+
+
+def settle(runs: RunStore, run: Run) -> Settled:
+    """Record a run whose process is gone as Error, after stopping the build processes it left behind (a
+    build runs in a session of its own, so it outlives a starter killed with SIGKILL)."""
+    stopped = kill_tagged(runs.process_tag(run.run_id))
+    who = f" (pid {run.pid})" if run.pid else ""
+    runs.finish(run, RunStatus.ERROR, f"interrupted: the acrtask process running it{who} stopped")
+    return Settled(run, stopped)
 
 
 class FollowedRuns:
@@ -12,12 +43,19 @@ class FollowedRuns:
         self.runs = runs
         self.seen = 0  # the highest run number looked at
         self.open: set[str] = set()  # runs of other processes that have not ended yet
+        self._latest: dict[str, Run] = {}  # the last record read of each open run (its pid)
+        self._gone_since: dict[str, float] = {}  # open Queued runs whose process was found gone, since when
         self._data_version: int | None = None
 
-    def start(self, history: list[Run], live: list[Run]) -> None:
-        """`history`: every run at start; `live`: the unfinished ones another live process is running."""
+    def start(self, history: list[Run]) -> list[Settled]:
+        """Take every run at start (`history`): follow the unfinished ones another live process runs; settle
+        those whose process is gone (returned, oldest first, for watch to run their trigger again)."""
         self.seen = max((run.number for run in history), default=0)
+        live = [run for run in history if not run.status.is_terminal and pid_alive(run.pid)]
         self.open = {run.run_id for run in live}
+        self._latest = {run.run_id: run for run in live}
+        gone = [run for run in history if not run.status.is_terminal and run.run_id not in self.open]
+        return [settle(self.runs, run) for run in reversed(gone)]
 
     def pushed(self, own: set[str]) -> list[Run]:
         """Runs of other processes that succeeded since the last look, oldest first."""
@@ -30,6 +68,68 @@ class FollowedRuns:
         if new:
             self.seen = new[-1].number
         self.open |= {run.run_id for run in new if run.run_id not in own}
-        found = self.runs.several(self.open)
-        self.open = {run.run_id for run in found if not run.status.is_terminal}  # pruned ones are gone for good
-        return [run for run in found if run.status is RunStatus.SUCCEEDED]
+        found = {run.run_id: run for run in self.runs.several(self.open)}
+        succeeded = []
+        for run_id in sorted(self.open, key=_number):
+            run = found.get(run_id)
+            if run is None:  # pruned: nothing to learn from it
+                self._close(run_id)
+                continue
+            self._latest[run_id] = run
+            if run.status.is_terminal:
+                self._close(run_id)
+                if run.status is RunStatus.SUCCEEDED:
+                    succeeded.append(run)
+        return succeeded
+
+    def abandoned(self, now: float) -> list[Settled]:
+        """Settle open runs whose recorded process is gone, read afresh: Running ones at once, Queued ones
+        once their process has been gone for QUEUED_GRACE seconds. A killed process touches no file, so
+        this looks at every open run's pid each time (a signal 0 each: cheap)."""
+        found = []
+        for run_id in sorted(self.open, key=_number):
+            seen = self._latest.get(run_id)
+            if seen is None or pid_alive(seen.pid):
+                self._gone_since.pop(run_id, None)
+                continue
+            if seen.status is not RunStatus.RUNNING and now - self._gone_since.setdefault(run_id, now) < QUEUED_GRACE:
+                continue
+            run = self._read(run_id)  # it may have moved on since it was last read (a new pid, an end)
+            if run is None or run.status.is_terminal:
+                continue  # pushed() takes it from here
+            if run.pid != seen.pid and pid_alive(run.pid):
+                continue
+            self._close(run_id)
+            found.append(settle(self.runs, run))
+        return found
+
+    def _read(self, run_id: str) -> Run | None:
+        try:
+            run = self.runs.get(run_id)
+        except (AcrTaskError, OSError):  # pruned or half-gone: nothing to learn from it
+            self._close(run_id)
+            return None
+        self._latest[run_id] = run
+        return run
+
+    def _close(self, run_id: str) -> None:
+        self.open.discard(run_id)
+        self._latest.pop(run_id, None)
+        self._gone_since.pop(run_id, None)
+
+
+def hold_watch_lock(state_path: Path) -> int:
+    """One watch per state file (two would each queue a run for the same change): the lock's descriptor."""
+    path = state_path.with_name("watch.lock")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise AcrTaskError(f"Another acrtask watch (pid {holder}) is already watching {state_path}.",
+                           "Stop it first, or give this one its own ACRTASK_HOME.") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd

@@ -1,13 +1,15 @@
 """The watch loop: check base tags, trigger dependent tasks, run them in order, once each.
 
-One thread owns all scheduling state; builds run in worker threads, the webhook listener in its
-own, and both talk to the loop only through its event queue. Time and randomness are injected,
-so tests drive the loop without waiting.
+One thread owns all scheduling state; builds run in worker threads, each registry's checks in a
+thread of their own (checks.py), the webhook listener in its own, and all talk to the loop only
+through its event queue. Time and randomness are injected, so tests drive the loop without waiting.
+
+Nothing that goes wrong in one step ends the loop: a full disk or no file descriptors left is logged
+as one ERROR line and the step (a check, queuing a run) is tried again after a backoff.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import queue
@@ -20,28 +22,22 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from acrtask import triggers
-from acrtask.builders.process import kill_tagged
-from acrtask.errors import AcrTaskError
+from acrtask.errors import AcrTaskError, StateError
 from acrtask.memory import collector_paused
 from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
-from acrtask.runs import RunStore, pid_alive
+from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch.cadence import PollSchedule, pushed_registries
-from acrtask.watch.followed import FollowedRuns
+from acrtask.watch.checks import CheckResult, RegistryChecks, StalePlatformsError, TagChecker
+from acrtask.watch.followed import FollowedRuns, Settled, hold_watch_lock
 from acrtask.watch.payloads import PushEvent, notified_line, watched_pushes
+from acrtask.watch.retries import DeferredTriggers
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
-from acrtask.watch.view import BaseStatus, Snapshot, WatchView
+from acrtask.watch.tags import TagBook
+from acrtask.watch.view import Snapshot, WatchView
 
 log = logging.getLogger("acrtask.watch")
-
-
-class TagChecker(Protocol):
-    def digests(self, keys: list[BaseKey]) -> dict[BaseKey, str | Exception]:
-        """The digest each tag points to now (one HEAD each), or the error for that tag."""
-
-    def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
-        """The manifest digest for `platform` under the tag's `digest` (itself for a single manifest)."""
 
 
 class RunExecutor(Protocol):
@@ -61,6 +57,14 @@ class WatchOptions:
     foreign_scan_interval: float = 0.2  # how often runs of other processes are looked for
     fast_registries: frozenset[str] = frozenset()  # polled every fast_interval (cadence.py has the rules)
     fast_interval: float = 30.0
+    retry_first: float = 5.0  # a failed check or queuing is tried again after this, doubling per failure...
+    retry_cap: float = 300.0  # ...up to this, and never more than half the shortest poll interval
+
+    @property
+    def retry_max(self) -> float:
+        """The longest wait before a failed step is tried again, whatever the registry (and the registries'
+        circuit cap): under both poll intervals, so a recovered registry is noticed before its next poll."""
+        return min(self.retry_cap, self.poll_min / 2, self.fast_interval / 2)
 
 
 @dataclass
@@ -77,7 +81,6 @@ class _Running:
     recheck: set[BaseKey] = field(default_factory=set)  # tags that moved again while it built
 
 
-
 class Watcher:
     def __init__(self, state: StateStore, runs: RunStore, checker: TagChecker, executor: RunExecutor,
                  view: WatchView, options: WatchOptions, *, clock: Callable[[], float] = time.time,
@@ -91,11 +94,15 @@ class Watcher:
         self.stopping = threading.Event()
         self.tasks: dict[str, Task] = {}
         self.plan = triggers.WatchPlan()
-        self.next_check: dict[BaseKey, float] = {}
-        self.last_check: dict[BaseKey, float] = {}
-        self.last_digest: dict[BaseKey, str] = {}
-        self.errors: dict[BaseKey, str] = {}
-        self.due_now: dict[BaseKey, str | None] = {}  # tag -> the run that pushed it, if acrtask did
+        self.cadence = PollSchedule(options.fast_registries, options.fast_interval,
+                                    (options.poll_min, options.poll_max), self.rng)
+        self.tags = TagBook(self.cadence, retry_first=options.retry_first, retry_cap=options.retry_cap,
+                            retry_early=not options.once)
+        # The book's tables, by their old names (tests and the scale bench read them).
+        self.next_check, self.last_check = self.tags.next_check, self.tags.last_check
+        self.errors, self.due_now = self.tags.errors, self.tags.due_now
+        self.checks = RegistryChecks(checker, lambda result: self.events.put(("checked", result)))
+        self.deferred = DeferredTriggers(options.retry_first, options.retry_max)
         self.pending: dict[str, _Pending] = {}
         self.running: dict[str, _Running] = {}
         self.failed_runs = 0
@@ -103,14 +110,13 @@ class Watcher:
         self.timers = TimerSchedule()
         self._data_version: int | None = None  # of the state database, when the tasks were last read
         self._revision = 0  # the tasks' change revision they were read at
-        self.cadence = PollSchedule(options.fast_registries, options.fast_interval,
-                                    (options.poll_min, options.poll_max), self.rng)
         self._own_runs: set[str] = set()
         self._told_never_run: set[str] = set()
         self.followed = FollowedRuns(runs)
         self._next_foreign_scan = 0.0
         self._watch_lock_fd: int | None = None
         self._commits_checked = False
+        self._step_error: str | None = None  # the last ERROR a loop step logged (told once, not per tick)
         self._pool = ThreadPoolExecutor(max_workers=options.max_concurrent_runs, thread_name_prefix="build")
 
     # Inputs from other threads.
@@ -131,10 +137,12 @@ class Watcher:
         Returns the exit code: with --once, 1 if a run failed; a watch stopped by a signal exits 0.
         """
         self.state.db.check_integrity()  # a damaged database is reported before anything is run from it
-        self._hold_watch_lock()
+        self._watch_lock_fd = hold_watch_lock(self.state.path)  # held until the loop ends
+        if not self.options.once:
+            self.checker.cap_circuit(self.options.retry_max)  # a recovered registry is noticed within it
         self._reload(force=True)
         history = self.runs.all()
-        self.followed.start(history, self._recover_interrupted(history))
+        self._recover_interrupted(self.followed.start(history))
         for key in self.plan.interests:
             self.next_check[key] = self.clock()  # the first check compares against the recorded digests
         if self.commits:
@@ -142,14 +150,11 @@ class Watcher:
         self.view.event(f"Watching {len(self.plan.interests)} base image tag(s) for {len(self.tasks)} task(s).")
         try:
             while not self.stopping.is_set():
-                try:
-                    self.tick()
-                except AcrTaskError as exc:  # one bad task or file must not stop the watch of the others
-                    self.view.event(f"ERROR: {exc}")
-                if self.options.once and not self.due_now and not self.pending and not self.running \
-                        and not any(t <= self.clock() for t in self.next_check.values()):
+                self._guarded(self.tick)
+                if self.options.once and not self.pending and not self.running and not self.checks.busy \
+                        and not self.tags.any_due(self.clock()):
                     break
-                self._wait()
+                self._guarded(self._wait)
         finally:
             self._shutdown()
             if self._watch_lock_fd is not None:
@@ -157,19 +162,35 @@ class Watcher:
                 self._watch_lock_fd = None
         return 1 if self.options.once and self.failed_runs else 0
 
+    def _guarded(self, step: Callable[[], None]) -> None:
+        """One bad task or file, a full disk or no file descriptors left must not stop the watch of the others:
+        the error is logged once (not on every tick while it lasts) and the next tick tries again."""
+        try:
+            step()
+        except (AcrTaskError, OSError) as exc:
+            message = f"ERROR: {exc}"
+            if message != self._step_error:
+                self.view.event(message)
+            self._step_error = message
+        else:
+            if step == self.tick:
+                self._step_error = None
+
     def tick(self) -> None:
         now = self.clock()
         self._drain_events()
         self._reload()
+        for item in self.deferred.due(now):
+            self._trigger(item.task, item.trigger, item.key, failures=item.failures)
         if now >= self._next_foreign_scan:
             for run in self.followed.pushed(self._own_runs):
                 self._reload()  # the run recorded its digests
                 self._after_push(run)
+            for settled in self.followed.abandoned(now):
+                self._tell_settled(settled)
             self._next_foreign_scan = now + self.options.foreign_scan_interval
-        due = [k for k, t in self.next_check.items() if t <= now] + [k for k in self.due_now if k in
-                                                                        self.plan.interests]
-        if due:
-            self._check(sorted(set(due)))
+        for registry, batch in self.tags.due(now, self.plan.interests, self.checks.busy).items():
+            self.checks.start(registry, batch, self.plan.interests)
         if not self.options.once:
             for task_name, trigger in self.timers.due(self.tasks.values(), now):
                 self._trigger(task_name, trigger)
@@ -183,7 +204,8 @@ class Watcher:
 
     def _wait(self) -> None:
         now = self.clock()
-        wake = min([*self.next_check.values(), now + self.options.foreign_scan_interval])
+        wake = min(self.tags.wake(self.checks.busy), self.deferred.next_time(),
+                   now + self.options.foreign_scan_interval)
         if not self.options.once:
             wake = min(wake, self.timers.next_time(), self.commits.next_time() if self.commits else wake)
         try:
@@ -209,38 +231,33 @@ class Watcher:
                 self.view.event(notified_line(payload, keys))
         elif kind == "finished" and isinstance(payload, Run):
             self._finished(payload)
+        elif kind == "checked" and isinstance(payload, CheckResult):
+            self._checked(payload)
 
-    # Checking tags.
+    # Checking tags: each registry's batch on its own thread (checks.py); the result comes back as an event.
 
-    def _check(self, keys: list[BaseKey]) -> None:
+    def _checked(self, result: CheckResult) -> None:
+        self.checks.done(result)
         now = self.clock()
-        results = self.checker.digests(keys)
-        for key in keys:
-            upstream = self.due_now.pop(key, None)
-            self.last_check[key] = now
-            self.next_check[key] = now + self.cadence.interval(key)
-            result = results.get(key)
-            if isinstance(result, Exception) or result is None:
-                self.errors[key] = str(result)
-                self.view.event(f"Check of {key} failed: {result}")
-                continue
-            self.errors.pop(key, None)
-            self.last_digest[key] = result
-            self._decide(key, result, upstream)
+        answered, lines = self.tags.record(result, self.plan.interests, now)
+        for line in lines:
+            self.view.event(line)
+        for key, digest, upstream in answered:
+            try:
+                self._decide(key, digest, upstream, result)
+            except (AcrTaskError, OSError) as exc:  # e.g. the state file could not be written: decide again
+                if (told := self.tags.failed(key, exc, upstream, now)) is not None:
+                    self.view.event(told)
 
-    def _decide(self, key: BaseKey, digest: str, upstream: str | None) -> None:
+    def _decide(self, key: BaseKey, digest: str, upstream: str | None, result: CheckResult) -> None:
         interests = self.plan.interests.get(key, [])
         if not triggers.changed(interests, digest):
             return
-        platform_cache: dict[str | None, str | None] = {}
-
-        def platform_digest(platform: str | None) -> str | None:
-            if platform not in platform_cache:
-                platform_cache[platform] = self.checker.platform_digest(key, digest, platform)
-            return platform_cache[platform]
-
         try:
-            decision = triggers.decide(interests, digest, platform_digest, upstream)
+            decision = triggers.decide(interests, digest, result.platform_lookup(key), upstream)
+        except StalePlatformsError:  # the tasks on the tag changed while it was checked
+            self.due_now.setdefault(key, upstream)
+            return
         except Exception as exc:  # the index could not be read: decide at the next check, keep watching
             self.errors[key] = f"moved to {digest[:19]}, but its platform manifests could not be read: {exc}"
             self.view.event(f"Check of {key} failed: {self.errors[key]}")
@@ -265,7 +282,7 @@ class Watcher:
 
     # Triggering and running.
 
-    def _trigger(self, task_name: str, trigger: RunTrigger, key: BaseKey | None = None) -> None:
+    def _trigger(self, task_name: str, trigger: RunTrigger, key: BaseKey | None = None, failures: int = 0) -> None:
         task = self.tasks.get(task_name)
         if task is None:
             return
@@ -274,13 +291,31 @@ class Watcher:
             self.running[task_name].recheck.add(key)
             return
         # A timer or a commit during a build queues one run after it (the build may predate the commit).
-        if task_name in self.pending:
+        if task_name in self.pending or task_name in self.deferred:
             return  # one queued run per task absorbs further triggers
-        run = self.executor.queue(task, trigger)
+        try:
+            run = self.executor.queue(task, trigger)
+        except (OSError, StateError) as exc:  # disk full, no descriptors, database locked: not started; try later
+            self._queue_failed(task_name, trigger, key, failures + 1, exc)
+            return
         self._own_runs.add(run.run_id)
         self.pending[task_name] = _Pending(task_name, trigger, run)
         self.last_trigger = f"{task_name}: {trigger.reason()}"
         self.view.event(f"Queued run {run.run_id} of {task_name}: {trigger.reason()}")
+
+    def _queue_failed(self, task_name: str, trigger: RunTrigger, key: BaseKey | None, failures: int,
+                      error: OSError | StateError) -> None:
+        reason = error.message.rstrip(".") if isinstance(error, StateError) else str(error)  # not its hint
+        if self.options.once:  # --once does not wait for the disk: the trigger counts as a failed run
+            self.failed_runs += 1
+            self.view.event(f"ERROR: Could not queue a run of {task_name} ({trigger.reason()}): {reason}. "
+                            "It was not started; free the disk or raise the open-file limit, and run again.")
+            return
+        delay = self.deferred.put(task_name, trigger, key, failures, error, self.clock())
+        if failures == 1:  # one line, not one per try
+            self.view.event(f"ERROR: Could not queue a run of {task_name} ({trigger.reason()}): {reason}. "
+                            "It was not started; watch goes on and tries again (first in "
+                            f"{delay:.0f}s) until it can. Free the disk or raise the open-file limit.")
 
     def _start_ready(self) -> None:
         if self.stopping.is_set():
@@ -302,9 +337,13 @@ class Watcher:
     def _execute(self, run: Run, task: Task, cancel: threading.Event) -> None:
         try:
             finished = self.executor.execute(run, task, lambda line: None, cancel)
-        except Exception as exc:  # a bug in a run must not take the loop down
+        except Exception as exc:  # a bug in a run, or a full disk, must not take the loop down
             log.exception("run %s crashed", run.run_id)
-            finished = self.runs.finish(run, RunStatus.ERROR, f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            try:
+                finished = self.runs.finish(run, RunStatus.ERROR, error)
+            except (OSError, StateError):  # not even the record could be written: the loop must still hear of the end
+                finished = replace(run, status=RunStatus.ERROR, error=error, finish_time=self.runs.now())
         self.events.put(("finished", finished))
 
     def _finished(self, run: Run) -> None:
@@ -328,46 +367,24 @@ class Watcher:
             if key in self.plan.interests:
                 self.due_now[key] = run.run_id
 
-    def _hold_watch_lock(self) -> None:
-        """One watch per state database: two would each queue a run for the same change."""
-        path = self.state.path.with_name("watch.lock")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise AcrTaskError(f"Another acrtask watch (pid {holder}) is already watching {self.state.path}.",
-                               "Stop it first, or give this one its own ACRTASK_HOME.") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._watch_lock_fd = fd  # held until the process exits
-
-    def _recover_interrupted(self, history: list[Run]) -> list[Run]:
-        """Runs left Queued or Running by a process that died: mark them Error and run their trigger again.
-
-        Returns the unfinished runs that another live process is running, for watch to follow.
-        """
-        live = []
-        for run in history:
-            if run.status.is_terminal:
-                continue
-            if pid_alive(run.pid):
-                live.append(run)
-                continue
-            stopped = kill_tagged(self.runs.process_tag(run.run_id))  # its build may outlive its starter
-            self.runs.finish(run, RunStatus.ERROR, "interrupted: the acrtask process running it stopped")
-            if stopped:
-                self.view.event(f"Stopped {stopped} leftover build process(es) of run {run.run_id}.")
-            task = self.tasks.get(run.task)
+    def _recover_interrupted(self, settled: list[Settled]) -> None:
+        """Runs left Queued or Running by a process that died before watch started (settled Error by
+        FollowedRuns): run their trigger again."""
+        for item in settled:
+            self._tell_settled(item)
+            run, task = item.run, self.tasks.get(item.run.task)
             # A manual run had the user's one-off arguments, which are gone: it is not re-run blind.
             if run.trigger.kind is TriggerKind.MANUAL or task is None or task.status is not Status.ENABLED:
-                self.view.event(f"Run {run.run_id} of {run.task} was interrupted.")
                 continue
-            self.view.event(f"Run {run.run_id} of {run.task} was interrupted; queuing its trigger again.")
+            self.view.event(f"Queuing the trigger of interrupted run {run.run_id} of {run.task} again.")
             self._trigger(run.task, run.trigger)
-        return live
+
+    def _tell_settled(self, settled: Settled) -> None:
+        run = settled.run
+        if settled.stopped:
+            self.view.event(f"Stopped {settled.stopped} leftover build process(es) of run {run.run_id}.")
+        self.view.event(f"Run {run.run_id} of {run.task} was interrupted: its process (pid {run.pid}) is gone; "
+                        "recorded Error.")
 
     # State.
 
@@ -409,11 +426,7 @@ class Watcher:
                 self.plan = triggers.plan(tasks.values())
         else:
             self.plan = triggers.replan(self.plan, before, tasks, changed)
-        for key in set(self.plan.interests) - old_keys:
-            self.next_check.setdefault(key, self.clock())
-        for key in old_keys - set(self.plan.interests):
-            self.next_check.pop(key, None)
-            self.due_now.pop(key, None)
+        self.tags.watch(self.plan.interests.keys() - old_keys, old_keys - self.plan.interests.keys(), self.clock())
         # Schedules depend on every task's pushes: worked out again only when bases or pushes changed.
         if changed is None or set(self.plan.interests) != old_keys or any(
                 pushed_registries([task] if task else []) != pushed_registries([before[name]] if name in before else [])
@@ -432,18 +445,17 @@ class Watcher:
                                 f"run it once with 'acrtask task run -n {name}'.")
 
     def _snapshot(self) -> Snapshot:
-        bases = tuple(
-            BaseStatus(str(key), tuple(i.task for i in interests), self.last_check.get(key),
-                       self.next_check.get(key), self.last_digest.get(key), self.errors.get(key))
-            for key, interests in sorted(self.plan.interests.items())
-        )
-        return Snapshot(bases=bases, running=tuple((r.run.run_id, t) for t, r in self.running.items()),
+        running = tuple((r.run.run_id, t) for t, r in self.running.items())
+        return Snapshot(bases=self.tags.statuses(self.plan.interests), running=running,
                         pending=tuple(self.pending), last_trigger=self.last_trigger)
 
     def _shutdown(self) -> None:
         """Stop scheduling, give running builds a grace period, then cancel them (recorded Canceled)."""
         for item in self.pending.values():
-            self.runs.finish(item.run, RunStatus.CANCELED, "watch stopped before it ran")
+            try:
+                self.runs.finish(item.run, RunStatus.CANCELED, "watch stopped before it ran")
+            except (OSError, StateError) as exc:  # the next watch finds it Queued with our pid gone, and settles it
+                self.view.event(f"ERROR: Could not record run {item.run.run_id} Canceled: {exc}.")
         self.pending.clear()
         deadline = time.monotonic() + (0 if not self.stopping.is_set() else self.options.grace_period)
         while self.running and time.monotonic() < deadline:

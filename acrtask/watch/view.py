@@ -47,8 +47,11 @@ class PlainView:
 
     def event(self, message: str) -> None:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self.stream.write(f"{stamp} {message}\n")
-        self.stream.flush()
+        try:
+            self.stream.write(f"{stamp} {message}\n")
+            self.stream.flush()
+        except OSError:  # a log on a full disk loses the line; the watch goes on (ValueError: closed is a bug)
+            pass
 
     def update(self, snapshot: Snapshot) -> None:
         return None

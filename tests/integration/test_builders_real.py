@@ -240,3 +240,56 @@ def test_cancel_from_another_thread_stops_the_build(
     assert wait_gone(marker) == []
     assert zombie_children() == []
     assert buildah_containers(strict_env) == ""
+
+
+def test_a_real_build_does_not_inherit_acrtasks_own_secrets(
+    registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
+) -> None:
+    from acrtask.builders.process import RUN_TAG
+
+    tag = f"{tmp_path}:ca1"
+    parent = {**strict_env, "ACRTASK_WEBHOOK_TOKEN": "hook-s3cret-4711", "DOCKER_PASSWORD": "pw-s3cret-4711",
+              RUN_TAG: tag}
+    spec = make_spec(tmp_path, f"FROM {base[0]}\nARG TOKEN\nRUN sleep 2.4747\n", (f"{registry.host}/app/env:1",),
+                     secret_args={"TOKEN": SECRET}, push=False, timeout=120.0)
+    outcome: list[object] = []
+
+    def build() -> None:
+        try:
+            outcome.append(Buildah(env=parent).build(spec, lambda line: None, threading.Event()))
+        except Exception as exc:
+            outcome.append(exc)
+
+    builder = threading.Thread(target=build)
+    builder.start()
+    environs: dict[int, dict[str, str]] = {}
+    for _ in range(2400):  # 0.05 s each: the build's own timeout (120 s) ends it first
+        if not builder.is_alive():
+            break
+        for pid, env in tagged_environs(RUN_TAG, tag).items():
+            environs.setdefault(pid, env)
+        time.sleep(0.05)
+    builder.join(130)
+    assert outcome and not isinstance(outcome[0], Exception), outcome
+    assert environs, "no build process carrying the run's tag was seen"
+    for env in environs.values():  # buildah and everything it started
+        assert "ACRTASK_WEBHOOK_TOKEN" not in env and "DOCKER_PASSWORD" not in env
+        assert "hook-s3cret-4711" not in env.values() and "pw-s3cret-4711" not in env.values()
+    assert any(env.get("TOKEN") == SECRET and env.get("PATH") for env in environs.values())  # what it needs
+
+
+def tagged_environs(name: str, value: str) -> dict[int, dict[str, str]]:
+    """The environment of every live process whose environment has name=value (/proc/<pid>/environ)."""
+    marker = f"{name}={value}".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        items = raw.split(b"\0")
+        if marker in items:
+            found[int(entry.name)] = dict(item.decode(errors="replace").partition("=")[::2] for item in items if item)
+    return found

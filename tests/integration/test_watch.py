@@ -309,3 +309,64 @@ def test_a_push_by_task_run_in_another_shell_rebuilds_dependents_at_once(bench: 
     runs = bench.runs()
     assert runs[-1]["task"] == "app-task"
     assert runs[-1]["trigger"]["upstreamRunId"] == runs[-2]["runId"] == "ca3"
+
+
+def test_a_task_run_killed_while_watch_runs_is_recorded_error_by_watch(bench: Workbench) -> None:
+    import sys
+
+    bench.push_base("baseimages/node:1", "v1")
+    ctx = bench.context("manual", f"FROM {bench.host}/baseimages/node:1\nCOPY delay /delay\nRUN sleep $(cat /delay)\n",
+                        {"delay": "62\n"})
+    bench.create("manual-task", ctx, "manual:1")
+    watch = bench.popen("task", "watch", "--poll-interval", "1h")
+    lock = bench.home / "watch.lock"
+    manual = None
+    try:
+        wait_for(lambda: lock.exists() and lock.read_text() == str(watch.pid), 30, "watch to start")
+        manual = subprocess.Popen([sys.executable, "-m", "acrtask", "task", "run", "-n", "manual-task"],
+                                  env=bench.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: _pgrep("sleep 62") != [], 90, "the manual run's build to reach `sleep 62`")
+        assert bench.runs()[-1]["status"] == "Running"
+        os.kill(manual.pid, signal.SIGKILL)  # its buildah lives on, in a session of its own
+        manual.wait(30)
+        wait_for(lambda: bench.runs()[-1]["status"] == "Error", 30, "watch to record the killed run Error")
+        wait_for(lambda: _pgrep("sleep 62") == [], 30, "the leftover build to be stopped")
+    finally:
+        if manual is not None and manual.poll() is None:
+            manual.kill()
+        _, err = stop(watch)
+    run = bench.runs()[-1]
+    assert run["runErrorMessage"] == f"interrupted: the acrtask process running it (pid {manual.pid}) stopped"
+    assert f"of manual-task was interrupted: its process (pid {manual.pid}) is gone; recorded Error." in err
+    assert "leftover build process" in err
+
+
+def _pgrep(pattern: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+
+
+def test_a_hanging_registry_does_not_delay_the_bases_of_a_healthy_one(bench: Workbench) -> None:
+    from tests.support.hanging import HangingProxy
+
+    bench.push_base("baseimages/node:1", "v1")
+    with HangingProxy(bench.registry.port) as proxy:
+        ok_ctx = bench.context("ok", f"FROM {bench.host}/baseimages/node:1\nRUN echo ok > /ok\n")
+        slow_ctx = bench.context("slow", f"FROM {proxy.host}/baseimages/node:1\nRUN echo slow > /slow\n")
+        bench.create("ok-task", ok_ctx, "ok:1")
+        bench.create("slow-task", slow_ctx, "slow:1")  # its base is the same image, through the proxy
+        assert bench.run("ok-task").code == 0
+        assert bench.run("slow-task").code == 0
+        proxy.hang()  # from now on that registry accepts connections and never answers
+        bench.push_base("baseimages/node:1", "v2")
+        watch = bench.popen("task", "watch", "--poll-interval", "1h")
+        try:
+            wait_for(lambda: [r["status"] for r in bench.runs("ok-task")] == ["Succeeded", "Succeeded"], 90,
+                     "the healthy registry's base to rebuild its task")
+            assert proxy.held, "watch never asked the hanging registry"
+            assert len(bench.runs("slow-task")) == 1
+        finally:
+            _, err = stop(watch)
+    lines = err.splitlines()
+    queued = next(i for i, line in enumerate(lines) if "Queued run" in line and "of ok-task" in line)
+    about_slow = [i for i, line in enumerate(lines) if proxy.host in line and " Schedule: " not in line]
+    assert all(i > queued for i in about_slow), lines  # nothing was waiting for the hanging registry's answer
