@@ -34,6 +34,12 @@ class DependencyType(StrEnum):
     BUILD_TIME = "BuildTime"
 
 
+class StepType(StrEnum):
+    DOCKER = "Docker"
+    FILE_TASK = "FileTask"  # a multi-step task file read from the context at run time
+    ENCODED_TASK = "EncodedTask"  # a multi-step task file stored in the task (base64)
+
+
 class BuilderName(StrEnum):
     AUTO = "auto"
     BUILDAH = "buildah"
@@ -75,6 +81,7 @@ class BaseImageDependency:
     platform_digest: str | None = None
     platform: str | None = None  # the platform the digest was chosen for (FROM --platform or the task's)
     pinned: bool = False  # FROM image@sha256:...: recorded, but can never trigger
+    step: str | None = None  # the build step of a multi-step task whose Dockerfile uses it
 
     @property
     def image(self) -> str:
@@ -85,7 +92,7 @@ class BaseImageDependency:
         return _drop_none({
             "type": str(self.type), "registry": self.registry, "repository": self.repository,
             "tag": self.tag, "digest": self.digest, "platformDigest": self.platform_digest,
-            "platform": self.platform, "isPinned": self.pinned or None,
+            "platform": self.platform, "isPinned": self.pinned or None, "stepId": self.step,
         })
 
     @classmethod
@@ -95,6 +102,7 @@ class BaseImageDependency:
             repository=stored.text(data, "repository"), tag=stored.optional_text(data, "tag"),
             digest=stored.optional_text(data, "digest"), platform_digest=stored.optional_text(data, "platformDigest"),
             platform=stored.optional_text(data, "platform"), pinned=bool(data.get("isPinned", False)),
+            step=stored.optional_text(data, "stepId"),
         )
 
 
@@ -195,7 +203,8 @@ class Trigger:
 
 @dataclass(frozen=True)
 class Step:
-    """What a run does: a Docker build of `docker_file_path` in `context_path`, pushed as `image_names`."""
+    """What a run does: a Docker build of `docker_file_path` in `context_path`, pushed as `image_names`;
+    or (FileTask, EncodedTask) the steps of a multi-step task file, filled in with `values`."""
 
     context_path: str
     docker_file_path: str = "Dockerfile"
@@ -206,6 +215,12 @@ class Step:
     arguments: tuple[Argument, ...] = ()
     # None until a run discovers them (ACR needs one run first); () after a FROM scratch build.
     base_image_dependencies: tuple[BaseImageDependency, ...] | None = None
+    type: StepType = StepType.DOCKER
+    task_file_path: str | None = None  # FileTask: relative to the context
+    values_file_path: str | None = None  # FileTask: relative to the context
+    encoded_task_content: str | None = None  # EncodedTask: the task file, base64
+    encoded_values_content: str | None = None  # EncodedTask: the values file, base64
+    values: tuple[Argument, ...] = ()  # --set / --set-secret of a multi-step task
     import_source: str | None = None  # a copy task: its run imports this image to image_names[0], no build
 
     @property
@@ -216,7 +231,13 @@ class Step:
     def dependencies(self) -> tuple[BaseImageDependency, ...]:
         return self.base_image_dependencies or ()
 
+    @property
+    def is_multistep(self) -> bool:
+        return self.type is not StepType.DOCKER
+
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
+        if self.is_multistep:
+            return self._multistep_dict(reveal_secrets)
         return _drop_none({
             "type": "Import" if self.is_import else "Docker",
             "importSource": self.import_source,
@@ -231,9 +252,30 @@ class Step:
                 dep.to_dict() for dep in self.base_image_dependencies],
         })
 
+    def _multistep_dict(self, reveal_secrets: bool) -> dict[str, Any]:
+        return _drop_none({
+            "type": str(self.type),
+            "contextPath": self.context_path,
+            "taskFilePath": self.task_file_path,
+            "valuesFilePath": self.values_file_path,
+            "encodedTaskContent": self.encoded_task_content,
+            "encodedValuesContent": self.encoded_values_content,
+            "values": [value.to_dict(reveal_secrets) for value in self.values],
+            "imageNames": list(self.image_names) or None,  # what its last run pushed under stable tags
+            "baseImageDependencies": None if self.base_image_dependencies is None else [
+                dep.to_dict() for dep in self.base_image_dependencies],
+        })
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
         return cls(
+            # "Docker" and "Import" (a copy task, told by importSource) are both Docker-type steps here
+            type=StepType(data["type"]) if data.get("type") in ("FileTask", "EncodedTask") else StepType.DOCKER,
+            task_file_path=stored.optional_text(data, "taskFilePath"),
+            values_file_path=stored.optional_text(data, "valuesFilePath"),
+            encoded_task_content=stored.optional_text(data, "encodedTaskContent"),
+            encoded_values_content=stored.optional_text(data, "encodedValuesContent"),
+            values=tuple(Argument.from_dict(a) for a in stored.tables(data, "values")),
             context_path=stored.text(data, "contextPath"),
             docker_file_path=stored.text(data, "dockerFilePath") if "dockerFilePath" in data else "Dockerfile",
             image_names=stored.strings(data, "imageNames"),
@@ -258,9 +300,10 @@ class Task:
     timeout: int = 3600
     builder: BuilderName = BuilderName.AUTO
     creation_date: str = ""
+    registry: str | None = None  # the login server of -r: {{.Run.Registry}}, and where short names go
 
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
-        return {
+        return _drop_none({
             "name": self.name,
             "status": str(self.status),
             "platform": self.platform.to_dict(),
@@ -269,7 +312,8 @@ class Task:
             "timeout": self.timeout,
             "builder": str(self.builder),
             "creationDate": self.creation_date,
-        }
+            "registry": self.registry,
+        })
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Task:
@@ -282,6 +326,7 @@ class Task:
             timeout=int(data.get("timeout", 3600)),
             builder=BuilderName(data.get("builder", "auto")),
             creation_date=stored.text(data, "creationDate") if "creationDate" in data else "",
+            registry=stored.optional_text(data, "registry"),
         )
 
 
@@ -325,11 +370,13 @@ class RunTrigger:
     schedule_occurrence: str | None = None
     commit_id: str | None = None
     upstream_run_id: str | None = None  # the run whose push moved the base, when acrtask pushed it
+    base_image_step: str | None = None  # the build step of a multi-step task that uses the base
 
     def reason(self) -> str:
         if self.kind is TriggerKind.BASE_IMAGE_UPDATE:
             via = f", pushed by run {self.upstream_run_id}" if self.upstream_run_id else ""
-            return (f"base image {self.base_image} changed: {_short(self.old_digest)} -> "
+            step = f" (step {self.base_image_step})" if self.base_image_step else ""
+            return (f"base image {self.base_image}{step} changed: {_short(self.old_digest)} -> "
                     f"{_short(self.new_digest)}{via}")
         if self.kind is TriggerKind.TIMER:
             return f"timer {self.timer_name} ({self.schedule_occurrence})"
@@ -342,7 +389,7 @@ class RunTrigger:
             "kind": str(self.kind), "baseImage": self.base_image, "oldDigest": self.old_digest,
             "newDigest": self.new_digest, "timerName": self.timer_name,
             "scheduleOccurrence": self.schedule_occurrence, "commitId": self.commit_id,
-            "upstreamRunId": self.upstream_run_id,
+            "upstreamRunId": self.upstream_run_id, "baseImageStep": self.base_image_step,
         })
 
     @classmethod
@@ -351,7 +398,7 @@ class RunTrigger:
             kind=TriggerKind(data.get("kind", "Manual")), base_image=data.get("baseImage"),
             old_digest=data.get("oldDigest"), new_digest=data.get("newDigest"), timer_name=data.get("timerName"),
             schedule_occurrence=data.get("scheduleOccurrence"), commit_id=data.get("commitId"),
-            upstream_run_id=data.get("upstreamRunId"),
+            upstream_run_id=data.get("upstreamRunId"), base_image_step=data.get("baseImageStep"),
         )
 
 
@@ -371,6 +418,48 @@ class OutputImage:
         return cls(data["registry"], data["repository"], data.get("tag"), data["digest"])
 
 
+class StepStatus(StrEnum):
+    """A multi-step run's step, as acr-builder logs it ("Step ID: x marked as successful")."""
+
+    SKIPPED = "skipped"
+    IN_PROGRESS = "inprogress"
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One step of a multi-step run: what it was, how it went, what it built, pushed and built on."""
+
+    id: str
+    type: str  # build | push | cmd
+    status: StepStatus = StepStatus.SKIPPED
+    start_time: str | None = None
+    finish_time: str | None = None
+    error: str | None = None  # with status successful: an error ignored (ignoreErrors)
+    images: tuple[str, ...] = ()  # a build step's tags
+    output_images: tuple[OutputImage, ...] = ()  # a push step's images, with digests
+    dependencies: tuple[BaseImageDependency, ...] = ()  # a build step's bases, with digests
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_none({
+            "stepId": self.id, "type": self.type, "status": str(self.status), "startTime": self.start_time,
+            "finishTime": self.finish_time, "error": self.error, "images": list(self.images) or None,
+            "outputImages": [i.to_dict() for i in self.output_images] or None,
+            "baseImageDependencies": [d.to_dict() for d in self.dependencies] or None,
+        })
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepRecord:
+        return cls(
+            id=data["stepId"], type=data["type"], status=StepStatus(data.get("status", "skipped")),
+            start_time=data.get("startTime"), finish_time=data.get("finishTime"), error=data.get("error"),
+            images=tuple(data.get("images", [])),
+            output_images=tuple(OutputImage.from_dict(i) for i in data.get("outputImages", [])),
+            dependencies=tuple(BaseImageDependency.from_dict(d) for d in data.get("baseImageDependencies", [])),
+        )
+
+
 @dataclass(frozen=True)
 class Run:
     run_id: str
@@ -385,6 +474,8 @@ class Run:
     error: str | None = None
     commit_id: str | None = None
     pid: int | None = None  # the process that runs it, so a crashed one can be told from a live one
+    run_type: str = "AutoBuild"  # az's runType: AutoBuild, AutoRun (multi-step), QuickBuild, QuickRun
+    steps: tuple[StepRecord, ...] = ()  # a multi-step run's steps, in file order
 
     @property
     def number(self) -> int:
@@ -399,11 +490,11 @@ class Run:
         """az's run shape (runId, status, outputImages, imageUpdateTrigger, ...), plus `reason`."""
         data: dict[str, Any] = {
             "runId": self.run_id, "name": self.run_id, "task": self.task, "status": str(self.status),
-            "runType": "AutoBuild", "createTime": self.create_time, "startTime": self.start_time,
+            "runType": self.run_type, "createTime": self.create_time, "startTime": self.start_time,
             "finishTime": self.finish_time, "platform": self.platform.to_dict(),
             "outputImages": [image.to_dict() for image in self.output_images],
             "runErrorMessage": self.error, "trigger": self.trigger.to_dict(), "reason": self.trigger.reason(),
-            "pid": self.pid,
+            "pid": self.pid, "steps": [step.to_dict() for step in self.steps] or None,
         }
         trigger = self.trigger
         if trigger.kind is TriggerKind.BASE_IMAGE_UPDATE and trigger.base_image:
@@ -430,6 +521,8 @@ class Run:
             start_time=data.get("startTime"), finish_time=data.get("finishTime"),
             output_images=tuple(OutputImage.from_dict(i) for i in data.get("outputImages", [])),
             error=data.get("runErrorMessage"), commit_id=data.get("sourceCommitId"), pid=data.get("pid"),
+            run_type=data.get("runType", "AutoBuild"),
+            steps=tuple(StepRecord.from_dict(step) for step in data.get("steps", [])),
         )
 
 

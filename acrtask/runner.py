@@ -8,15 +8,17 @@ the build, the next check sees the difference, and no update is missed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
+from acrtask import context as contexts
 from acrtask import dockerfile, imports, instructions
 from acrtask.builders.base import Builder, BuildSpec
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
@@ -28,14 +30,18 @@ from acrtask.model import (
     Run,
     RunStatus,
     RunTrigger,
+    StepRecord,
     Task,
+    parse_time,
 )
+from acrtask.multistep import engine as engines
+from acrtask.multistep import run as multistep
+from acrtask.multistep import templates
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.registry.transport import insecure_from_env, is_listed
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
-from acrtask.validate import RUN_ID_PLACEHOLDER
 
 log = logging.getLogger("acrtask.runner")
 
@@ -76,8 +82,13 @@ def build_arguments(arguments: tuple[Argument, ...],
     return plain, secret
 
 
-def fill_run_id(image: str, run_id: str) -> str:
-    return image.replace(RUN_ID_PLACEHOLDER, run_id)
+def fill_in(image: str, task: Task, run: Run, commit: str | None) -> str:
+    """A `-t` name with its run variables ({{.Run.ID}}, {{.Run.Date}}, ...) filled in for this run."""
+    start = parse_time(run.start_time) if run.start_time else parse_time(run.create_time)
+    values = templates.RunValues(
+        id=run.run_id, registry=task.registry, date=start.strftime(templates.DATE_FORMAT), os=task.platform.os,
+        architecture=task.platform.architecture, commit=commit or "", task_name=task.name)
+    return templates.render(image, values.fields())
 
 
 def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozenset[str]:
@@ -90,8 +101,11 @@ def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozense
 class Runner:
     def __init__(self, state: StateStore, runs: RunStore, resolver: DigestResolver,
                  builder_for: Callable[[Task, Run], Builder], workspace_for: Callable[[Task], Workspace],
-                 environ: Mapping[str, str] | None = None, copier: imports.ImageCopier | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, copier: imports.ImageCopier | None = None,
+                 engine_for: Callable[[Builder, Run], engines.Engine] | None = None) -> None:
         self.copier = copier  # copy tasks' runs import through it (imports.py)
+        # multi-step tasks push and run containers with the engine that goes with the builder
+        self.engine_for = engine_for or (lambda builder, run: engines.for_builder(builder.name))
         self.state = state
         self.runs = runs
         self.resolver = resolver
@@ -99,8 +113,11 @@ class Runner:
         self.workspace_for = workspace_for
         self.environ = dict(os.environ if environ is None else environ)
 
-    def queue(self, task: Task, trigger: RunTrigger) -> Run:
-        return self.runs.create(task, trigger)
+    def queue(self, task: Task, trigger: RunTrigger, run_type: str | None = None) -> Run:
+        """A Queued run; `run_type` QuickBuild / QuickRun for `acrtask build` / `acrtask run`."""
+        run = self.runs.create(task, trigger)
+        kind = run_type or ("AutoRun" if task.step.is_multistep else None)
+        return self.runs.save(replace(run, run_type=kind)) if kind else run
 
     def execute(self, run: Run, task: Task, emit: LogSink, cancel: threading.Event,
                 extra_args: tuple[Argument, ...] = ()) -> Run:
@@ -113,7 +130,8 @@ class Runner:
         watcher = threading.Thread(target=self._watch_cancel_marker, args=(run.run_id, cancel, done), daemon=True)
         watcher.start()
         try:
-            with self.runs.task_lock(task.name, cancel):
+            # a quick run (no task name) locks nothing: two `acrtask build`s may run at once
+            with self.runs.task_lock(task.name, cancel) if task.name else contextlib.nullcontext():
                 if cancel.is_set():
                     return self.runs.finish(run, RunStatus.CANCELED, "canceled before it started")
                 return self._execute(run, task, emit, cancel, extra_args)
@@ -153,7 +171,7 @@ class Runner:
 
             workspace = self.workspace_for(task)
             try:
-                args = tuple({a.name: a for a in task.step.arguments + extra_args}.values())
+                args = tuple({a.name: a for a in task.step.arguments + task.step.values + extra_args}.values())
                 plain, secret = build_arguments(args, self.environ)
                 secrets.extend(secret.values())
                 return self._build(run, task, plain, secret, workspace, sink, cancel)
@@ -170,12 +188,14 @@ class Runner:
 
     def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
                sink: LogSink, cancel: threading.Event) -> Run:
-        sink(f"Run ID: {run.run_id}, task {task.name}: {run.trigger.reason()}")
+        sink(f"Run ID: {run.run_id}, task {task.name or '(quick run)'}: {run.trigger.reason()}")
         if task.step.is_import:
             if self.copier is None:
                 raise AcrTaskError(f"The task '{task.name}' is a copy task, and this runner cannot copy images.")
             dependencies, pushed = imports.run(task, self.copier, sink, cancel)
             return self._succeeded(run, task.name, dependencies, pushed, sink)
+        if task.step.is_multistep:
+            return self._multistep(run, task, plain, secret, workspace, sink, cancel)
         context_dir, commit = workspace.prepare(task, sink, cancel)
         if commit:
             run = self.runs.save(replace(run, commit_id=commit))
@@ -193,7 +213,7 @@ class Runner:
         budget = max(float(task.timeout) - (time.monotonic() - started), 1.0)  # the scan's time is the run's
         dependencies = self._resolve(scan, task, sink)
 
-        outputs = [ImageRef.parse(fill_run_id(name, run.run_id)) for name in task.step.image_names]
+        outputs = [ImageRef.parse(fill_in(name, task, run, commit)) for name in task.step.image_names]
         annotations = {}
         if scan.runtime is not None:
             runtime_dep = dependencies[0]
@@ -223,11 +243,45 @@ class Runner:
         sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")
         return run
 
+    def _multistep(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
+                   sink: LogSink, cancel: threading.Event) -> Run:
+        """A multi-step task's run (multistep/run.py): its steps run, then what they used is recorded."""
+        context_dir: Path | None = None
+        commit = branch = None
+        if task.step.context_path != multistep.NO_CONTEXT:
+            context_dir, commit = workspace.prepare(task, sink, cancel)
+            branch = contexts.parse(task.step.context_path).branch
+            if commit:
+                run = self.runs.save(replace(run, commit_id=commit))
+        given = [(name, value, False) for name, value in plain.items()]
+        given += [(name, value, True) for name, value in secret.items()]
+        job = multistep.job(task, run, context_dir, commit, branch, given, self.environ)
+        builder = self.builder_for(task, run)
+        lock = threading.Lock()
+
+        def save_steps(records: list[StepRecord]) -> None:
+            with lock:
+                self.runs.save(replace(self.runs.get(run.run_id), steps=tuple(records)))
+
+        result = multistep.execute(
+            job, builder, self.engine_for(builder, run), self._resolve_bases,
+            lambda ref: bool(insecure_hosts([ref], self.environ)), save_steps, self.runs.now, sink, cancel)
+        self._record_dependencies(task.name, result.dependencies, result.stable_images)
+        sink(_dependency_report(result.dependencies) if result.dependencies else
+             "The following dependencies were found: none.")
+        run = self.runs.finish(self.runs.get(run.run_id), RunStatus.SUCCEEDED, output_images=result.pushed)
+        sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")
+        return run
+
     def _resolve(self, scan: dockerfile.ScanResult, task: Task, sink: LogSink) -> list[BaseImageDependency]:
         """Digests of every base, runtime first, taken before the build starts."""
+        return self._resolve_bases(scan.bases, task.platform, sink)
+
+    def _resolve_bases(self, bases: Sequence[dockerfile.BaseImage], default: Platform,
+                       sink: LogSink) -> list[BaseImageDependency]:
         found = []
-        for base in scan.bases:
-            platform = Platform.parse(base.platform) if base.platform else task.platform
+        for base in bases:
+            platform = Platform.parse(base.platform) if base.platform else default
             resolved = self.resolver.resolve(base.image, platform)
             sink(f"Base image {base.image}: {resolved.digest}")
             found.append(BaseImageDependency(
@@ -237,9 +291,21 @@ class Runner:
             ))
         return found
 
-    def _record_dependencies(self, task_name: str, dependencies: list[BaseImageDependency]) -> None:
-        # Only this task's rows; a task deleted while it built has nothing to record on.
-        self.state.record_dependencies(task_name, dependencies)
+    def _record_dependencies(self, task_name: str, dependencies: list[BaseImageDependency],
+                             pushes: tuple[str, ...] | None = None) -> None:
+        """The bases a run used; for a multi-step task also what it pushes under stable names. Only this
+        task's rows are written; a task deleted while it built has nothing to record on."""
+        if not task_name:  # a quick run: no task to record on
+            return
+        if pushes is None:
+            self.state.record_dependencies(task_name, dependencies)
+            return
+        with self.state.transaction() as tx:
+            task = tx.get(task_name)
+            if task is None:
+                return
+            tx.put(replace(task, step=replace(task.step, image_names=pushes)))
+            tx.record_dependencies(task_name, dependencies)
 
 
 def _scan_within(text: str, build_args: Mapping[str, str], target: str | None, timeout: float,

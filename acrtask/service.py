@@ -6,6 +6,7 @@ anything is written, so bad input leaves the state exactly as it was.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,11 +24,14 @@ from acrtask.model import (
     SourceTrigger,
     Status,
     Step,
+    StepType,
     Task,
     TimerTrigger,
     Trigger,
     format_time,
 )
+from acrtask.multistep import tasks as multistep_tasks
+from acrtask.multistep.run import NO_CONTEXT
 from acrtask.platform import Platform
 from acrtask.state import StateStore, documents
 
@@ -51,6 +55,12 @@ class TaskChanges:
     schedules: tuple[str, ...] | None = None
     commit_trigger_enabled: bool | None = None
     builder: BuilderName | None = None
+    registry: str | None = None  # -r: the task's registry ({{.Run.Registry}})
+    # Multi-step tasks (multistep/tasks.py):
+    values: tuple[Argument, ...] | None = None  # --set / --set-secret
+    values_file: str | None = None  # --values
+    cmd: str | None = None  # --cmd IMAGE ARGS
+    stdin_text: str | None = None  # what `-f -` reads
     import_source: str | None = None  # --import: a copy task (imports.py)
 
 
@@ -74,14 +84,97 @@ def _source_triggers(ctx: contexts.Context, enabled: bool | None,
     return (SourceTrigger(repository_url=ctx.location, branch=ctx.branch, status=status),)
 
 
+def _multistep(task: Task, changes: TaskChanges, timeout: int) -> tuple[Step, contexts.Context | None]:
+    """A multi-step task's step with the flags applied; its context, parsed (None for /dev/null)."""
+    step = task.step
+    docker_only = {"-t/--image": changes.images, "--target": changes.target, "--no-push": changes.push_enabled,
+                   "--no-cache": changes.no_cache}
+    given = [flag for flag, value in docker_only.items() if value is not None]
+    if given:
+        raise ValidationError(f"{given[0]} is for Dockerfile tasks; a task file says what to build, with which "
+                              "options, and what to push in its steps.")
+    file = changes.file
+    if file is not None and not multistep_tasks.is_task_file(file) and step.type is StepType.FILE_TASK:
+        raise ValidationError(f"-f {file} is not a task file (.yaml): this task runs a task file.",
+                              "Delete the task and create it again to build a Dockerfile.")
+    context = changes.context if changes.context is not None else step.context_path
+    encoded = step.type is StepType.ENCODED_TASK
+    file_text = values_text = None
+    if encoded and changes.cmd is None and (file is not None or step.encoded_task_content is None):
+        file = file or multistep_tasks.DEFAULT_ENCODED_FILE
+        file_text = multistep_tasks.read_local(file, "task file", changes.stdin_text)
+    if encoded and changes.values_file is not None:
+        values_text = multistep_tasks.read_local(changes.values_file, "values file")
+    values = changes.values
+    if changes.arguments is not None:  # --arg / --secret-arg: values too, as a task file has no build args
+        values = (values or ()) + changes.arguments
+    step = multistep_tasks.apply(
+        step, context=changes.context, file=file, file_text=file_text, values_file=None if encoded else
+        changes.values_file, values_text=values_text, values=values, timeout=timeout, cmd=changes.cmd)
+    if context == NO_CONTEXT:
+        return step, None
+    ctx = contexts.parse(context)
+    return replace(step, context_path=_context_path(ctx)), ctx
+
+
 def _apply(task: Task, changes: TaskChanges) -> Task:
     """The pure part of create and update: a task with the given flags applied and checked."""
-    step = task.step
+    timeout = validate.timeout(changes.timeout) if changes.timeout is not None else task.timeout
+    if task.step.is_multistep:
+        step, ctx = _multistep(task, changes, timeout)
+    else:
+        step, ctx = _docker_step(task.step, changes)
+    base = task.trigger.base_image
+    if changes.base_image_trigger_enabled is not None:
+        base = replace(base, status=Status.ENABLED if changes.base_image_trigger_enabled else Status.DISABLED)
+    if changes.base_image_trigger_type is not None:
+        base = replace(base, type=changes.base_image_trigger_type)
+    timers = task.trigger.timers
+    if changes.schedules is not None:
+        timers = validate.schedules(list(changes.schedules), existing=timers)
+    sources = task.trigger.sources
+    if changes.context is not None or changes.commit_trigger_enabled is not None:
+        if ctx is None:
+            if changes.commit_trigger_enabled:
+                raise ValidationError("--commit-trigger-enabled needs a git context, not /dev/null.")
+            sources = ()
+        else:
+            sources = _source_triggers(ctx, changes.commit_trigger_enabled, task.trigger.sources)
+    trigger = Trigger(base_image=base, timers=timers, sources=sources)
+
+    changed = replace(
+        task,
+        step=step,
+        trigger=trigger,
+        platform=changes.platform or task.platform,
+        status=changes.status or task.status,
+        timeout=timeout,
+        builder=changes.builder or task.builder,
+        registry=changes.registry or task.registry,
+    )
+    if changed.step.type is StepType.ENCODED_TASK:
+        # its text is all there is: check it now, in full
+        name = "standard input" if changes.file == "-" else changes.file
+        multistep_tasks.check(changed, os.environ, None if changes.cmd else name)
+    return changed
+
+
+def _docker_step(step: Step, changes: TaskChanges) -> tuple[Step, contexts.Context]:
+    """A Dockerfile task's step with the flags applied; its context, parsed."""
     context_text = changes.context if changes.context is not None else step.context_path
+    if context_text == NO_CONTEXT:
+        raise ValidationError("A Dockerfile task needs a context: -c /dev/null is for task files.",
+                              "Give -c a folder or git URL, or -f FILE.yaml with -c /dev/null for a task file.")
+    if changes.file is not None and multistep_tasks.is_task_file(changes.file):
+        raise ValidationError(f"-f {changes.file} is a task file, and this task builds a Dockerfile.",
+                              "Delete the task and create it again with -f to run the task file.")
     ctx = contexts.parse(context_text)
     file = changes.file if changes.file is not None else step.docker_file_path
     if changes.context is not None or changes.file is not None:
         contexts.check_dockerfile(ctx, file)
+    if changes.cmd is not None or changes.values is not None or changes.values_file is not None:
+        raise ValidationError("--cmd, --set, --set-secret and --values are for task files (-f FILE.yaml); this task "
+                              "builds a Dockerfile.", "Use --arg and --secret-arg for build arguments.")
     if changes.images is not None:
         step = replace(step, image_names=changes.images)
     if changes.arguments is not None:
@@ -97,29 +190,7 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
     if step.is_push_enabled and not step.image_names:
         raise ValidationError("A task that pushes needs at least one image name.",
                               "Give -t/--image, or --no-push to build without pushing.")
-
-    base = task.trigger.base_image
-    if changes.base_image_trigger_enabled is not None:
-        base = replace(base, status=Status.ENABLED if changes.base_image_trigger_enabled else Status.DISABLED)
-    if changes.base_image_trigger_type is not None:
-        base = replace(base, type=changes.base_image_trigger_type)
-    timers = task.trigger.timers
-    if changes.schedules is not None:
-        timers = validate.schedules(list(changes.schedules), existing=timers)
-    sources = task.trigger.sources
-    if changes.context is not None or changes.commit_trigger_enabled is not None:
-        sources = _source_triggers(ctx, changes.commit_trigger_enabled, task.trigger.sources)
-    trigger = Trigger(base_image=base, timers=timers, sources=sources)
-
-    return replace(
-        task,
-        step=step,
-        trigger=trigger,
-        platform=changes.platform or task.platform,
-        status=changes.status or task.status,
-        timeout=validate.timeout(changes.timeout) if changes.timeout is not None else task.timeout,
-        builder=changes.builder or task.builder,
-    )
+    return step, ctx
 
 
 def _context_path(ctx: contexts.Context) -> str:
@@ -137,21 +208,37 @@ class TaskService:
 
     def create(self, name: str, changes: TaskChanges) -> Task:
         validate.task_name(name)
+        if changes.context is None and changes.cmd is not None:
+            changes = replace(changes, context=NO_CONTEXT)  # az: --cmd myCommand -c /dev/null
         if changes.import_source is not None:
             task = imports.new_task(name, changes)
         elif changes.context is None:
             raise ValidationError("the following arguments are required: -c/--context (or --import for a copy task).")
         else:
-            draft = Task(name=name, step=Step(context_path=changes.context),
+            kind = multistep_tasks.step_type(changes.context, changes.file, changes.cmd)
+            draft = Task(name=name, step=Step(context_path=changes.context, type=kind),
                          trigger=Trigger(base_image=BaseImageTrigger()))
             # Unlike update, create always settles the commit trigger (on by default for git contexts).
-            task = _apply(draft, replace(changes, file=changes.file or "Dockerfile"))
+            task = _apply(draft, replace(changes, file=changes.file or ("Dockerfile" if kind is StepType.DOCKER
+                                                                        else None)))
         with self.store.transaction() as tx:
             if tx.exists(name):
                 raise ValidationError(f"The task '{name}' already exists.",
                                       f"Use 'acrtask task update -n {name}' to change it.")
             task = replace(task, creation_date=format_time(datetime.now(UTC)))
             tx.put(task)
+        return task
+
+    def quick(self, changes: TaskChanges) -> Task:
+        """The task of a quick run (`acrtask build`, `acrtask run`): checked as `task create` checks it (a local
+        task file read and checked in full), never stored; it has no name and no triggers."""
+        kind = multistep_tasks.step_type(changes.context, changes.file, changes.cmd)
+        draft = Task(name="", step=Step(context_path=changes.context or NO_CONTEXT, type=kind),
+                     trigger=Trigger(base_image=BaseImageTrigger(status=Status.DISABLED)))
+        task = _apply(draft, replace(changes, file=changes.file or ("Dockerfile" if kind is StepType.DOCKER else None),
+                                     commit_trigger_enabled=False))
+        if task.step.type is StepType.FILE_TASK:
+            multistep_tasks.check(task, os.environ)
         return task
 
     def update(self, name: str, changes: TaskChanges) -> Task:

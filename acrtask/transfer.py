@@ -119,14 +119,20 @@ def _write(tx: TaskTransaction, task: Task, document: dict[str, Any], existing: 
 
 
 def _keep_secret_values(task: Task, tx: TaskTransaction) -> Task:
-    """A secret argument exported without its value keeps the value the existing task has."""
-    if not any(arg.is_secret and arg.value is None for arg in task.step.arguments):
+    """A secret argument or value exported without its value keeps the value the existing task has."""
+    if not any(item.is_secret and item.value is None for item in task.step.arguments + task.step.values):
         return task
     try:
         current = tx.get(task.name)
     except AcrTaskError:  # a malformed stored task is being replaced: nothing to keep from it
         return task
-    stored = {arg.name: arg.value for arg in current.step.arguments if arg.is_secret} if current else {}
-    arguments = tuple(Argument(arg.name, stored.get(arg.name), True) if arg.is_secret and arg.value is None else arg
-                      for arg in task.step.arguments)
-    return replace(task, step=replace(task.step, arguments=arguments))
+    if current is None:
+        return task
+
+    def kept(items: tuple[Argument, ...], stored: tuple[Argument, ...]) -> tuple[Argument, ...]:
+        values = {item.name: item.value for item in stored if item.is_secret}
+        return tuple(Argument(item.name, values.get(item.name), True) if item.is_secret and item.value is None
+                     else item for item in items)
+
+    return replace(task, step=replace(task.step, arguments=kept(task.step.arguments, current.step.arguments),
+                                      values=kept(task.step.values, current.step.values)))

@@ -17,7 +17,7 @@ from acrtask.model import (
     Task,
     TriggerKind,
 )
-from acrtask.validate import RUN_ID_PLACEHOLDER
+from acrtask.multistep.templates import RunValues, stable_name
 
 
 @dataclass(frozen=True, order=True)
@@ -57,7 +57,10 @@ def triggering_dependencies(task: Task) -> list[BaseImageDependency]:
 
 def stable_outputs(task: Task) -> set[str]:
     """Output tags that can be another task's base: not the ones that change every run ({{.Run.ID}})."""
-    return {name for name in task.step.image_names if RUN_ID_PLACEHOLDER not in name}
+    run = RunValues(id="", registry=task.registry, os=task.platform.os, architecture=task.platform.architecture,
+                    task_name=task.name)
+    names = (stable_name(name, run) for name in task.step.image_names)
+    return {name for name in names if name is not None}
 
 
 def dependency_graph(tasks: Iterable[Task]) -> dict[str, set[str]]:
@@ -230,17 +233,21 @@ def decide(interests: Iterable[Interest], digest: str, platform_digest: Callable
     moved; when only other platforms of a multi-arch index moved, its record is refreshed instead.
     """
     decision = Decision()
+    running: set[str] = set()
     for interest in changed(interests, digest):
         dep = interest.dependency
+        if interest.task in running:  # two build steps of one multi-step task on this base: one run
+            continue
         # No platform digest recorded (a copy task takes every platform): any move runs it, no lookup.
         if dep.platform_digest is not None:
             new_platform_digest = platform_digest(dep.platform)
             if new_platform_digest == dep.platform_digest:
                 decision.refreshes.append(Refresh(interest.task, dep, digest, new_platform_digest))
                 continue
+        running.add(interest.task)
         decision.runs.append((interest.task, RunTrigger(
             kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=dep.image, old_digest=dep.digest, new_digest=digest,
-            upstream_run_id=upstream_run_id,
+            upstream_run_id=upstream_run_id, base_image_step=dep.step,
         )))
     return decision
 

@@ -9,14 +9,13 @@ from typing import TypeVar
 
 from acrtask.errors import ValidationError
 from acrtask.model import Argument, TimerTrigger
+from acrtask.multistep.templates import TemplateError, with_stand_ins
 from acrtask.reference import ImageRef, names_registry
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")  # ACR's rule; a leading hyphen is refused on its own
 TIMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
 STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # BuildKit's, which compares them lowercased
 RUN_ID_PLACEHOLDER = "{{.Run.ID}}"
-# Stands in for {{.Run.ID}} while the rest of a tag is checked; valid in both tags and repository names.
-_RUN_ID_STAND_IN = "acrtaskrunid0placeholder"
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -76,31 +75,47 @@ def enum_value(enum: type[E], value: str, flag: str) -> E:
     raise ValidationError(f"argument {flag}: invalid choice: '{value}' (choose from {choices}).")
 
 
+def registry_name(registry: str) -> str:
+    """A -r/--registry value: a login server (host[:port]), normalised as image names are."""
+    return ImageRef.parse("x", default_registry=registry).registry
+
+
 def image_name(text: str, registry: str | None) -> str:
     """A `-t` value: a full reference, or a short name placed under `registry` as az does.
 
-    `{{.Run.ID}}` is kept as is and filled in at run time.
+    Run variables (`{{.Run.ID}}`, `{{.Run.Date}}`, ...) are kept as they are and filled in at run time;
+    `{{.Run.Registry}}` is filled in now, from `registry`.
     """
     if not text.strip():
         raise ValidationError("Invalid image name '': an image name cannot be empty.",
                               "Give -t a reference such as localhost:5000/app:v1.")
-    checked = text.replace(RUN_ID_PLACEHOLDER, _RUN_ID_STAND_IN)
+    try:
+        checked, back = with_stand_ins(text, registry)
+    except TemplateError as exc:
+        raise ValidationError(f"Invalid image name '{text}': {exc.message}", exc.hint) from None
+
+    def restore(value: str) -> str:
+        for token, template in back.items():
+            value = value.replace(token, template)
+        return value
+
     try:
         ref = ImageRef.parse(checked, default_registry=registry)
     except ValidationError as exc:  # quote what the user typed, not the stand-in
-        raise ValidationError(exc.message.replace(_RUN_ID_STAND_IN, RUN_ID_PLACEHOLDER), exc.hint) from None
+        raise ValidationError(restore(exc.message), exc.hint) from None
     if ref.digest:
         raise ValidationError(f"Invalid image name '{text}': an output image cannot name a digest.",
                               "Give a tag such as app:v1.")
-    if _RUN_ID_STAND_IN in ref.registry:
-        raise ValidationError(f"Invalid image name '{text}': {RUN_ID_PLACEHOLDER} can be in the repository or "
-                              "the tag, not in the registry's name.", "Give a tag such as app:{{.Run.ID}}.")
+    in_registry = [template for token, template in back.items() if token in ref.registry]
+    if in_registry:
+        raise ValidationError(f"Invalid image name '{text}': {in_registry[0]} can be in the repository or the tag, "
+                              "not in the registry's name.", "Give a tag such as app:{{.Run.ID}}.")
     if not names_registry(checked) and registry is None:
         raise ValidationError(
             f"Image name '{text}' does not say which registry to push to.",
             "Give a full reference such as localhost:5000/app:v1, or set -r/--registry or ACRTASK_REGISTRY.",
         )
-    return str(ref).replace(_RUN_ID_STAND_IN, RUN_ID_PLACEHOLDER)
+    return restore(str(ref))
 
 
 def argument(text: str, is_secret: bool) -> Argument:

@@ -78,8 +78,8 @@ class RunService:
     def task(self, name: str) -> Task:
         return self.tasks.show(name)
 
-    def queue(self, task: Task, trigger: RunTrigger) -> Run:
-        return self.runner.queue(task, trigger)
+    def queue(self, task: Task, trigger: RunTrigger, run_type: str | None = None) -> Run:
+        return self.runner.queue(task, trigger, run_type)
 
     def execute(self, run: Run, task: Task, emit: Callable[[str], None], cancel: threading.Event,
                 extra_args: tuple[Argument, ...] = ()) -> Run:
@@ -113,14 +113,20 @@ class RunService:
 
 
 def runner(environ: dict[str, str] | None = None, db: Database | None = None) -> Runner:
+    from acrtask.multistep import engine
+
     db = db or database()
     runs = run_store(db)
+
+    def build_env(run: Run) -> dict[str, str]:
+        return {**os.environ, RUN_TAG: runs.process_tag(run.run_id)}
+
     return Runner(
         state=state_store(db), runs=runs, resolver=registry_client(),
-        builder_for=lambda task, run: builders.select(
-            str(task.builder), {**os.environ, RUN_TAG: runs.process_tag(run.run_id)}),
+        builder_for=lambda task, run: builders.select(str(task.builder), build_env(run)),
         workspace_for=lambda task: Workspace(),
         environ=environ, copier=registry_client(),
+        engine_for=lambda builder, run: engine.for_builder(builder.name, build_env(run)),
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from acrtask.model import Argument
+from acrtask.model import Argument, Run, RunStatus, RunTrigger, Step, Task
 from acrtask.reference import ImageRef
-from acrtask.runner import build_arguments, fill_run_id, insecure_hosts
+from acrtask.runner import build_arguments, fill_in, insecure_hosts
 
 
 def test_build_arguments_take_missing_values_from_the_environment() -> None:
@@ -15,8 +15,13 @@ def test_build_arguments_take_missing_values_from_the_environment() -> None:
     assert secret == {"TOKEN": "s3cret"}
 
 
-def test_fill_run_id() -> None:
-    assert fill_run_id("r.io/app:{{.Run.ID}}", "ca7") == "r.io/app:ca7"
+def test_fill_in_takes_every_run_variable_in_a_tag() -> None:
+    task = Task(name="app-task", step=Step(context_path="/x"), registry="myreg.azurecr.io")
+    run = Run("ca7", "app-task", RunStatus.RUNNING, RunTrigger(), "2024-03-05T01:02:03.000000Z",
+              start_time="2024-03-05T06:07:08.000000Z")
+    assert fill_in("r.io/app:{{.Run.ID}}", task, run, None) == "r.io/app:ca7"
+    assert fill_in("{{.Run.Registry}}/{{ .Run.TaskName }}:{{.Run.Date}}-{{.Run.Commit}}", task, run, "abc") == (
+        "myreg.azurecr.io/app-task:20240305-060708z-abc")
 
 
 def test_insecure_hosts_match_the_registry_clients_rules() -> None:

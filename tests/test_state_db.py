@@ -233,6 +233,11 @@ def test_tasks_shown_from_their_documents_are_what_task_to_dict_gives(store: Sta
     shapes[2] = replace(shapes[2], step=replace(shapes[2].step, target="final", arguments=(
         Argument("PLAIN", "1"), Argument("FROM_ENV"), Argument("TOKEN", "hunter2-secret", is_secret=True),
         Argument("ENV_SECRET", is_secret=True))))
+    from acrtask.model import StepType
+
+    shapes.append(replace(task("file-task"), registry="localhost:5000", step=Step(
+        context_path="/src", type=StepType.FILE_TASK, task_file_path="acr-task.yaml",
+        values=(Argument("tag", "v2"), Argument("token", "hunter2-secret", is_secret=True)))))
     with store.transaction() as tx:
         for shape in shapes:
             tx.save(shape)

@@ -5,16 +5,19 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from acrtask.wiring import RunService
 
 from acrtask import validate
 from acrtask.cli import options, tables
 from acrtask.cli.options import emit
-from acrtask.cli.task import Args, SecretArgs, task_app
+from acrtask.cli.task import Args, SecretArgs, SetSecrets, SetValues, task_app
 from acrtask.errors import AcrTaskError, ValidationError
-from acrtask.model import RunStatus, RunTrigger
+from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
 
 RunId = Annotated[str, typer.Option("--run-id", help="The run's ID, e.g. ca3.")]
 
@@ -28,24 +31,36 @@ def _stderr(message: str) -> None:
                   "  acrtask task run -n hello-world --arg VERSION=2 --no-logs -o table")
 def run(
     name: Annotated[str, typer.Option("--name", "-n", help="The task to run.")],
-    arg: Args = None, secret_arg: SecretArgs = None,
+    arg: Args = None, secret_arg: SecretArgs = None, set_value: SetValues = None, set_secret: SetSecrets = None,
     no_logs: Annotated[bool, typer.Option("--no-logs", help="Do not stream the build log; print the run.")] = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue the run and return at once.")] = False,
 ) -> None:
-    """Run a task now: build, push, and record the base images it used."""
+    """Run a task now: build (or run its steps), push, and record the base images it used."""
     from acrtask import wiring
+    from acrtask.multistep import tasks as multistep_tasks
 
     extra = tuple(validate.argument(a, False) for a in arg or ()) + tuple(
         validate.argument(a, True) for a in secret_arg or ())
+    values = tuple(multistep_tasks.value(v, "--set", False) for v in set_value or ()) + tuple(
+        multistep_tasks.value(v, "--set-secret", True) for v in set_secret or ())
     service = wiring.run_service()
     task = service.task(name)
+    if values and not task.step.is_multistep:
+        raise ValidationError(f"--set and --set-secret are for task files; the task '{name}' builds a Dockerfile.",
+                              "Use --arg and --secret-arg for its build arguments.")
+    extra += values  # a multi-step run takes them all as values
     queued = service.queue(task, RunTrigger())
     _stderr(f"Queued a run with ID: {queued.run_id}")
     if no_wait:
         service.start_detached(queued, extra)
         emit(queued.to_dict(), tables.runs)
         return
+    execute_and_report(service, queued, task, extra, no_logs)
 
+
+def execute_and_report(service: RunService, queued: Run, task: Task, extra: tuple[Argument, ...],
+                       no_logs: bool) -> None:
+    """Run a queued run here, streaming its log (or printing the run), and fail as az does when it fails."""
     cancel = threading.Event()
     # Ctrl-C, SIGTERM or a closed terminal stop the build (its whole process group) and record Canceled.
     stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

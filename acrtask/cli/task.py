@@ -26,13 +26,15 @@ Name = Annotated[str, typer.Option(
     "--name", "-n", help="The task's name: 5-50 letters, digits, - or _, not starting with -.")]
 Context = Annotated[str | None, typer.Option(
     "--context", "-c", help="A local folder, a local git repository, or a git URL with optional #branch:folder.")]
-File = Annotated[str | None, typer.Option("--file", "-f", help="The Dockerfile, relative to the context. "
-                                          "Default: Dockerfile.")]
+File = Annotated[str | None, typer.Option("--file", "-f", help="The Dockerfile, relative to the context "
+                                          "(default: Dockerfile); or a task file (.yaml) of steps; with -c /dev/null a "
+                                          "local task file stored in the task (- for standard input).")]
 Images = Annotated[list[str] | None, typer.Option(
     "--image", "-t", help="An image to push, e.g. localhost:5000/app:{{.Run.ID}}. Repeatable.")]
 Registry = Annotated[str | None, typer.Option(
     "--registry", "-r", envvar="ACRTASK_REGISTRY",
-    help="Login server (e.g. localhost:5000) under which short -t names are placed.")]
+    help="Login server (e.g. localhost:5000): where short -t names go; {{.Run.Registry}} and $Registry in "
+    "task files.")]
 Args = Annotated[list[str] | None, typer.Option(
     "--arg", help="Build argument NAME[=VALUE]; without a value it is read from the environment at run time.")]
 SecretArgs = Annotated[list[str] | None, typer.Option(
@@ -57,6 +59,15 @@ CommitTrigger = Annotated[str | None, typer.Option(
     "--commit-trigger-enabled", help="Rebuild on new commits of a git context: true|false. "
     "Default: true for git contexts.")]
 Builder = Annotated[str | None, typer.Option("--builder", help="auto|buildah|docker|podman. Default: auto.")]
+SetValues = Annotated[list[str] | None, typer.Option(
+    "--set", help="A value for a task file, NAME=VALUE, read there as {{.Values.NAME}}. Repeatable.")]
+SetSecrets = Annotated[list[str] | None, typer.Option(
+    "--set-secret", help="A secret value for a task file, NAME=VALUE: {{.Values.NAME}} and {{.Secrets.NAME}}, "
+    "never printed. Repeatable.")]
+ValuesFile = Annotated[str | None, typer.Option(
+    "--values", help="A YAML values file for a task file: relative to the context (local with -c /dev/null).")]
+Cmd = Annotated[str | None, typer.Option(
+    "--cmd", help="A one-step task that runs IMAGE ARGS in a container (with -c /dev/null, or no -c).")]
 Import = Annotated[str | None, typer.Option(
     "--import", help="Make a copy task: each run copies this image (tag or digest, every platform) by digest to "
     "the one -t, and a move of it triggers the task. Takes no -c.")]
@@ -71,8 +82,17 @@ def _changes(
     args: list[str] | None, secret_args: list[str] | None, target: str | None, platform: str | None,
     no_push: str | None, no_cache: str | None, status: str | None, timeout: int | None,
     base_trigger: str | None, base_trigger_type: str | None, schedules: list[str] | None,
-    commit_trigger: str | None, builder: str | None,
+    commit_trigger: str | None, builder: str | None, *, set_values: list[str] | None = None,
+    set_secrets: list[str] | None = None, values_file: str | None = None, cmd: str | None = None,
 ) -> TaskChanges:
+    from acrtask.multistep import tasks as multistep_tasks
+
+    values = None
+    if set_values or set_secrets:
+        values = tuple(multistep_tasks.value(v, "--set", False) for v in set_values or ()) + tuple(
+            multistep_tasks.value(v, "--set-secret", True) for v in set_secrets or ())
+    if cmd is not None and not cmd.strip():
+        raise ValidationError("argument --cmd: expected an image and its arguments.")
     arguments = None
     if args or secret_args:
         arguments = tuple(validate.argument(a, False) for a in args or ()) + tuple(
@@ -100,6 +120,9 @@ def _changes(
         commit_trigger_enabled=None if commit_trigger is None else validate.boolean(
             commit_trigger, "--commit-trigger-enabled"),
         builder=validate.enum_value(BuilderName, builder, "--builder") if builder is not None else None,
+        registry=validate.registry_name(registry) if registry else None,
+        values=values, values_file=values_file, cmd=cmd,
+        stdin_text=sys.stdin.read() if file == "-" else None,
     )
 
 
@@ -107,6 +130,8 @@ def _changes(
                   "  acrtask task create -n hello-world -c ./app -t localhost:5000/hello:{{.Run.ID}}\n\n"
                   "  acrtask task create -n app-build -r localhost:5000 -t app:latest -c . "
                   "--base-image-trigger-type All --schedule nightly:'0 3 * * *'\n\n"
+                  "  acrtask task create -n multi-step -r localhost:5000 -c . -f acr-task.yaml --set tag=v1\n\n"
+                  "  acrtask task create -n hello-cmd -r localhost:5000 --cmd '$Registry/hi:v1 echo hi'\n\n"
                   "  acrtask task create -n node-copy --import docker.io/library/node:20-alpine "
                   "-t localhost:5000/base/node:20-alpine")
 def create(
@@ -115,12 +140,15 @@ def create(
     no_push: NoPush = None, no_cache: NoCache = None, status: StatusOpt = None, timeout: Timeout = None,
     base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
     schedule: Schedules = None, commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
+    set_value: SetValues = None, set_secret: SetSecrets = None, values: ValuesFile = None, cmd: Cmd = None,
     import_source: Import = None,
 ) -> None:
-    """Create a task: a build (-c), or a copy of an image (--import)."""
+    """Create a task: a Dockerfile build (-c), a multi-step task file (-f acr-task.yaml, --cmd), or a copy of an
+    image (--import)."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, schedule,
-                       commit_trigger_enabled, builder)
+                       commit_trigger_enabled, builder, set_values=set_value, set_secrets=set_secret,
+                       values_file=values, cmd=cmd)
     emit(_service().create(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
 
 
@@ -133,13 +161,15 @@ def update(
     no_push: NoPush = None, no_cache: NoCache = None, status: StatusOpt = None, timeout: Timeout = None,
     base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
     commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
+    set_value: SetValues = None, set_secret: SetSecrets = None, values: ValuesFile = None,
     import_source: Annotated[str | None, typer.Option(
         "--import", help="A copy task's new source (its recorded digest is forgotten: run it again).")] = None,
 ) -> None:
     """Update a task: flags not given stay as they are."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, None,
-                       commit_trigger_enabled, builder)
+                       commit_trigger_enabled, builder, set_values=set_value, set_secrets=set_secret,
+                       values_file=values)
     emit(_service().update(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
 
 

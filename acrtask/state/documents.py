@@ -46,15 +46,18 @@ def dependency_document(dependency: BaseImageDependency,
     return document, unknown(previous, BaseImageDependency.from_dict(previous).to_dict())
 
 
+SECRET_LISTS = ("arguments", "values")  # a step's build arguments; a multi-step task's --set/--set-secret values
+
+
 def without_secret_values(document: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """The document as users see it (`Task.to_dict()`: secret build-arg values left out), and how many were."""
+    """The document as users see it (`Task.to_dict()`: secret values left out), and how many were."""
     step = document.get("step", {})
-    arguments = step.get("arguments", [])
-    count = sum(1 for arg in arguments if arg.get("isSecret") and "value" in arg)
+    count = sum(1 for key in SECRET_LISTS for item in step.get(key, ()) if item.get("isSecret") and "value" in item)
     if not count:
         return document, 0
-    kept = [{k: v for k, v in arg.items() if not (k == "value" and arg.get("isSecret"))} for arg in arguments]
-    return {**document, "step": {**step, "arguments": kept}}, count
+    hidden = {key: [{k: v for k, v in item.items() if not (k == "value" and item.get("isSecret"))}
+                    for item in step[key]] for key in SECRET_LISTS if key in step}
+    return {**document, "step": {**step, **hidden}}, count
 
 
 def unknown(document: Any, known: Any) -> Any:

@@ -14,14 +14,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
-
-step "Installing what is missing (docker-registry, buildah, busybox-static; acrtask into .venv)"
-bash scripts/install-system-deps.sh
-[ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install --quiet -e .
-acrtask() { "$root/.venv/bin/acrtask" "$@"; }
+source examples/setup.sh  # step, fail, acrtask; installs what is missing
 
 work="$(mktemp -d /tmp/acrtask-quickstart.XXXXXX)"
 registry_pid="" watch_pid=""
