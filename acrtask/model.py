@@ -476,6 +476,8 @@ class Run:
     pid: int | None = None  # the process that runs it, so a crashed one can be told from a live one
     run_type: str = "AutoBuild"  # az's runType: AutoBuild, AutoRun (multi-step), QuickBuild, QuickRun
     steps: tuple[StepRecord, ...] = ()  # a multi-step run's steps, in file order
+    agent: str | None = None  # the build endpoint it was placed on; None: this machine
+    agent_lost: bool = False  # the endpoint stopped answering during the build
 
     @property
     def number(self) -> int:
@@ -495,6 +497,7 @@ class Run:
             "outputImages": [image.to_dict() for image in self.output_images],
             "runErrorMessage": self.error, "trigger": self.trigger.to_dict(), "reason": self.trigger.reason(),
             "pid": self.pid, "steps": [step.to_dict() for step in self.steps] or None,
+            "agentPoolName": self.agent, "agentLost": self.agent_lost or None,
         }
         trigger = self.trigger
         if trigger.kind is TriggerKind.BASE_IMAGE_UPDATE and trigger.base_image:
@@ -523,6 +526,7 @@ class Run:
             error=data.get("runErrorMessage"), commit_id=data.get("sourceCommitId"), pid=data.get("pid"),
             run_type=data.get("runType", "AutoBuild"),
             steps=tuple(StepRecord.from_dict(step) for step in data.get("steps", [])),
+            agent=data.get("agentPoolName"), agent_lost=bool(data.get("agentLost", False)),
         )
 
 

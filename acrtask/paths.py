@@ -35,3 +35,7 @@ def state_db() -> Path:
 
 def runs_dir() -> Path:
     return home() / "runs"
+
+
+def builders_file() -> Path:
+    return home() / "builders.toml"

@@ -239,7 +239,8 @@ class Runner:
                    pushed: tuple[OutputImage, ...], sink: LogSink) -> Run:
         self._record_dependencies(task_name, dependencies)
         sink(_dependency_report(dependencies))
-        run = self.runs.finish(run, RunStatus.SUCCEEDED, output_images=pushed)
+        # The latest record: the builder may have noted where it built (a build endpoint).
+        run = self.runs.finish(self.runs.get(run.run_id), RunStatus.SUCCEEDED, output_images=pushed)
         sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")
         return run
 

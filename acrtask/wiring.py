@@ -7,13 +7,18 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import cache
 from typing import Any
 
 from acrtask import builders, paths
+from acrtask.builders.endpoint import Endpoint
+from acrtask.builders.pool import Pool, SlotFiles
+from acrtask.builders.pooled import PooledBuilder
 from acrtask.builders.process import RUN_TAG
+from acrtask.builders.remote import RemoteEngine
+from acrtask.endpoints import EndpointStore
 from acrtask.errors import AcrTaskError
 from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
 from acrtask.platform import Platform
@@ -112,6 +117,43 @@ class RunService:
         return run
 
 
+def endpoint_store() -> EndpointStore:
+    return EndpointStore(paths.builders_file())
+
+
+def remote_engine(endpoint: Endpoint, env: Mapping[str, str] | None = None) -> RemoteEngine:
+    from acrtask.registry.credentials import DockerCredentials
+
+    def digest_of(image: str) -> str:
+        return str(registry_client().resolve(ImageRef.parse(image)).digest)
+
+    return RemoteEngine(endpoint, env=env, credentials=DockerCredentials(env).get, digest_of=digest_of,
+                        buildx_config=paths.home() / "buildx")
+
+
+@cache
+def build_pool() -> Pool:
+    """This process's pool of build endpoints (their health is per process; their slots are shared)."""
+    return Pool(endpoint_store(), SlotFiles(paths.home() / "slots"), lambda endpoint: remote_engine(endpoint).probe())
+
+
+def _builder_for(task: Task, run: Run, runs: RunStore, env: dict[str, str]) -> builders.Builder:
+    """A build endpoint when there are any (the pool places it), else the task's builder on this machine.
+
+    A multi-step task stays on this machine: its cmd and push steps use the images its build steps made,
+    in this machine's engine.
+    """
+    pool = build_pool()
+    if task.step.is_multistep or not pool.endpoints():
+        return builders.select(str(task.builder), env)
+
+    def note(**changes: Any) -> None:
+        runs.save(replace(runs.get(run.run_id), **changes))
+
+    return PooledBuilder(pool, remote_engine, env, on_placed=lambda endpoint: note(agent=endpoint.name),
+                         on_lost=lambda endpoint: note(agent=endpoint.name, agent_lost=True))
+
+
 def runner(environ: dict[str, str] | None = None, db: Database | None = None) -> Runner:
     from acrtask.multistep import engine
 
@@ -123,7 +165,7 @@ def runner(environ: dict[str, str] | None = None, db: Database | None = None) ->
 
     return Runner(
         state=state_store(db), runs=runs, resolver=registry_client(),
-        builder_for=lambda task, run: builders.select(str(task.builder), build_env(run)),
+        builder_for=lambda task, run: _builder_for(task, run, runs, build_env(run)),
         workspace_for=lambda task: Workspace(),
         environ=environ, copier=registry_client(),
         engine_for=lambda builder, run: engine.for_builder(builder.name, build_env(run)),

@@ -9,6 +9,11 @@
 #   busybox-static    the static /bin/busybox the tests put into FROM-scratch base images
 #   apache2-utils     htpasswd -B, for the Basic-auth test registry
 #   skopeo, git       inspecting/copying images; the builder clones git contexts
+#   podman            the podman builder, and `podman system service tcp:127.0.0.1:PORT` as a real
+#                     build endpoint in the tests (own --root/--runroot per service, vfs). Its
+#                     podman.socket unit listens on a root-only unix socket, never on the network.
+#   docker.io         only when no `docker` CLI is on PATH (this machine image ships one): the tests
+#                     drive podman's Docker-compatible API with it. Its daemon is kept from starting.
 #
 # Idempotent: runs `apt-get update` and `apt-get install` only when something is missing.
 # The docker-registry package ships a service that serves /etc/docker/registry/config.yml on ALL
@@ -17,7 +22,7 @@
 # Set ACRTASK_KEEP_REGISTRY_SERVICE=1 to leave an existing service alone.
 set -euo pipefail
 
-PACKAGES=(docker-registry buildah busybox-static apache2-utils skopeo git uidmap)
+PACKAGES=(docker-registry buildah busybox-static apache2-utils skopeo git uidmap podman)
 REGISTRY_CONFIG=/etc/docker/registry/config.yml
 REGISTRY_BIN=/usr/bin/docker-registry
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -48,6 +53,9 @@ for pkg in "${PACKAGES[@]}"; do
         missing+=("$pkg")
     fi
 done
+if ! command -v docker >/dev/null 2>&1 && ! is_installed docker.io; then
+    missing+=(docker.io)
+fi
 
 temp_policy=""
 cleanup() {
@@ -66,9 +74,9 @@ if ((${#missing[@]})); then
         temp_policy=$POLICY_RC
         as_root tee "$POLICY_RC" >/dev/null <<'EOF'
 #!/bin/sh
-# Temporary, from acrtask scripts/install-system-deps.sh: do not start the docker-registry service.
+# Temporary, from acrtask scripts/install-system-deps.sh: do not start the registry or docker services.
 for arg in "$@"; do
-    case "$arg" in docker-registry|docker-registry.service) exit 101 ;; esac
+    case "$arg" in docker-registry|docker-registry.service|docker|docker.service|docker.socket|containerd|containerd.service) exit 101 ;; esac
 done
 exit 0
 EOF

@@ -32,6 +32,7 @@ __all__ = [
     "Builder",
     "LogTail",
     "Steps",
+    "base_images",
     "build_arg_flags",
     "builder_env",
     "child_env",
@@ -202,6 +203,16 @@ def is_insecure(image: str | ImageRef, insecure_registries: frozenset[str]) -> b
     return ref.registry.lower() in listed or ref.is_loopback
 
 
+def base_images(spec: BuildSpec) -> list[ImageRef] | None:
+    """The images the build pulls (FROM, COPY --from), or None when the Dockerfile cannot be scanned."""
+    try:
+        text = spec.dockerfile.read_text(encoding="utf-8")
+        result = dockerfile.scan(text, spec.build_args, spec.target)  # secrets stay out of error texts
+    except (OSError, UnicodeError, AcrTaskError):
+        return None
+    return [base.image for base in (result.runtime, *result.build_time) if base is not None]
+
+
 def pull_insecure(spec: BuildSpec) -> bool:
     """Whether the build must pull without TLS verification: a base image is on an insecure registry.
 
@@ -210,12 +221,9 @@ def pull_insecure(spec: BuildSpec) -> bool:
     When the Dockerfile cannot be scanned, any insecure registry in the spec counts (the build
     then reports its own error if the Dockerfile is really broken).
     """
-    try:
-        text = spec.dockerfile.read_text(encoding="utf-8")
-        result = dockerfile.scan(text, spec.build_args, spec.target)  # secrets stay out of error texts
-    except (OSError, UnicodeError, AcrTaskError):
+    bases = base_images(spec)
+    if bases is None:
         return bool(spec.insecure_registries)
-    bases = [base.image for base in (result.runtime, *result.build_time) if base is not None]
     return any(is_insecure(ref, spec.insecure_registries) for ref in bases)
 
 

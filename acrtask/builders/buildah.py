@@ -26,7 +26,7 @@ import re
 import tempfile
 import threading
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from acrtask.builders.base import (
@@ -47,17 +47,22 @@ __all__ = ["Buildah", "build_and_push", "command", "default_env", "digest_file",
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
 
-def command(spec: BuildSpec, workdir: Path, *, pull_insecure: bool, program: str = "buildah") -> list[list[str]]:
+def command(spec: BuildSpec, workdir: Path, *, pull_insecure: bool, program: str = "buildah",
+            remote: Sequence[str] = (), authfile: Path | None = None) -> list[list[str]]:
     """The argument lists of a build: `bud`, then one `push` per image when `spec.push`.
 
     `program="podman"` gives podman's (same flags, verb `build`): podman builds with buildah's code.
+    `remote` (podman: `--remote --url URL`) goes before the verb; a remote push gets no --digestfile
+    (podman 4's remote client neither writes nor forwards it). `authfile` is read by the client.
     """
     verb = "bud" if program == "buildah" else "build"  # `bud` also works on buildah before 1.24
-    bud = [program, verb, "--format", "oci", "--platform", spec.platform, "-f", str(spec.dockerfile)]
+    bud = [program, *remote, verb, "--format", "oci", "--platform", spec.platform, "-f", str(spec.dockerfile)]
     if program == "podman":
         bud.append("--pull=newer")  # podman's default is "missing": a moved base would not be pulled
     if spec.secret_args:
         bud.append("--omit-history")  # history would hold the secret values; see the module doc
+        if program == "podman":
+            bud.append("--layers=false")  # podman's default is --layers: a cached step would bring history back
     else:
         # --force-rm: with --layers a failed step leaves its working container (a rootfs copy on vfs).
         bud += ["--layers", "--force-rm"]
@@ -65,6 +70,8 @@ def command(spec: BuildSpec, workdir: Path, *, pull_insecure: bool, program: str
         bud.append("--no-cache")
     if pull_insecure:
         bud.append("--tls-verify=false")
+    auth = ["--authfile", str(authfile)] if authfile is not None else []
+    bud += auth
     if spec.target:
         bud += ["--target", spec.target]
     for image in spec.images:
@@ -76,7 +83,9 @@ def command(spec: BuildSpec, workdir: Path, *, pull_insecure: bool, program: str
     commands = [bud]
     if spec.push:
         for index, image in enumerate(spec.images):
-            push = [program, "push", "--format", "oci", "--digestfile", str(digest_file(workdir, index))]
+            push = [program, *remote, "push", "--format", "oci", *auth]
+            if not remote:
+                push += ["--digestfile", str(digest_file(workdir, index))]
             if is_insecure(image, spec.insecure_registries):
                 push.append("--tls-verify=false")
             commands.append([*push, image, f"docker://{image}"])
@@ -152,19 +161,29 @@ class Buildah:
 
 
 def build_and_push(program: str, spec: BuildSpec, env: Mapping[str, str], log: Callable[[str], None],
-                   cancel: threading.Event) -> BuildResult:
-    """Run `command(spec)` with `program` (buildah or podman) and collect the pushed digests."""
+                   cancel: threading.Event, *, remote: Sequence[str] = (), authfile: Path | None = None,
+                   digest_of: Callable[[str], str] | None = None) -> BuildResult:
+    """Run `command(spec)` with `program` (buildah or podman) and collect the pushed digests.
+
+    A remote podman (`remote` set) writes no digest file: `digest_of(image)` asks the registry instead.
+    """
+    if remote and digest_of is None:
+        raise ValueError("a remote build needs digest_of")
     steps = Steps(program, spec, env, log, cancel)
     if spec.secret_args:
         steps.log("note: secret build args are set, so the image is built without history and layer "
                   "cache; their values stay out of the image.")
     with tempfile.TemporaryDirectory(prefix=f"acrtask-{program}-") as tmp:
         workdir = Path(tmp)
-        build, *pushes = command(spec, workdir, pull_insecure=pull_insecure(spec), program=program)
+        build, *pushes = command(spec, workdir, pull_insecure=pull_insecure(spec), program=program,
+                                 remote=remote, authfile=authfile)
         steps.run(build, "the build")
         pushed: dict[str, str] = {}
         for index, push in enumerate(pushes):
             image = spec.images[index]
             steps.run(push, f"the push of {image}")
-            pushed[image] = read_digest(digest_file(workdir, index), image, program)
+            if digest_of is not None and remote:
+                pushed[image] = digest_of(image)
+            else:
+                pushed[image] = read_digest(digest_file(workdir, index), image, program)
     return BuildResult(pushed)

@@ -14,8 +14,10 @@ Without buildx (the legacy builder): no annotations (a warning says so), each ta
 
 Docker writes build-arg values, secret ones included, into the image history (`RUN |1 NAME=value
 ...`) and has no flag to omit it; a warning says so. buildah and podman avoid it (--omit-history).
-Not exercised against a real docker daemon in this project's CI (none runs there): the argument
-lists, digest parsing and availability are tested.
+No Docker daemon or buildx runs in this project's tests: the argument lists, digest parsing and
+availability are tested, and the legacy path (`docker build` + `docker push`) runs for real against
+the Docker-compatible API of a podman service when a docker CLI is on PATH
+(tests/integration/test_podman_real.py).
 """
 
 from __future__ import annotations
@@ -47,8 +49,12 @@ __all__ = ["Docker", "command", "metadata_digest", "push_output_digest"]
 _PUSH_DIGEST = re.compile(r"\bdigest: (sha256:[0-9a-f]{64})\b")
 
 
-def command(spec: BuildSpec, metadata_file: Path, *, buildx: bool) -> list[list[str]]:
-    """The argument lists of a build: one `buildx build`, or `build` then one `push` per image."""
+def command(spec: BuildSpec, metadata_file: Path, *, buildx: bool, load: bool = True) -> list[list[str]]:
+    """The argument lists of a build: one `buildx build`, or `build` then one `push` per image.
+
+    `load=False` keeps a pushless buildx build in the builder's cache: a remote BuildKit has no
+    Docker engine here to load into.
+    """
     # --pull: docker prefers a cached FROM image otherwise, and a moved base would be built on stale.
     common = ["--platform", spec.platform, "-f", str(spec.dockerfile), "--pull"]
     if spec.no_cache:
@@ -72,7 +78,7 @@ def command(spec: BuildSpec, metadata_file: Path, *, buildx: bool) -> list[list[
         else:
             argv.append("--push")
         argv += ["--metadata-file", str(metadata_file)]
-    else:
+    elif load:
         argv.append("--load")  # the docker-container driver keeps nothing otherwise
     argv.append(str(spec.context_dir))
     return [argv]
@@ -100,9 +106,10 @@ def push_output_digest(lines: list[str]) -> str | None:
 class Docker:
     name = "docker"
 
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, env: Mapping[str, str] | None = None, *, load: bool = True) -> None:
         self._env = env  # None: this process's environment, read at build time
         self._buildx: bool | None = None
+        self._load = load
 
     def _base_env(self) -> Mapping[str, str]:
         return os.environ if self._env is None else self._env
@@ -128,7 +135,7 @@ class Docker:
                       "to record the base image in the pushed manifest.")
         with tempfile.TemporaryDirectory(prefix="acrtask-docker-") as tmp:
             metadata = Path(tmp) / "metadata.json"
-            build, *pushes = command(spec, metadata, buildx=buildx)
+            build, *pushes = command(spec, metadata, buildx=buildx, load=self._load)
             steps.run(build, "the build")
             if not spec.push:
                 return BuildResult({})

@@ -1,10 +1,12 @@
 """Build with `podman build`, push each tag with `podman push --digestfile`.
 
 podman builds with buildah's code, so the argument lists are buildah's (see buildah.py for the
-flags and why), with verb `build`. Unlike buildah, the environment is left alone: podman takes its
-storage driver and isolation from containers.conf / storage.conf.
-Not exercised against a real podman in this project's CI (none is installed there): the argument
-lists and availability are tested; the build flow is buildah's.
+flags and why), with verb `build`, `--pull=newer` (podman's default pulls only missing images) and,
+with secret args, `--layers=false` (podman's default is `--layers`). Unlike buildah, the environment
+is left alone: podman takes its storage driver and isolation from containers.conf / storage.conf
+(or STORAGE_DRIVER, BUILDAH_ISOLATION, CONTAINERS_STORAGE_CONF when they are set).
+Tested against real podman 4.3 (tests/integration/test_podman_real.py); podman as a remote build
+endpoint is builders/remote.py.
 """
 
 from __future__ import annotations

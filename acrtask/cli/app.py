@@ -9,6 +9,7 @@ import traceback
 import typer
 
 from acrtask.cli import options, quick, runs, transfer, watch  # noqa: F401 - they add their commands
+from acrtask.cli.builder import builder_app
 from acrtask.cli.image import image_app
 from acrtask.cli.task import task_app
 from acrtask.errors import AcrTaskError, printable
@@ -24,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(task_app, name="task")
 app.add_typer(image_app, name="image")
+app.add_typer(builder_app, name="builder")
 app.command("build", epilog="Examples:\n\n  acrtask build -r localhost:5000 -t app:{{.Run.ID}} .\n\n"
             "  acrtask build -r localhost:5000 -t app:v1 -f Dockerfile.prod --build-arg VERSION=1 ./src")(quick.build)
 app.command("run", epilog="Examples:\n\n  acrtask run -r localhost:5000 -f acr-task.yaml .\n\n"

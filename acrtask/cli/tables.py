@@ -50,5 +50,6 @@ def runs(result: Any) -> list[dict[str, Any]]:
             "TRIGGER": _TRIGGER_NAMES.get(run.get("trigger", {}).get("kind", "Manual"), "Manual"),
             "STARTED": parse_time(started).strftime("%Y-%m-%dT%H:%M:%SZ") if started else "",
             "DURATION": duration,
+            "AGENT": run.get("agentPoolName") or "local",
         })
     return rows

@@ -46,7 +46,9 @@ def watch(
     listen: Annotated[str | None, typer.Option(
         "--listen", help="[HOST:]PORT to take registry webhooks on (host 127.0.0.1 unless given). Needs "
         "ACRTASK_WEBHOOK_TOKEN.")] = None,
-    max_concurrent_runs: Annotated[int, typer.Option("--max-concurrent-runs", help="Builds at once.")] = 2,
+    max_concurrent_runs: Annotated[int | None, typer.Option(
+        "--max-concurrent-runs", help="Builds at once. Default: the build endpoints' slots added up, or 2 "
+        "without endpoints.")] = None,
     once: Annotated[bool, typer.Option("--once", help="Check every base now, run what triggers (and what "
                                        "depends on it), then exit: 1 if a run failed.")] = False,
     commit_poll_interval: Annotated[str, typer.Option(
@@ -71,8 +73,11 @@ def watch(
     from acrtask.workspace import ls_remote
 
     low, high = parse_interval(poll_interval)
-    if max_concurrent_runs < 1:
+    if max_concurrent_runs is not None and max_concurrent_runs < 1:
         raise ValidationError(f"Invalid --max-concurrent-runs {max_concurrent_runs}: at least 1.")
+    pool = wiring.build_pool()
+    if max_concurrent_runs is None:
+        max_concurrent_runs = pool.total_slots() or 2
     fast = parse_duration(fast_poll_interval, "--fast-poll-interval")
     if fast <= 0:
         raise ValidationError(f"Invalid --fast-poll-interval '{fast_poll_interval}': it must be positive.")
@@ -100,6 +105,13 @@ def watch(
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: watcher.stop())
+    pool.on_event = watcher.note  # endpoints going down and coming back, in the log
+    watcher.endpoint_status = lambda: tuple(pool.status())
+    endpoints = pool.endpoints()
+    if endpoints:
+        listed = ", ".join(f"{e.name} ({e.max_concurrent} slots)" for e in endpoints)
+        view.event(f"Builds go to build endpoints {listed}; up to {max_concurrent_runs} at once.")
+    _check_endpoints(pool)
     if server is not None:
         server.on_event = watcher.notify_push
         server.start()
@@ -129,3 +141,11 @@ def _webhook_server(listen: str):  # noqa: ANN202 - a WebhookServer
     except OSError as exc:
         raise ValidationError(f"Cannot listen on {host}:{port}: {exc.strerror}.",
                               "Choose another port with --listen.") from exc
+
+
+def _check_endpoints(pool) -> None:  # noqa: ANN001 - a builders.pool.Pool
+    """Ask every build endpoint once at start, in the background, so the view shows their state."""
+    import threading
+
+    for endpoint in pool.endpoints():
+        threading.Thread(target=pool.check, args=(endpoint,), name=f"check-{endpoint.name}", daemon=True).start()

@@ -51,9 +51,18 @@ class LiveView:
         for base in self.snapshot.bases:
             bases.add_row(base.image, ", ".join(base.tasks), (base.digest or "-")[:19],
                           _ago(base.last_check, now), _ago(base.next_check, now), base.error or "")
+        parts: list[Table | Text] = [bases]
+        if self.snapshot.endpoints:
+            endpoints = Table(title="Build endpoints", expand=True)
+            for column in ("ENDPOINT", "ENGINE", "STATE", "BUSY", "PLATFORMS", "DETAIL"):
+                endpoints.add_column(column)
+            for e in self.snapshot.endpoints:
+                state = e.state if e.retry_in is None else f"{e.state} (retry in {e.retry_in:.0f}s)"
+                endpoints.add_row(e.name, e.engine, state, f"{e.busy}/{e.slots}", ", ".join(e.platforms), e.detail)
+            parts.append(endpoints)
         running = ", ".join(f"{run_id} ({task})" for run_id, task in self.snapshot.running) or "none"
         pending = ", ".join(self.snapshot.pending) or "none"
         lines = [Text(f"Running: {running}   Queued: {pending}"),
                  Text(f"Last trigger: {self.snapshot.last_trigger or 'none yet'}")]
         lines.extend(Text(m, style="dim") for m in self.messages)
-        return Group(bases, *lines)
+        return Group(*parts, *lines)

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from acrtask import triggers
+from acrtask.builders.pool import EndpointStatus
 from acrtask.errors import AcrTaskError, StateError
 from acrtask.memory import collector_paused
 from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
+from acrtask.watch import requeue
 from acrtask.watch.cadence import PollSchedule, pushed_registries
 from acrtask.watch.checks import CheckResult, RegistryChecks, StalePlatformsError, TagChecker
 from acrtask.watch.followed import FollowedRuns, Settled, hold_watch_lock
@@ -116,6 +118,8 @@ class Watcher:
         self._next_foreign_scan = 0.0
         self._watch_lock_fd: int | None = None
         self._commits_checked = False
+        self._retries: set[str] = set()  # runs queued again after their endpoint was lost
+        self.endpoint_status: Callable[[], tuple[EndpointStatus, ...]] | None = None  # for the live view
         self._step_error: str | None = None  # the last ERROR a loop step logged (told once, not per tick)
         self._pool = ThreadPoolExecutor(max_workers=options.max_concurrent_runs, thread_name_prefix="build")
 
@@ -124,6 +128,10 @@ class Watcher:
     def notify_push(self, events: list[PushEvent]) -> None:
         """The push events of one webhook body: handled, and logged, together."""
         self.events.put(("push", tuple(events)))
+
+    def note(self, message: str) -> None:
+        """A line for the view from another thread (the build pool: an endpoint went down or came back)."""
+        self.events.put(("note", message))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -231,6 +239,8 @@ class Watcher:
                 self.view.event(notified_line(payload, keys))
         elif kind == "finished" and isinstance(payload, Run):
             self._finished(payload)
+        elif kind == "note":
+            self.view.event(str(payload))
         elif kind == "checked" and isinstance(payload, CheckResult):
             self._checked(payload)
 
@@ -353,12 +363,26 @@ class Watcher:
         if run.status is RunStatus.SUCCEEDED:
             self.view.event(f"Run {run.run_id} of {run.task} succeeded after {seconds}s.")
         else:
-            self.failed_runs += 1
             self.view.event(f"Run {run.run_id} of {run.task} {run.status.value.lower()} after {seconds}s: {run.error}")
+            if not self._requeue_lost(run):
+                self.failed_runs += 1
         for key in running.recheck if running else ():
             if key in self.plan.interests:
                 self.due_now.setdefault(key, None)
         self._after_push(run)
+
+    def _requeue_lost(self, run: Run) -> bool:
+        """A triggered run that lost its build endpoint mid-build: queue it again, once (watch/requeue.py)."""
+        if not requeue.should_requeue(run, ours=run.run_id in self._own_runs, retries=self._retries):
+            return False
+        self._trigger(run.task, run.trigger)
+        again = self.pending.get(run.task)
+        if again is None:
+            return False
+        self._retries.add(again.run.run_id)
+        self.view.event(f"Run {run.run_id} of {run.task} lost its build endpoint {run.agent}; queued it again "
+                        f"as {again.run.run_id} (once).")
+        return True
 
     def _after_push(self, run: Run) -> None:
         """A pushed image that other tasks build on: check it at once, so they run now."""
@@ -446,8 +470,9 @@ class Watcher:
 
     def _snapshot(self) -> Snapshot:
         running = tuple((r.run.run_id, t) for t, r in self.running.items())
+        endpoints = self.endpoint_status() if self.endpoint_status else ()
         return Snapshot(bases=self.tags.statuses(self.plan.interests), running=running,
-                        pending=tuple(self.pending), last_trigger=self.last_trigger)
+                        pending=tuple(self.pending), last_trigger=self.last_trigger, endpoints=endpoints)
 
     def _shutdown(self) -> None:
         """Stop scheduling, give running builds a grace period, then cancel them (recorded Canceled)."""

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
+from acrtask.builders.pool import EndpointStatus
+
 
 @dataclass(frozen=True)
 class BaseStatus:
@@ -25,6 +27,7 @@ class Snapshot:
     pending: tuple[str, ...] = ()
     last_trigger: str | None = None
     messages: tuple[str, ...] = field(default_factory=tuple)
+    endpoints: tuple[EndpointStatus, ...] = ()  # build endpoints, as this watch last saw them
 
 
 class WatchView(Protocol):

@@ -19,3 +19,12 @@ def zombie_children() -> list[int]:
             if fields[0] == "Z" and int(fields[1]) == os.getpid():
                 zombies.append(int(entry.name))
     return zombies
+
+
+
+def descendants(root: int) -> set[int]:
+    """Every live process below `root` (not `root` itself), from /proc."""
+    from acrtask.builders.process import _proc_table, _tree
+
+    table = _proc_table() or {}
+    return {pid for pid in _tree(table, [root]) if pid != root and table[pid].state not in ("Z", "X")}

@@ -1,0 +1,95 @@
+"""Writing files so that a reader never sees half of one: temporary file, fsync, rename, fsync folder."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+STALE_TEMP_AGE = 60.0  # seconds: a temporary file this old and unlocked belongs to a writer that died
+
+
+def _temp_pattern(path: Path) -> tuple[str, str]:
+    return f".{path.name}.", ".tmp"
+
+
+def real_path(path: Path) -> Path:
+    """Where `path` really is: a symlink is followed (even a dangling one), so writes go to its target."""
+    return Path(os.path.realpath(path))
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Replace the file at `path` with `data`, whole or not at all.
+
+    A symlink is written through: the temporary file goes beside the link's target and replaces the
+    target, so the link stays a link. The temporary file is locked while it is written, so
+    `remove_stale_temp_files` never takes one a live writer still uses.
+    """
+    target = real_path(path)
+    prefix, suffix = _temp_pattern(target)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb", closefd=False) as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)  # make the rename itself durable
+    finally:
+        os.close(dir_fd)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created 0600) for the body; closing the file releases it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(path: Path, max_age: float = STALE_TEMP_AGE, now: float | None = None) -> list[Path]:
+    """Remove the temporary files of `path` left by writers that were killed mid-write.
+
+    Only files older than `max_age` seconds that nobody holds locked are taken. Returns what was removed.
+    """
+    target = real_path(path)
+    prefix, suffix = _temp_pattern(target)
+    now = time.time() if now is None else now
+    removed = []
+    try:
+        candidates = [p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(suffix)]
+    except OSError:
+        return []
+    for candidate in candidates:
+        try:
+            fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # gone already, or not ours to touch
+        try:
+            if now - os.fstat(fd).st_mtime < max_age:
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+        except OSError:
+            continue  # locked by a live writer, or cannot be removed: leave it
+        finally:
+            os.close(fd)
+    return removed
