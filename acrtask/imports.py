@@ -19,7 +19,17 @@ from typing import TYPE_CHECKING, Protocol
 from acrtask import validate
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.errors import ValidationError
-from acrtask.model import BaseImageDependency, DependencyType, OutputImage, Status, Step, Task, Trigger
+from acrtask.model import (
+    BaseImageDependency,
+    BaseImageTrigger,
+    DependencyType,
+    OutputImage,
+    Status,
+    Step,
+    Task,
+    Trigger,
+)
+from acrtask.notify.endpoints import apply_settings
 from acrtask.reference import ImageRef
 
 if TYPE_CHECKING:
@@ -93,6 +103,7 @@ def new_task(name: str, changes: TaskChanges) -> Task:
     trigger = Trigger(timers=timers)
     if changes.base_image_trigger_enabled is False:
         trigger = replace(trigger, base_image=replace(trigger.base_image, status=Status.DISABLED))
+    trigger = replace(trigger, base_image=_update_trigger(trigger.base_image, changes))
     return Task(name=name, step=Step(context_path="", image_names=(str(target),), import_source=str(source)),
                 status=changes.status or Status.ENABLED, trigger=trigger,
                 timeout=validate.timeout(changes.timeout) if changes.timeout is not None else 3600)
@@ -115,9 +126,15 @@ def updated_task(task: Task, changes: TaskChanges) -> Task:
     base = task.trigger.base_image
     if changes.base_image_trigger_enabled is not None:
         base = replace(base, status=Status.ENABLED if changes.base_image_trigger_enabled else Status.DISABLED)
+    base = _update_trigger(base, changes)
     return replace(task, step=step, trigger=replace(task.trigger, base_image=base),
                    status=changes.status or task.status,
                    timeout=validate.timeout(changes.timeout) if changes.timeout is not None else task.timeout)
+
+
+def _update_trigger(base: BaseImageTrigger, changes: TaskChanges) -> BaseImageTrigger:
+    return apply_settings(base, changes.update_trigger_endpoint, changes.update_trigger_payload_type,
+                          changes.update_trigger_token)
 
 
 def refuse_import_on_build_task(task: Task, changes: TaskChanges) -> None:

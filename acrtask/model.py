@@ -150,14 +150,31 @@ class SourceTrigger:
         )
 
 
+class UpdateTriggerPayloadType(StrEnum):
+    DEFAULT = "Default"
+    TOKEN = "Token"  # the POST carries `Authorization: Bearer <the task's update trigger token>`
+
+
 @dataclass(frozen=True)
 class BaseImageTrigger:
     type: BaseImageTriggerType = BaseImageTriggerType.RUNTIME
     status: Status = Status.ENABLED
     name: str = DEFAULT_BASE_IMAGE_TRIGGER_NAME
+    # az's --update-trigger-endpoint: watch POSTs here when a base image update triggers the task.
+    update_trigger_endpoint: str | None = None
+    update_trigger_payload_type: UpdateTriggerPayloadType = UpdateTriggerPayloadType.DEFAULT
+    update_trigger_token: str | None = None  # a secret: stored, never shown
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"baseImageTriggerType": str(self.type), "name": self.name, "status": str(self.status)}
+    def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {"baseImageTriggerType": str(self.type), "name": self.name, "status": str(self.status)}
+        if self.update_trigger_endpoint:
+            data["updateTriggerEndpoint"] = self.update_trigger_endpoint
+            data["updateTriggerPayloadType"] = str(self.update_trigger_payload_type)
+        if self.update_trigger_token:
+            # Shown as set, never by value (as a secret argument's value is left out).
+            data["updateTriggerToken"] = self.update_trigger_token if reveal_secrets else None
+            data["isUpdateTriggerTokenSet"] = True
+        return _drop_none(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaseImageTrigger:
@@ -165,6 +182,9 @@ class BaseImageTrigger:
             type=BaseImageTriggerType(data.get("baseImageTriggerType", "Runtime")),
             status=Status(data.get("status", "Enabled")),
             name=stored.text(data, "name") if "name" in data else DEFAULT_BASE_IMAGE_TRIGGER_NAME,
+            update_trigger_endpoint=stored.optional_text(data, "updateTriggerEndpoint"),
+            update_trigger_payload_type=UpdateTriggerPayloadType(data.get("updateTriggerPayloadType", "Default")),
+            update_trigger_token=stored.optional_text(data, "updateTriggerToken"),
         )
 
 
@@ -174,9 +194,9 @@ class Trigger:
     timers: tuple[TimerTrigger, ...] = ()
     sources: tuple[SourceTrigger, ...] = ()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
         return {
-            "baseImageTrigger": self.base_image.to_dict(),
+            "baseImageTrigger": self.base_image.to_dict(reveal_secrets),
             "timerTriggers": [timer.to_dict() for timer in self.timers],
             "sourceTriggers": [source.to_dict() for source in self.sources],
         }
@@ -308,7 +328,7 @@ class Task:
             "status": str(self.status),
             "platform": self.platform.to_dict(),
             "step": self.step.to_dict(reveal_secrets),
-            "trigger": self.trigger.to_dict(),
+            "trigger": self.trigger.to_dict(reveal_secrets),
             "timeout": self.timeout,
             "builder": str(self.builder),
             "creationDate": self.creation_date,

@@ -39,3 +39,8 @@ def runs_dir() -> Path:
 
 def builders_file() -> Path:
     return home() / "builders.toml"
+
+
+def notify_file() -> Path:
+    """The global notification targets (`acrtask notify`)."""
+    return home() / "notify.json"

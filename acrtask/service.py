@@ -28,10 +28,12 @@ from acrtask.model import (
     Task,
     TimerTrigger,
     Trigger,
+    UpdateTriggerPayloadType,
     format_time,
 )
 from acrtask.multistep import tasks as multistep_tasks
 from acrtask.multistep.run import NO_CONTEXT
+from acrtask.notify.endpoints import apply_settings
 from acrtask.platform import Platform
 from acrtask.state import StateStore, documents
 
@@ -62,6 +64,9 @@ class TaskChanges:
     cmd: str | None = None  # --cmd IMAGE ARGS
     stdin_text: str | None = None  # what `-f -` reads
     import_source: str | None = None  # --import: a copy task (imports.py)
+    update_trigger_endpoint: str | None = None  # "" clears it (notify/endpoints.py)
+    update_trigger_payload_type: UpdateTriggerPayloadType | None = None
+    update_trigger_token: str | None = None  # a secret; "" clears it
 
 
 def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tuple[Argument, ...]:
@@ -129,6 +134,8 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
         base = replace(base, status=Status.ENABLED if changes.base_image_trigger_enabled else Status.DISABLED)
     if changes.base_image_trigger_type is not None:
         base = replace(base, type=changes.base_image_trigger_type)
+    base = apply_settings(base, changes.update_trigger_endpoint, changes.update_trigger_payload_type,
+                          changes.update_trigger_token)
     timers = task.trigger.timers
     if changes.schedules is not None:
         timers = validate.schedules(list(changes.schedules), existing=timers)

@@ -109,18 +109,34 @@ def _plan(exists: bool, name: str, replace_existing: bool, text: str, path: Path
 
 def _write(tx: TaskTransaction, task: Task, document: dict[str, Any], existing: bool) -> None:
     if existing:
-        task = _keep_secret_values(task, tx)
+        task = _keep_secret_values(task, tx, document)
     if not task.creation_date:
         task = replace(task, creation_date=format_time(datetime.now(UTC)))
-    tx.put(task, previous=document)
+    tx.put(task, previous=_without_derived(document))
     if task.step.base_image_dependencies is not None:  # an export --with-dependencies
         tx.record_dependencies(task.name, task.step.base_image_dependencies,
                                previous=documents.split(document)[1] or [])
 
 
-def _keep_secret_values(task: Task, tx: TaskTransaction) -> Task:
-    """A secret argument or value exported without its value keeps the value the existing task has."""
-    if not any(item.is_secret and item.value is None for item in task.step.arguments + task.step.values):
+def _without_derived(document: dict[str, Any]) -> dict[str, Any]:
+    """The file's document less what `to_dict` derives (a token's "is set" flag), so it is not kept as a key this
+    version does not know when the token itself did not come along."""
+    base = document.get("trigger", {}).get("baseImageTrigger")
+    if not isinstance(base, dict) or "isUpdateTriggerTokenSet" not in base:
+        return document
+    trigger = {**document["trigger"], "baseImageTrigger": {k: v for k, v in base.items()
+                                                           if k != "isUpdateTriggerTokenSet"}}
+    return {**document, "trigger": trigger}
+
+
+def _keep_secret_values(task: Task, tx: TaskTransaction, document: dict[str, Any]) -> Task:
+    """A secret argument, value or update-trigger token exported without its value keeps the one the existing
+    task has."""
+    base = task.trigger.base_image
+    token_left_out = base.update_trigger_token is None and document.get("trigger", {}).get(
+        "baseImageTrigger", {}).get("isUpdateTriggerTokenSet")
+    if not token_left_out and not any(item.is_secret and item.value is None
+                                       for item in task.step.arguments + task.step.values):
         return task
     try:
         current = tx.get(task.name)
@@ -134,5 +150,8 @@ def _keep_secret_values(task: Task, tx: TaskTransaction) -> Task:
         return tuple(Argument(item.name, values.get(item.name), True) if item.is_secret and item.value is None
                      else item for item in items)
 
+    if token_left_out:
+        base = replace(base, update_trigger_token=current.trigger.base_image.update_trigger_token)
     return replace(task, step=replace(task.step, arguments=kept(task.step.arguments, current.step.arguments),
-                                      values=kept(task.step.values, current.step.values)))
+                                      values=kept(task.step.values, current.step.values)),
+                   trigger=replace(task.trigger, base_image=base))

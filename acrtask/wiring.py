@@ -45,11 +45,24 @@ def run_store(db: Database | None = None) -> RunStore:
     return RunStore(db or database(), paths.runs_dir())
 
 
+_reply_hooks: list[Callable[[str, Any, int | None, float], None]] = []
+
+
+def observe_registry_replies(hook: Callable[[str, Any, int | None, float], None]) -> None:
+    """Have `hook(method, url, status, seconds)` called for every registry request's answer (watch's metrics)."""
+    _reply_hooks.append(hook)
+
+
+def _replied(method: str, url: Any, status: int | None, seconds: float) -> None:
+    for hook in _reply_hooks:
+        hook(method, url, status, seconds)
+
+
 @cache
 def registry_client() -> Any:
     from acrtask.registry import BlockingRegistryClient
 
-    return BlockingRegistryClient()
+    return BlockingRegistryClient(on_reply=_replied)
 
 
 class RegistryTagChecker:

@@ -14,6 +14,9 @@
 #                     podman.socket unit listens on a root-only unix socket, never on the network.
 #   docker.io         only when no `docker` CLI is on PATH (this machine image ships one): the tests
 #                     drive podman's Docker-compatible API with it. Its daemon is kept from starting.
+#   chromium, chromium-driver
+#                     the status page's browser test: headless Chromium driven by Selenium through
+#                     /usr/bin/chromedriver (no browser is downloaded at test time)
 #
 # Idempotent: runs `apt-get update` and `apt-get install` only when something is missing.
 # The docker-registry package ships a service that serves /etc/docker/registry/config.yml on ALL
@@ -22,7 +25,7 @@
 # Set ACRTASK_KEEP_REGISTRY_SERVICE=1 to leave an existing service alone.
 set -euo pipefail
 
-PACKAGES=(docker-registry buildah busybox-static apache2-utils skopeo git uidmap podman)
+PACKAGES=(docker-registry buildah busybox-static apache2-utils skopeo git uidmap podman chromium chromium-driver)
 REGISTRY_CONFIG=/etc/docker/registry/config.yml
 REGISTRY_BIN=/usr/bin/docker-registry
 POLICY_RC=/usr/sbin/policy-rc.d
@@ -159,4 +162,5 @@ log "buildah: $(buildah --version)"
 log "docker-registry: $("$REGISTRY_BIN" --version 2>&1 | head -n1)"
 log "skopeo: $(skopeo --version)"
 log "busybox: $(dpkg-query -W -f='${Package} ${Version}' busybox-static)"
+log "chromium: $(dpkg-query -W -f='${Version}' chromium), chromedriver: $(dpkg-query -W -f='${Version}' chromium-driver)"
 log "done"

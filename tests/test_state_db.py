@@ -233,8 +233,10 @@ def test_tasks_shown_from_their_documents_are_what_task_to_dict_gives(store: Sta
     shapes[2] = replace(shapes[2], step=replace(shapes[2].step, target="final", arguments=(
         Argument("PLAIN", "1"), Argument("FROM_ENV"), Argument("TOKEN", "hunter2-secret", is_secret=True),
         Argument("ENV_SECRET", is_secret=True))))
-    from acrtask.model import StepType
+    from acrtask.model import BaseImageTrigger, StepType
 
+    shapes.append(replace(task("hooked-task"), trigger=Trigger(base_image=BaseImageTrigger(
+        update_trigger_endpoint="http://127.0.0.1:9/hook", update_trigger_token="hunter2-token"))))
     shapes.append(replace(task("file-task"), registry="localhost:5000", step=Step(
         context_path="/src", type=StepType.FILE_TASK, task_file_path="acr-task.yaml",
         values=(Argument("tag", "v2"), Argument("token", "hunter2-secret", is_secret=True)))))
@@ -244,4 +246,17 @@ def test_tasks_shown_from_their_documents_are_what_task_to_dict_gives(store: Sta
     service = TaskService(store)
     assert service.shown() == [t.to_dict() for t in store.all()]
     assert service.shown("with-all") == [store.get("with-all").to_dict()]
-    assert "hunter2-secret" not in str(service.shown())
+    assert "hunter2" not in str(service.shown())
+
+
+def test_connections_of_threads_that_ended_are_closed(store: StateStore) -> None:
+    """A long-running watch opens a connection per thread (build steps, HTTP requests): the ended ones close."""
+    import threading
+
+    for _ in range(5):
+        worker = threading.Thread(target=store.revision)
+        worker.start()
+        worker.join(10)
+    store.revision()  # this thread's connection: the five others have ended
+    open_now = store.db._connections
+    assert [thread for thread, _ in open_now] == [threading.current_thread()]

@@ -196,3 +196,25 @@ def test_import_is_all_or_nothing_and_dry_run_changes_nothing(home: Path, tmp_pa
     assert done.code == 0
     assert run_cli("task", "show", "-n", "never-run", "--query", "step.contextPath").json() == "/elsewhere"
     assert run_cli("task", "show", "-n", "new-task", "--query", "creationDate").json().endswith("Z")
+
+
+def test_an_update_trigger_token_is_a_secret_on_export_and_kept_on_import(home: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from acrtask.model import UpdateTriggerPayloadType
+
+    assert run_cli("task", "list").code == 0  # migrates
+    with wiring.state_store().transaction() as tx:  # what `task update --update-trigger-token` stores
+        task = tx.get("never-run")
+        tx.put(replace(task, trigger=replace(task.trigger, base_image=replace(
+            task.trigger.base_image, update_trigger_endpoint="http://127.0.0.1:9/hook",
+            update_trigger_payload_type=UpdateTriggerPayloadType.TOKEN, update_trigger_token="hunter2-token"))))
+    plain = run_cli("task", "export", "-n", "never-run")
+    assert "hunter2-token" not in plain.out and plain.err.startswith("Left out the values of 1 secret")
+    base = tomllib.loads(plain.out)["tasks"]["never-run"]["trigger"]["baseImageTrigger"]
+    assert base["isUpdateTriggerTokenSet"] is True and "updateTriggerToken" not in base
+    (tmp_path / "hooked.toml").write_text(plain.out)
+    assert run_cli("task", "import", "-f", str(tmp_path / "hooked.toml"), "--replace").code == 0
+    kept = stored(home)[0]["never-run"]["trigger"]["baseImageTrigger"]
+    assert kept["updateTriggerToken"] == "hunter2-token"  # replaced from a file without it: the token stays
+    assert run_cli("task", "import", "-f", str(tmp_path / "hooked.toml")).code == 2  # exists: needs --replace

@@ -11,6 +11,7 @@ import typer
 from acrtask.cli import options, quick, runs, transfer, watch  # noqa: F401 - they add their commands
 from acrtask.cli.builder import builder_app
 from acrtask.cli.image import image_app
+from acrtask.cli.notify import notify_app
 from acrtask.cli.task import task_app
 from acrtask.errors import AcrTaskError, printable
 
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(task_app, name="task")
 app.add_typer(image_app, name="image")
+app.add_typer(notify_app, name="notify")
 app.add_typer(builder_app, name="builder")
 app.command("build", epilog="Examples:\n\n  acrtask build -r localhost:5000 -t app:{{.Run.ID}} .\n\n"
             "  acrtask build -r localhost:5000 -t app:v1 -f Dockerfile.prod --build-arg VERSION=1 ./src")(quick.build)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import replace
 from typing import Annotated
@@ -12,7 +13,8 @@ from acrtask import paths, validate
 from acrtask.cli import tables
 from acrtask.cli.options import GLOBAL_HELP, emit
 from acrtask.errors import ValidationError
-from acrtask.model import BaseImageTriggerType, BuilderName, Status
+from acrtask.model import BaseImageTriggerType, BuilderName, Status, UpdateTriggerPayloadType
+from acrtask.notify import endpoints
 from acrtask.platform import Platform
 from acrtask.service import TaskChanges, TaskService
 from acrtask.state import StateStore, open_database
@@ -72,6 +74,16 @@ Import = Annotated[str | None, typer.Option(
     "--import", help="Make a copy task: each run copies this image (tag or digest, every platform) by digest to "
     "the one -t, and a move of it triggers the task. Takes no -c.")]
 
+UpdateEndpoint = Annotated[str | None, typer.Option(
+    "--update-trigger-endpoint", help="A URL that watch POSTs to (ACR's payload) when a base image update triggers "
+    "the task: https, or http to this machine. An empty value removes it.")]
+UpdatePayloadType = Annotated[str | None, typer.Option(
+    "--update-trigger-payload-type", help="Default, or Token: the POST carries 'Authorization: Bearer' with "
+    "--update-trigger-token (or watch's ACRTASK_UPDATE_TRIGGER_TOKEN).")]
+UpdateToken = Annotated[str | None, typer.Option(
+    "--update-trigger-token", help="The bearer token of --update-trigger-payload-type Token; never printed. "
+    "An empty value removes it.")]
+
 
 def _service() -> TaskService:
     return TaskService(StateStore(open_database(paths.state_db())))
@@ -84,6 +96,7 @@ def _changes(
     base_trigger: str | None, base_trigger_type: str | None, schedules: list[str] | None,
     commit_trigger: str | None, builder: str | None, *, set_values: list[str] | None = None,
     set_secrets: list[str] | None = None, values_file: str | None = None, cmd: str | None = None,
+    update_endpoint: str | None = None, update_payload_type: str | None = None, update_token: str | None = None,
 ) -> TaskChanges:
     from acrtask.multistep import tasks as multistep_tasks
 
@@ -123,6 +136,12 @@ def _changes(
         registry=validate.registry_name(registry) if registry else None,
         values=values, values_file=values_file, cmd=cmd,
         stdin_text=sys.stdin.read() if file == "-" else None,
+        update_trigger_endpoint=update_endpoint if not update_endpoint else endpoints.check_url(
+            update_endpoint, "--update-trigger-endpoint", endpoints.insecure_hosts(os.environ)),
+        update_trigger_payload_type=validate.enum_value(
+            UpdateTriggerPayloadType, update_payload_type, "--update-trigger-payload-type")
+        if update_payload_type is not None else None,
+        update_trigger_token=update_token,
     )
 
 
@@ -141,14 +160,16 @@ def create(
     base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
     schedule: Schedules = None, commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
     set_value: SetValues = None, set_secret: SetSecrets = None, values: ValuesFile = None, cmd: Cmd = None,
-    import_source: Import = None,
+    import_source: Import = None, update_trigger_endpoint: UpdateEndpoint = None,
+    update_trigger_payload_type: UpdatePayloadType = None, update_trigger_token: UpdateToken = None,
 ) -> None:
     """Create a task: a Dockerfile build (-c), a multi-step task file (-f acr-task.yaml, --cmd), or a copy of an
     image (--import)."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, schedule,
                        commit_trigger_enabled, builder, set_values=set_value, set_secrets=set_secret,
-                       values_file=values, cmd=cmd)
+                       values_file=values, cmd=cmd, update_endpoint=update_trigger_endpoint,
+                       update_payload_type=update_trigger_payload_type, update_token=update_trigger_token)
     emit(_service().create(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
 
 
@@ -164,12 +185,15 @@ def update(
     set_value: SetValues = None, set_secret: SetSecrets = None, values: ValuesFile = None,
     import_source: Annotated[str | None, typer.Option(
         "--import", help="A copy task's new source (its recorded digest is forgotten: run it again).")] = None,
+    update_trigger_endpoint: UpdateEndpoint = None, update_trigger_payload_type: UpdatePayloadType = None,
+    update_trigger_token: UpdateToken = None,
 ) -> None:
     """Update a task: flags not given stay as they are."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, None,
                        commit_trigger_enabled, builder, set_values=set_value, set_secrets=set_secret,
-                       values_file=values)
+                       values_file=values, update_endpoint=update_trigger_endpoint,
+                       update_payload_type=update_trigger_payload_type, update_token=update_trigger_token)
     emit(_service().update(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
 
 

@@ -44,8 +44,11 @@ def watch(
         "--poll-interval", help="How often each base tag is checked: a random interval in MIN-MAX, or a fixed "
         "value.")] = "10m-60m",
     listen: Annotated[str | None, typer.Option(
-        "--listen", help="[HOST:]PORT to take registry webhooks on (host 127.0.0.1 unless given). Needs "
-        "ACRTASK_WEBHOOK_TOKEN.")] = None,
+        "--listen", help="[HOST:]PORT to take registry webhooks on (host 127.0.0.1 unless given), and to serve "
+        "GET /metrics, /healthz, /readyz and the status page. Needs ACRTASK_WEBHOOK_TOKEN.")] = None,
+    metrics_listen: Annotated[str | None, typer.Option(
+        "--metrics-listen", help="[HOST:]PORT to serve GET /metrics, /healthz, /readyz and the status page on, "
+        "without webhooks. ACRTASK_STATUS_TOKEN, if set, guards /metrics and the page.")] = None,
     max_concurrent_runs: Annotated[int | None, typer.Option(
         "--max-concurrent-runs", help="Builds at once. Default: the build endpoints' slots added up, or 2 "
         "without endpoints.")] = None,
@@ -65,7 +68,9 @@ def watch(
         "--fast-poll-interval", help="How often bases in fast registries are checked.")] = "30s",
 ) -> None:
     """Watch base images and rebuild the tasks that depend on them when their tags move."""
-    from acrtask import wiring
+    from acrtask import paths, wiring
+    from acrtask.notify.store import NotifyStore
+    from acrtask.watch import serve
     from acrtask.watch.cadence import parse_marks
     from acrtask.watch.loop import Watcher, WatchOptions
     from acrtask.watch.schedules import CommitPoller
@@ -87,9 +92,17 @@ def watch(
         grace_period=parse_duration(grace_period, "--grace-period"),
         fast_registries=parse_marks(fast_registry or (), os.environ), fast_interval=fast,
     )
-    server = None
-    if listen is not None:
-        server = _webhook_server(listen)
+    from acrtask.watch.webhook import parse_listen
+
+    db = wiring.database()
+    store, runs = wiring.state_store(db), wiring.run_store(db)
+    service = serve.build(
+        listen=parse_listen(listen) if listen is not None else None,
+        metrics_listen=parse_listen(metrics_listen, "--metrics-listen") if metrics_listen is not None else None,
+        environ=os.environ, state_probe=store.probe, recent_runs=runs.all,
+        notify_store=NotifyStore(paths.notify_file()), log_line=lambda line: None,
+        observe_registry=wiring.observe_registry_replies,
+        endpoints=lambda: [(status.name, status.state == "up") for status in pool.status()])
 
     live = sys.stderr.isatty() and not once
     view: WatchView = PlainView()
@@ -98,10 +111,9 @@ def watch(
 
         view = LiveView()
     client = wiring.registry_client()
-    db = wiring.database()
     watcher = Watcher(
-        wiring.state_store(db), wiring.run_store(db), wiring.RegistryTagChecker(client), wiring.run_service(db),
-        view, options, commits=CommitPoller(ls_remote, options.commit_poll_interval),
+        store, runs, wiring.RegistryTagChecker(client), wiring.run_service(db),
+        view, options, commits=CommitPoller(ls_remote, options.commit_poll_interval), observer=service.observers,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: watcher.stop())
@@ -112,35 +124,17 @@ def watch(
         listed = ", ".join(f"{e.name} ({e.max_concurrent} slots)" for e in endpoints)
         view.event(f"Builds go to build endpoints {listed}; up to {max_concurrent_runs} at once.")
     _check_endpoints(pool)
-    if server is not None:
-        server.on_event = watcher.notify_push
-        server.start()
-        view.event(f"Listening for registry webhooks on http://{server.address}/")
+    service.attach(watcher.note, watcher.notify_push)
+    for line in service.lines:
+        view.event(line)
     try:
         code = watcher.run()
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        service.close(view.event)
         if live:
             view.close()  # type: ignore[attr-defined]
         client.close()
     raise typer.Exit(code)
-
-
-def _webhook_server(listen: str):  # noqa: ANN202 - a WebhookServer
-    from acrtask.watch.webhook import WebhookServer, parse_listen
-
-    token = os.environ.get("ACRTASK_WEBHOOK_TOKEN", "")
-    if not token:
-        raise ValidationError("--listen needs a shared token, so that only your registry can trigger builds.",
-                              "Set ACRTASK_WEBHOOK_TOKEN and configure the registry to send it.")
-    host, port = parse_listen(listen)
-    try:
-        return WebhookServer(host, port, token, lambda event: None)
-    except OSError as exc:
-        raise ValidationError(f"Cannot listen on {host}:{port}: {exc.strerror}.",
-                              "Choose another port with --listen.") from exc
 
 
 def _check_endpoints(pool) -> None:  # noqa: ANN001 - a builders.pool.Pool

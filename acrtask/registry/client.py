@@ -26,7 +26,7 @@ from acrtask.reference import ImageRef
 from acrtask.registry import media
 from acrtask.registry.auth import repository_scope
 from acrtask.registry.credentials import DockerCredentials
-from acrtask.registry.http import Connector, RequestHook
+from acrtask.registry.http import Connector, ReplyHook, RequestHook
 from acrtask.registry.session import CredentialSource, RegistrySession
 from acrtask.registry.transport import Policy, RateLimit, insecure_from_env, is_listed, status_error
 
@@ -66,13 +66,15 @@ class RegistryClient:
 
     `sleep`, `clock` (wall seconds) and `random` are injectable so tests never wait; `transport`
     replaces the network (an `httpx.MockTransport` serving every host); `on_request(method, url)` is
-    called for every HTTP request sent.
+    called for every HTTP request sent, `on_reply(method, url, status, seconds)` when its answer came (status
+    None when none did; blob streams are not timed).
     """
 
     def __init__(self, *, policy: Policy | None = None, credentials: CredentialSource | None = None,
                  insecure: Iterable[str] | None = None, loopback_http: bool = True,
                  environ: Mapping[str, str] | None = None, verify: ssl.SSLContext | bool = True,
                  transport: httpx.AsyncBaseTransport | None = None, on_request: RequestHook | None = None,
+                 on_reply: ReplyHook | None = None,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
                  clock: Callable[[], float] = time.time,
                  random: Callable[[], float] = _random.random) -> None:
@@ -82,7 +84,8 @@ class RegistryClient:
         self._insecure = (insecure_from_env(env) if insecure is None
                           else frozenset(h.strip().lower() for h in insecure if h.strip()))
         self._loopback_http = loopback_http
-        self._connector = Connector(self.policy, transport=transport, verify=verify, on_request=on_request)
+        self._connector = Connector(self.policy, transport=transport, verify=verify, on_request=on_request,
+                                    on_reply=on_reply)
         self.sleep, self.clock, self.random = sleep, clock, random  # the session's Clocks
         self._registries: dict[str, RegistrySession] = {}
         self._platforms: OrderedDict[tuple[str, str], str] = OrderedDict()

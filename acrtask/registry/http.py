@@ -39,6 +39,7 @@ RECHECK_SECONDS = 0.5  # a connection used this recently is taken as alive witho
 _EMPTY = httpx.ByteStream(b"")
 
 RequestHook = Callable[[str, httpx.URL], None]
+ReplyHook = Callable[[str, httpx.URL, int | None, float], None]  # method, url, status (None: none), seconds
 
 
 class BodyTooLargeError(Exception):
@@ -212,12 +213,14 @@ class Connector:
     services, redirect targets). A test passes one `transport` that serves every host."""
 
     def __init__(self, policy: Policy, *, transport: httpx.AsyncBaseTransport | None = None,
-                 verify: ssl.SSLContext | bool = True, on_request: RequestHook | None = None) -> None:
+                 verify: ssl.SSLContext | bool = True, on_request: RequestHook | None = None,
+                 on_reply: ReplyHook | None = None) -> None:
         self.policy = policy
         self._fixed = transport
         self._verify = verify
         self._ssl: ssl.SSLContext | None = None
         self._on_request = on_request
+        self._on_reply = on_reply
         self._lanes: list[Lanes] = []
         self._other: dict[tuple[str | None, str, str, int | None], TransportLane] = {}
         self._bulk: httpx.AsyncClient | None = None
@@ -276,8 +279,7 @@ class Connector:
             for _ in range(MAX_REDIRECTS + 1):
                 if self._on_request is not None:
                     self._on_request(method, url)
-                status, reply_headers, body = await lane.exchange(method, url, headers, content, limit,
-                                                                  self._extensions)
+                status, reply_headers, body = await self._exchange(lane, method, url, headers, content, limit)
                 location = reply_headers.get("location") if status in REDIRECT_STATUSES else None
                 if not location or method not in ("GET", "HEAD"):
                     return Reply(status, reply_headers, body, foreign)
@@ -290,6 +292,18 @@ class Connector:
         finally:
             if borrowed is not None and lanes is not None:
                 lanes.release(borrowed)
+
+    async def _exchange(self, lane: Lane, method: str, url: httpx.URL, headers: httpx.Headers,
+                        content: bytes | None, limit: int) -> tuple[int, httpx.Headers, bytes]:
+        if self._on_reply is None:
+            return await lane.exchange(method, url, headers, content, limit, self._extensions)
+        started = time.monotonic()
+        status: int | None = None
+        try:
+            status, reply_headers, body = await lane.exchange(method, url, headers, content, limit, self._extensions)
+            return status, reply_headers, body
+        finally:
+            self._on_reply(method, url, status, time.monotonic() - started)
 
     @asynccontextmanager
     async def stream(self, method: str, url: httpx.URL, headers: httpx.Headers,

@@ -99,7 +99,7 @@ class Database:
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._schema_checked = False
-        self._connections: list[sqlite3.Connection] = []  # every thread's, to close them all at the end
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []  # each thread's, to close them
         self.unwritable: StateError | None = None  # why this database is only read (a read-only folder, a full disk)
 
     # Connections.
@@ -111,7 +111,12 @@ class Database:
             self._local.conn = conn
             self._local.depth = 0
             with self._schema_lock:
-                self._connections.append(conn)
+                # Threads come and go (a multi-step run's steps, an HTTP request): close the connections of those
+                # that ended, so a long-running watch keeps as many as it has threads.
+                for thread, old in [entry for entry in self._connections if not entry[0].is_alive()]:
+                    old.close()
+                    self._connections.remove((thread, old))
+                self._connections.append((threading.current_thread(), conn))
         return conn
 
     def close(self) -> None:
@@ -121,12 +126,12 @@ class Database:
         cache, so without this it would stay open until the garbage collector runs."""
         with self._schema_lock:
             connections, self._connections = self._connections, []
-        for conn in connections:
+        for _, conn in connections:
             conn.close()
         self._local = threading.local()
 
     def __del__(self) -> None:
-        for conn in getattr(self, "_connections", ()):
+        for _, conn in getattr(self, "_connections", ()):
             conn.close()
 
     def _open(self) -> sqlite3.Connection:

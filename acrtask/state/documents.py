@@ -47,17 +47,24 @@ def dependency_document(dependency: BaseImageDependency,
 
 
 SECRET_LISTS = ("arguments", "values")  # a step's build arguments; a multi-step task's --set/--set-secret values
+UPDATE_TRIGGER_TOKEN = "updateTriggerToken"  # in trigger.baseImageTrigger: shown as set, never by value
 
 
 def without_secret_values(document: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The document as users see it (`Task.to_dict()`: secret values left out), and how many were."""
     step = document.get("step", {})
+    base = document.get("trigger", {}).get("baseImageTrigger", {})
     count = sum(1 for key in SECRET_LISTS for item in step.get(key, ()) if item.get("isSecret") and "value" in item)
+    count += UPDATE_TRIGGER_TOKEN in base
     if not count:
         return document, 0
     hidden = {key: [{k: v for k, v in item.items() if not (k == "value" and item.get("isSecret"))}
                     for item in step[key]] for key in SECRET_LISTS if key in step}
-    return {**document, "step": {**step, **hidden}}, count
+    shown = {**document, "step": {**step, **hidden}}
+    if UPDATE_TRIGGER_TOKEN in base:
+        trigger = document["trigger"]
+        shown["trigger"] = {**trigger, "baseImageTrigger": {k: v for k, v in base.items() if k != UPDATE_TRIGGER_TOKEN}}
+    return shown, count
 
 
 def unknown(document: Any, known: Any) -> Any:

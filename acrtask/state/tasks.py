@@ -195,6 +195,15 @@ class StateStore:
     def data_version(self) -> int:
         return self.db.data_version()
 
+    def probe(self) -> None:
+        """Raise StateError unless the database opens and is whole (`quick_check`); on a connection of its own,
+        closed after, for callers on short-lived threads (watch's readiness endpoint)."""
+        db = Database(self.path)
+        try:
+            db.check_integrity()
+        finally:
+            db.close()
+
     # Writes that are one transaction each.
 
     def record_dependencies(self, name: str, dependencies: Iterable[BaseImageDependency]) -> bool:

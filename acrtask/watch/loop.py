@@ -33,6 +33,7 @@ from acrtask.watch import requeue
 from acrtask.watch.cadence import PollSchedule, pushed_registries
 from acrtask.watch.checks import CheckResult, RegistryChecks, StalePlatformsError, TagChecker
 from acrtask.watch.followed import FollowedRuns, Settled, hold_watch_lock
+from acrtask.watch.observer import Observer, WatchObserver
 from acrtask.watch.payloads import PushEvent, notified_line, watched_pushes
 from acrtask.watch.retries import DeferredTriggers
 from acrtask.watch.schedules import CommitPoller, TimerSchedule
@@ -86,8 +87,10 @@ class _Running:
 class Watcher:
     def __init__(self, state: StateStore, runs: RunStore, checker: TagChecker, executor: RunExecutor,
                  view: WatchView, options: WatchOptions, *, clock: Callable[[], float] = time.time,
-                 rng: random.Random | None = None, commits: CommitPoller | None = None) -> None:
+                 rng: random.Random | None = None, commits: CommitPoller | None = None,
+                 observer: WatchObserver | None = None) -> None:
         self.state, self.runs, self.checker, self.executor = state, runs, checker, executor
+        self.observer: WatchObserver = observer or Observer()  # metrics, health, notifications (observer.py)
         self.view, self.options, self.clock = view, options, clock
         self.rng = rng or random.Random()
         self.commits = commits
@@ -130,12 +133,16 @@ class Watcher:
         self.events.put(("push", tuple(events)))
 
     def note(self, message: str) -> None:
-        """A line for the view from another thread (the build pool: an endpoint went down or came back)."""
+        """A line for the view from another thread (the build pool's endpoints, notification results)."""
         self.events.put(("note", message))
 
     def stop(self) -> None:
         self.stopping.set()
         self.events.put(("stop", None))
+
+    def snapshot(self) -> Snapshot:
+        """The current picture (bases, running and queued runs); call on the loop's thread (observers)."""
+        return self._snapshot()
 
     # The loop.
 
@@ -164,6 +171,7 @@ class Watcher:
                     break
                 self._guarded(self._wait)
         finally:
+            self.observer.stopping()
             self._shutdown()
             if self._watch_lock_fd is not None:
                 os.close(self._watch_lock_fd)
@@ -186,6 +194,7 @@ class Watcher:
 
     def tick(self) -> None:
         now = self.clock()
+        self.observer.ticked(self, now)
         self._drain_events()
         self._reload()
         for item in self.deferred.due(now):
@@ -248,6 +257,7 @@ class Watcher:
 
     def _checked(self, result: CheckResult) -> None:
         self.checks.done(result)
+        self.observer.checked(result, self.plan.interests)
         now = self.clock()
         answered, lines = self.tags.record(result, self.plan.interests, now)
         for line in lines:
@@ -312,6 +322,7 @@ class Watcher:
         self.pending[task_name] = _Pending(task_name, trigger, run)
         self.last_trigger = f"{task_name}: {trigger.reason()}"
         self.view.event(f"Queued run {run.run_id} of {task_name}: {trigger.reason()}")
+        self.observer.queued(task, run)
 
     def _queue_failed(self, task_name: str, trigger: RunTrigger, key: BaseKey | None, failures: int,
                       error: OSError | StateError) -> None:
@@ -358,6 +369,7 @@ class Watcher:
 
     def _finished(self, run: Run) -> None:
         running = self.running.pop(run.task, None)
+        self.observer.finished(run)
         self._reload()  # the run recorded the digests it used
         seconds = round(run.duration_seconds() or 0)
         if run.status is RunStatus.SUCCEEDED:
@@ -496,8 +508,11 @@ class Watcher:
             kind, payload = self.events.get(timeout=max(0.05, timeout))
         except queue.Empty:
             return
+        if kind == "note" and isinstance(payload, str):
+            self.view.event(payload)
         if kind == "finished" and isinstance(payload, Run):
             self.running.pop(payload.task, None)
+            self.observer.finished(payload)
             self.view.event(f"Run {payload.run_id} of {payload.task} ended {payload.status.value} on shutdown.")
             # Canceled by our own stop is a clean exit; a build that failed on its own is not.
             if payload.status not in (RunStatus.SUCCEEDED, RunStatus.CANCELED):

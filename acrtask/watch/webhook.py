@@ -12,7 +12,8 @@ It is built to survive the clients it cannot choose (see docs/registries.md#webh
 - running out of file descriptors when accepting logs one ERROR line and the listener accepts again
   when descriptors are free: it never ends the server or the watch.
 
-The payloads themselves are parsed in payloads.py.
+The payloads themselves are parsed in payloads.py. GET requests (metrics, health, the status page) are
+answered by the `pages` given (pages.py); a server without `on_event` (`--metrics-listen`) takes no webhooks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from acrtask.watch.payloads import PushEvent, UnknownPayload, parse
@@ -42,6 +43,12 @@ _LENGTH = re.compile(r"[0-9]{1,10}")
 _OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 OnEvents = Callable[[list[PushEvent]], None]
+OnResult = Callable[[str, str], None]  # (vendor, result) of each webhook request, for the metrics
+
+
+class Pages(Protocol):
+    def get(self, path: str, query: str, headers: Any) -> Any:
+        """A pages.Page: status, content_type, body, headers."""
 
 
 def token_ok(expected: str, authorization: str | None, query: str) -> bool:
@@ -71,22 +78,49 @@ class _Handler(BaseHTTPRequestHandler):
         path, _, query = self.requestline.split()[1].partition("?")
         length = self._body_length()
         if length is None:
-            return
-        if path != "/":
-            return self._discard_then_reply(length, 404, "not found: POST to / only")
+            return self.server.result("unknown", "bad_request")
+        on_event = self.server.on_event
+        if path != "/" or on_event is None:
+            self.server.result("unknown", "not_found")
+            return self._discard_then_reply(length, 404, "not found: POST to / only" if on_event else
+                                            "not found: this listener takes no webhooks")
         if not token_ok(self.server.token, self.headers.get("Authorization"), query):
+            self.server.result("unknown", "unauthorized")
             return self._discard_then_reply(length, 401, "bad or missing token")
         body = self._read(length)
         if body is None:
-            return
+            return self.server.result("unknown", "incomplete")
         self.server.handling(self.connection)
         try:
             events = parse(body)
         except UnknownPayload as exc:
+            self.server.result("unknown", "bad_payload")
             return self._reply(400, f"unknown payload: {exc}")
         if events:
-            self.server.on_event(events)  # one call per body: the loop logs one line for it
+            on_event(events)  # one call per body: the loop logs one line for it
+        self.server.result(events[0].source if events else "unknown", "accepted" if events else "ignored")
         self._reply(202 if events else 200, f"{len(events)} push event(s)")
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+        path, _, query = self.requestline.split()[1].partition("?")
+        framed = self.headers.get("Content-Length") or self.headers.get("Transfer-Encoding")
+        length = self._body_length() if framed else 0
+        if length is None:
+            return
+        if length:  # a GET with a body: read past it, so the connection stays in step
+            return self._discard_then_reply(length, 400, "a GET takes no body")
+        pages = self.server.pages
+        if pages is None:
+            return self._reply(404, "not found: POST webhooks to /")
+        self.server.handling(self.connection)
+        page = pages.get(path, query, self.headers)
+        self.send_response(page.status)
+        self.send_header("Content-Type", page.content_type)
+        self.send_header("Content-Length", str(len(page.body)))
+        for name, value in page.headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(page.body)
 
     def _body_length(self) -> int | None:
         """The declared body length; None when the request was answered and the connection closes."""
@@ -169,11 +203,13 @@ class WebhookServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the listen backlog (socketserver's default is 5)
 
-    def __init__(self, host: str, port: int, token: str, on_event: OnEvents, *,
+    def __init__(self, host: str, port: int, token: str, on_event: OnEvents | None, *,
                  max_connections: int = MAX_CONNECTIONS, request_timeout: float = REQUEST_TIMEOUT,
-                 accept_pause: float = 0.2) -> None:
+                 accept_pause: float = 0.2, pages: Pages | None = None, on_result: OnResult | None = None) -> None:
         self.token = token
         self.on_event = on_event
+        self.pages = pages
+        self.on_result = on_result
         self.max_connections = max_connections
         self.request_timeout = request_timeout
         self.accept_pause = accept_pause
@@ -191,6 +227,10 @@ class WebhookServer(ThreadingHTTPServer):
                                   daemon=True)
         thread.start()
         return thread
+
+    def result(self, vendor: str, result: str) -> None:
+        if self.on_result is not None:
+            self.on_result(vendor, result)
 
     # Connection bookkeeping (handler threads and the serving thread).
 
@@ -288,7 +328,7 @@ class WebhookServer(ThreadingHTTPServer):
         return f"{host!s}:{port}"
 
 
-def parse_listen(text: str) -> tuple[str, int]:
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
     """`--listen [HOST:]PORT`; the host defaults to 127.0.0.1."""
     host, sep, port = text.rpartition(":")
     if not sep:
@@ -296,6 +336,6 @@ def parse_listen(text: str) -> tuple[str, int]:
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         from acrtask.errors import ValidationError
 
-        raise ValidationError(f"Invalid --listen '{text}': expected [HOST:]PORT.",
-                              "For example --listen 127.0.0.1:8080.")
+        raise ValidationError(f"Invalid {flag} '{text}': expected [HOST:]PORT.",
+                              f"For example {flag} 127.0.0.1:8080.")
     return (host.strip("[]") or "127.0.0.1"), int(port)

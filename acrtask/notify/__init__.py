@@ -1,0 +1,1 @@
+"""Notifications out of watch: az's per-task update-trigger endpoint and global run-event targets."""
