@@ -23,6 +23,7 @@ from acrtask import dockerfile, imports, instructions
 from acrtask.builders.base import Builder, BuildSpec
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.errors import AcrTaskError
+from acrtask.insecure import insecure_registries
 from acrtask.model import (
     Argument,
     BaseImageDependency,
@@ -39,7 +40,6 @@ from acrtask.multistep import run as multistep
 from acrtask.multistep import templates
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
-from acrtask.registry.transport import insecure_from_env, is_listed
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 
@@ -92,10 +92,8 @@ def fill_in(image: str, task: Task, run: Run, commit: str | None) -> str:
 
 
 def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozenset[str]:
-    """The registries of `refs` to reach over plain HTTP: loopback ones (as Docker allows) and those in
-    ACRTASK_INSECURE_REGISTRIES, where a bare host covers every port, as for the registry client."""
-    listed = insecure_from_env(environ)
-    return frozenset(ref.registry for ref in refs if ref.is_loopback or is_listed(ref.registry, listed))
+    """The registries of `refs` to reach over plain HTTP (acrtask/insecure.py holds the rule)."""
+    return insecure_registries(refs, environ)
 
 
 class Runner:

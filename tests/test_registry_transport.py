@@ -8,13 +8,11 @@ import httpx
 import pytest
 
 from acrtask.errors import ManifestNotFoundError, RegistryError
+from acrtask.insecure import from_env as insecure_from_env
+from acrtask.insecure import is_listed
 from acrtask.registry import Policy
+from acrtask.registry.health import HostHealth, RateLimit, parse_rate_limit
 from acrtask.registry.transport import (
-    HostHealth,
-    RateLimit,
-    insecure_from_env,
-    is_listed,
-    parse_rate_limit,
     parse_retry_after,
     status_error,
     transport_error,

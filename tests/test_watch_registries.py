@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from acrtask.registry import BlockingRegistryClient, Policy
+from acrtask.registry.health import CircuitOpenError, HostHealth
 from acrtask.registry.media import OCI_MANIFEST
-from acrtask.registry.transport import CircuitOpenError, HostHealth
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore
 from acrtask.watch.loop import Watcher, WatchOptions

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from acrtask import dockerfile
+from acrtask import dockerfile, insecure
 from acrtask.builders import process
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.errors import AcrTaskError, BuildError, ValidationError
@@ -194,13 +194,12 @@ def pairs(flag: str, values: Mapping[str, str], prefix: str = "") -> list[str]:
 
 
 def is_insecure(image: str | ImageRef, insecure_registries: frozenset[str]) -> bool:
-    """True when the image's registry is listed as insecure, or is this machine (as Docker does for 127/8)."""
+    """True when the image's registry is one the spec reaches without TLS (acrtask/insecure.py's rule)."""
     try:
         ref = image if isinstance(image, ImageRef) else ImageRef.parse(image)
     except ValidationError:
         return False
-    listed = {host.strip().lower() for host in insecure_registries}
-    return ref.registry.lower() in listed or ref.is_loopback
+    return insecure.is_chosen(ref, insecure_registries)
 
 
 def base_images(spec: BuildSpec) -> list[ImageRef] | None:

@@ -20,15 +20,17 @@ from typing import Any
 
 import httpx
 
+from acrtask import insecure as insecure_rule
 from acrtask.errors import RegistryError
 from acrtask.platform import Platform, select_manifest
 from acrtask.reference import ImageRef
 from acrtask.registry import media
 from acrtask.registry.auth import repository_scope
 from acrtask.registry.credentials import DockerCredentials
+from acrtask.registry.health import RateLimit
 from acrtask.registry.http import Connector, ReplyHook, RequestHook
 from acrtask.registry.session import CredentialSource, RegistrySession
-from acrtask.registry.transport import Policy, RateLimit, insecure_from_env, is_listed, status_error
+from acrtask.registry.transport import Policy, status_error
 
 CheckKey = ImageRef | tuple[ImageRef, Platform | None]
 _HEAD_PASS = frozenset({404, 405})
@@ -81,8 +83,7 @@ class RegistryClient:
         env = os.environ if environ is None else environ
         self.policy = policy or Policy()
         self._credentials = credentials if credentials is not None else DockerCredentials(env)
-        self._insecure = (insecure_from_env(env) if insecure is None
-                          else frozenset(h.strip().lower() for h in insecure if h.strip()))
+        self._insecure = insecure_rule.from_env(env) if insecure is None else insecure_rule.normalised(insecure)
         self._loopback_http = loopback_http
         self._connector = Connector(self.policy, transport=transport, verify=verify, on_request=on_request,
                                     on_reply=on_reply)
@@ -123,10 +124,6 @@ class RegistryClient:
         itself when it is a single manifest). Cached: an index digest is immutable."""
         registry = self._registry(ref)
         return await self._platform(registry, ref, _Manifest(digest, "", None), platform, None)
-
-    def remember(self, index_digest: str, platform: Platform, platform_digest: str) -> None:
-        """Seed the index cache (e.g. from the state file), so a restart costs no GETs."""
-        self._cache(self._platforms, (index_digest, str(platform)), platform_digest)
 
     async def check_many(self, items: Iterable[CheckKey]) -> dict[CheckKey, Resolved | Exception]:
         """Resolve many references at once: `ImageRef`s, or `(ImageRef, Platform | None)` pairs.
@@ -185,7 +182,7 @@ class RegistryClient:
             return
         self.policy = replace(self.policy, circuit_cap=seconds)
         for session in self._registries.values():
-            session.policy = session.health.policy = self.policy
+            session.use_policy(self.policy)
 
     def session(self, ref: ImageRef) -> RegistrySession:
         """The session of `ref`'s registry (for copy.py, which pushes through the same auth and retries)."""
@@ -205,8 +202,7 @@ class RegistryClient:
         host = ref.api_host
         found = self._registries.get(host)
         if found is None:
-            plain = (self._loopback_http and ref.is_loopback) or is_listed(ref.registry, self._insecure) \
-                or is_listed(host, self._insecure)
+            plain = insecure_rule.is_insecure(ref, self._insecure, loopback=self._loopback_http)
             found = RegistrySession(ref, plain, self.policy, self._connector, self._credentials, self)
             self._registries[host] = found
         return found

@@ -55,9 +55,6 @@ class BlockingRegistryClient:
         return asyncio.run_coroutine_threadsafe(
             copy_image(self._client, source, target, force=force, log_line=log_line), self._loop)
 
-    def remember(self, index_digest: str, platform: Platform, platform_digest: str) -> None:
-        self._loop.call_soon_threadsafe(self._client.remember, index_digest, platform, platform_digest)
-
     def cap_circuit(self, seconds: float) -> None:
         self._run(self._cap_circuit(seconds))
 

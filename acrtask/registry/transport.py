@@ -1,28 +1,26 @@
-"""How acrtask treats a registry's connection: scheme, retries, rate limits, a per-registry circuit, and
-errors that say what went wrong and what to do.
+"""The transport's pure rules: its knobs (Policy), proxies, Retry-After, which failures are worth a retry,
+and errors that say what went wrong and what to do.
 
-Nothing here sends a request: the client asks these pieces what to do (wait how long, retry or not, which
-error to raise), so every rule is testable with a fake clock.
+The layers that send (retry.py, authorizer.py, circuit.py, pacing.py, over http.py's connections) ask these
+rules; the per-registry circuit and pacing state is health.py.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import re
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from acrtask.errors import ManifestNotFoundError, RegistryError
+from acrtask.insecure import INSECURE_ENV
 
-INSECURE_ENV = "ACRTASK_INSECURE_REGISTRIES"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 FAILURE_STATUSES = frozenset({500, 502, 503, 504})  # count against the registry's circuit
-_OUTAGE_CODES = frozenset({"UNAVAILABLE", "TIMEOUT", "UNREACHABLE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +47,7 @@ class Policy:
         return delay * (0.5 + random() / 2)
 
 
-# -- scheme and proxies ------------------------------------------------------------------------------------
-
-
-def insecure_from_env(environ: Mapping[str, str]) -> frozenset[str]:
-    """`ACRTASK_INSECURE_REGISTRIES=host[:port],...`, lower-cased."""
-    raw = environ.get(INSECURE_ENV, "")
-    return frozenset(item.strip().lower() for item in raw.split(",") if item.strip())
-
-
-def is_listed(registry: str, listed: frozenset[str]) -> bool:
-    """A `host` entry covers every port of that host; a `host:port` entry only that port."""
-    registry = registry.lower()
-    if registry in listed:
-        return True
-    bare = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    return bare != registry and bare in listed
+# -- proxies ------------------------------------------------------------------------------------
 
 
 def proxy_for(url: str, host: str) -> str | None:
@@ -76,7 +59,7 @@ def proxy_for(url: str, host: str) -> str | None:
     return proxies.get(scheme) or proxies.get("all")
 
 
-# -- Retry-After and rate-limit headers -------------------------------------------------------------------
+# -- Retry-After -------------------------------------------------------------------
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -93,124 +76,6 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, when.timestamp() - now)
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """What a registry's RateLimit-* headers said last (`remaining` of `limit` per `window` seconds)."""
-
-    limit: int
-    remaining: int
-    window: float
-
-
-_QUOTA = re.compile(r"\s*(\d+)\s*(?:;\s*w\s*=\s*(\d+))?")
-
-
-def parse_rate_limit(limit: str | None, remaining: str | None) -> RateLimit | None:
-    """`RateLimit-Limit: 100;w=21600` and `RateLimit-Remaining: 76;w=21600` (Docker Hub's form)."""
-    if not remaining:
-        return None
-    left = _QUOTA.match(remaining)
-    if left is None:
-        return None
-    top = _QUOTA.match(limit or "")
-    window = (left.group(2) or (top.group(2) if top else None)) or "0"
-    return RateLimit(int(top.group(1)) if top else 0, int(left.group(1)), float(window))
-
-
-# -- the per-registry circuit and pacing -------------------------------------------------------------------
-
-
-class CircuitOpenError(RegistryError):
-    """The registry's circuit is open: no request was sent. `retry_after`: seconds until a probe may go."""
-
-    def __init__(self, message: str, hint: str, retry_after: float) -> None:
-        super().__init__(message, hint, code="UNAVAILABLE")
-        self.retry_after = retry_after
-
-
-def is_outage(error: BaseException | None) -> bool:
-    """Whether `error` says the registry is not serving at all (down, hanging, unreachable, rate-limiting),
-    as opposed to an answer about one reference (404, 401, a bad manifest)."""
-    if not isinstance(error, RegistryError):
-        return False
-    return error.code in _OUTAGE_CODES or error.status in FAILURE_STATUSES or error.status == 429
-
-
-class HostHealth:
-    """One registry's failure streak, circuit, 429 pause and rate-limit pacing.
-
-    A registry that fails `circuit_threshold` times in a row is left alone for a while (doubling per
-    trip); then one probe request is let through. Other registries keep their own state, so one bad
-    registry never slows the rest.
-    """
-
-    def __init__(self, name: str, policy: Policy, random: Callable[[], float]) -> None:
-        self.name = name
-        self.policy = policy
-        self.random = random
-        self.failures = 0
-        self.trips = 0
-        self.open_until = 0.0
-        self.probing = False
-        self.probe_started = 0.0
-        self.last_error = ""
-        self.paused_until = 0.0   # set by 429s: nobody talks to this registry until then
-        self.interval = 0.0       # set by low RateLimit-Remaining: spacing between counted requests
-        self.next_slot = 0.0
-        self.rate: RateLimit | None = None
-
-    def admit(self, now: float) -> None:
-        """Raise while the circuit is open; once the pause is over, let exactly one probe through."""
-        if not self.open_until:
-            return  # closed: the hot path
-        stuck = self.probing and now > self.probe_started + self.policy.read_timeout * 2
-        if now < self.open_until or (self.probing and not stuck):
-            wait = max(0.0, self.open_until - now)
-            raise CircuitOpenError(
-                f"{self.name} is failing ({self.failures} errors in a row; last: {self.last_error}); "
-                f"not contacting it for {wait:.0f}s.",
-                "acrtask tries it again by itself; check the registry's status if this persists.",
-                wait if now < self.open_until else self.policy.read_timeout)
-        self.probing, self.probe_started = True, now
-
-    def succeeded(self) -> None:
-        """Any answer but a 5xx: the registry works."""
-        if self.failures or self.open_until:
-            self.failures = self.trips = 0
-            self.open_until = 0.0
-            self.probing = False
-
-    def failed(self, now: float, error: str) -> None:
-        self.failures += 1
-        self.last_error = error
-        if self.open_until and not self.probing:
-            return  # already open: requests that were in flight do not extend the pause
-        if self.probing or self.failures >= self.policy.circuit_threshold:
-            self.probing = False
-            self.trips += 1
-            pause = self.policy.circuit_base * 2 ** (min(self.trips, 32) - 1) * (0.75 + self.random() / 2)
-            self.open_until = now + min(self.policy.circuit_cap, pause)  # the cap bounds recovery: see docs
-
-    def pause(self, now: float, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, now + seconds)
-
-    def observe(self, rate: RateLimit) -> None:
-        """Slow down when little of the quota remains: spread what is left over the window."""
-        self.rate = rate
-        if rate.limit > 0 and rate.window > 0 and rate.remaining < rate.limit * self.policy.low_rate_fraction:
-            self.interval = min(self.policy.pace_cap, rate.window / max(rate.remaining, 1))
-        else:
-            self.interval = 0.0
-
-    def delay(self, now: float, counted: bool) -> float:
-        """Seconds to wait before the next request; `counted` requests (GETs) also respect pacing."""
-        start = max(now, self.paused_until)
-        if counted and self.interval:
-            start = max(start, self.next_slot)
-            self.next_slot = start + self.interval  # claim the slot now, so concurrent callers queue up
-        return start - now
 
 
 # -- errors with hints -------------------------------------------------------------------------------------

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from acrtask.errors import ValidationError
+from acrtask.insecure import is_listed
 from acrtask.model import Task
 from acrtask.reference import ImageRef
-from acrtask.registry.transport import is_listed
 from acrtask.triggers import BaseKey
 
 FAST_ENV = "ACRTASK_FAST_REGISTRIES"

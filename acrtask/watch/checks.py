@@ -15,7 +15,7 @@ from typing import Protocol
 
 from acrtask import triggers
 from acrtask.errors import RegistryError
-from acrtask.registry.transport import CircuitOpenError, is_outage
+from acrtask.registry.health import CircuitOpenError, is_outage
 from acrtask.triggers import BaseKey, Interest
 
 PlatformKey = tuple[BaseKey, str | None]

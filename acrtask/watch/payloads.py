@@ -17,16 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from acrtask.reference import names_registry
+from acrtask.registry import media
 from acrtask.triggers import BaseKey
 
-MANIFEST_TYPES = frozenset({
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws",
-    "application/vnd.docker.distribution.manifest.v1+json",
-})
+MANIFEST_TYPES = media.PUSHED_TYPES
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import math
 from dataclasses import dataclass
 
 from acrtask.model import RunTrigger
-from acrtask.registry.transport import CircuitOpenError
+from acrtask.registry.health import CircuitOpenError
 from acrtask.triggers import BaseKey
 
 
