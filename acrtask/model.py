@@ -1,6 +1,6 @@
-"""The task model: frozen values with one dict shape (az's camelCase) for the state file and for output.
+"""The task model: frozen values with one dict shape (az's camelCase) for storage and for output.
 
-`to_dict(reveal_secrets=False)` is what users see; the state file is written with
+`to_dict(reveal_secrets=False)` is what users see; tasks are stored with
 `reveal_secrets=True`. TOML has no null, so None values are left out of dicts and come back as
 defaults in `from_dict`.
 """

@@ -1,18 +1,21 @@
-"""What the CLI calls: task create, update, show, list, delete and timers, over the state file.
+"""What the CLI calls: task create, update, show, list, delete and timers, over the state database.
 
-Every change happens inside one state transaction, and every check runs before anything is
-written, so bad input leaves the state file exactly as it was.
+Every change is one transaction that touches only that task's rows, and every check runs before
+anything is written, so bad input leaves the state exactly as it was.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from acrtask import context as contexts
 from acrtask import imports, validate
 from acrtask.errors import NotFoundError, ValidationError
+from acrtask.memory import collector_paused
 from acrtask.model import (
     Argument,
     BaseImageTrigger,
@@ -32,7 +35,7 @@ from acrtask.multistep import tasks as multistep_tasks
 from acrtask.multistep.run import NO_CONTEXT
 from acrtask.notify.endpoints import apply_settings
 from acrtask.platform import Platform
-from acrtask.state import StateStore
+from acrtask.state import StateStore, documents
 
 
 @dataclass(frozen=True)
@@ -225,12 +228,12 @@ class TaskService:
             # Unlike update, create always settles the commit trigger (on by default for git contexts).
             task = _apply(draft, replace(changes, file=changes.file or ("Dockerfile" if kind is StepType.DOCKER
                                                                         else None)))
-        with self.store.transaction() as state:
-            if name in state.tasks:
+        with self.store.transaction() as tx:
+            if tx.exists(name):
                 raise ValidationError(f"The task '{name}' already exists.",
                                       f"Use 'acrtask task update -n {name}' to change it.")
             task = replace(task, creation_date=format_time(datetime.now(UTC)))
-            state.tasks[name] = task
+            tx.put(task)
         return task
 
     def quick(self, changes: TaskChanges) -> Task:
@@ -246,47 +249,61 @@ class TaskService:
         return task
 
     def update(self, name: str, changes: TaskChanges) -> Task:
-        with self.store.transaction() as state:
-            task = self._get(state.tasks, name)
+        with self.store.transaction() as tx:
+            task = self._get(tx.get, name)
             if task.step.is_import:
                 task = imports.updated_task(task, changes)
             else:
                 imports.refuse_import_on_build_task(task, changes)
                 task = _apply(task, changes)
-            state.tasks[name] = task
+            tx.put(task)
         return task
 
     def show(self, name: str) -> Task:
-        return self._get(self.store.load().tasks, name)
+        return self._get(self.store.get, name)
 
     def all(self) -> list[Task]:
-        return sorted(self.store.load().tasks.values(), key=lambda task: task.name)
+        return self.store.all()
+
+    def shown(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Tasks as users see them (az's JSON shape, secret values left out), by name: straight from the stored
+        documents, which are that shape, so listing thousands of tasks builds no Task objects."""
+        found = self.store.documents([name] if name is not None else None)
+        if name is not None and name not in found:
+            raise _not_found(name)
+        with collector_paused():
+            return [documents.without_secret_values(found[key])[0] for key in sorted(found)]
+
+    def ensure_exists(self, name: str) -> None:
+        """Raise NotFoundError unless the task is there (without reading it: a malformed one can be deleted)."""
+        if not self.store.exists(name):
+            raise _not_found(name)
 
     def delete(self, name: str) -> None:
-        with self.store.transaction() as state:
-            self._get(state.tasks, name)
-            del state.tasks[name]
+        with self.store.transaction() as tx:
+            if not tx.delete(name):
+                raise _not_found(name)
 
     # Timers: az's `task timer add|update|remove|list`.
 
     def timer_add(self, name: str, timer_name: str, schedule: str, enabled: bool = True) -> tuple[TimerTrigger, ...]:
         validate.timer_name(timer_name)
-        with self.store.transaction() as state:
-            task = self._get(state.tasks, name)
+        with self.store.transaction() as tx:
+            task = self._get(tx.get, name)
             if any(t.name == timer_name for t in task.trigger.timers):
                 raise ValidationError(f"The timer '{timer_name}' already exists for the task '{name}'.",
                                       "Use 'acrtask task timer update' to change it.")
             timers = validate.schedules([f"{timer_name}:{schedule}"], existing=task.trigger.timers)
             timers = timers[:-1] + (replace(timers[-1], status=Status.ENABLED if enabled else Status.DISABLED),)
-            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
+            tx.put(replace(task, trigger=replace(task.trigger, timers=timers)))
         return timers
 
     def timer_update(self, name: str, timer_name: str, schedule: str | None,
                      enabled: bool | None) -> tuple[TimerTrigger, ...]:
         if schedule is None and enabled is None:
             raise ValidationError("Nothing to update.", "Give --schedule and/or --enabled.")
-        with self.store.transaction() as state:
-            task = self._get(state.tasks, name)
+        with self.store.transaction() as tx:
+            task = self._get(tx.get, name)
             timer = self._timer(task, timer_name)
             changed = replace(
                 timer,
@@ -294,27 +311,26 @@ class TaskService:
                 status=timer.status if enabled is None else (Status.ENABLED if enabled else Status.DISABLED),
             )
             timers = tuple(changed if t.name == timer_name else t for t in task.trigger.timers)
-            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
+            tx.put(replace(task, trigger=replace(task.trigger, timers=timers)))
         return timers
 
     def timer_remove(self, name: str, timer_name: str) -> tuple[TimerTrigger, ...]:
-        with self.store.transaction() as state:
-            task = self._get(state.tasks, name)
+        with self.store.transaction() as tx:
+            task = self._get(tx.get, name)
             self._timer(task, timer_name)
             timers = tuple(t for t in task.trigger.timers if t.name != timer_name)
-            state.tasks[name] = replace(task, trigger=replace(task.trigger, timers=timers))
+            tx.put(replace(task, trigger=replace(task.trigger, timers=timers)))
         return timers
 
     def timer_list(self, name: str) -> tuple[TimerTrigger, ...]:
         return self.show(name).trigger.timers
 
     @staticmethod
-    def _get(tasks: dict[str, Task], name: str) -> Task:
-        try:
-            return tasks[name]
-        except KeyError:
-            raise NotFoundError(f"The task '{name}' could not be found.",
-                                "Run 'acrtask task list' to see the tasks there are.") from None
+    def _get(lookup: Callable[[str], Task | None], name: str) -> Task:
+        task = lookup(name)
+        if task is None:
+            raise _not_found(name)
+        return task
 
     @staticmethod
     def _timer(task: Task, timer_name: str) -> TimerTrigger:
@@ -324,3 +340,8 @@ class TaskService:
             if timer.name == timer_name:
                 return timer
         raise NotFoundError(f"The timer '{timer_name}' does not exist for the task '{task.name}'.")
+
+
+def _not_found(name: str) -> NotFoundError:
+    return NotFoundError(f"The task '{name}' could not be found.",
+                         "Run 'acrtask task list' to see the tasks there are.")

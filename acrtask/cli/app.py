@@ -8,7 +8,7 @@ import traceback
 
 import typer
 
-from acrtask.cli import options, quick, runs, watch  # noqa: F401 - runs and watch add their commands to `task`
+from acrtask.cli import options, quick, runs, transfer, watch  # noqa: F401 - they add their commands
 from acrtask.cli.builder import builder_app
 from acrtask.cli.image import image_app
 from acrtask.cli.notify import notify_app

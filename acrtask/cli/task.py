@@ -17,7 +17,7 @@ from acrtask.model import BaseImageTriggerType, BuilderName, Status, UpdateTrigg
 from acrtask.notify import endpoints
 from acrtask.platform import Platform
 from acrtask.service import TaskChanges, TaskService
-from acrtask.state import StateStore
+from acrtask.state import StateStore, open_database
 
 task_app = typer.Typer(help="Manage tasks that build images and rebuild them when their bases change.",
                        epilog=GLOBAL_HELP, no_args_is_help=True)
@@ -86,7 +86,7 @@ UpdateToken = Annotated[str | None, typer.Option(
 
 
 def _service() -> TaskService:
-    return TaskService(StateStore(paths.state_file()))
+    return TaskService(StateStore(open_database(paths.state_db())))
 
 
 def _changes(
@@ -201,14 +201,14 @@ def update(
                   "  acrtask task show -n app-build --query trigger.baseImageTrigger.status -o tsv")
 def show(name: Name) -> None:
     """Show a task, with the base images its last run used."""
-    emit(_service().show(name).to_dict(), tables.tasks)
+    emit(_service().shown(name)[0], tables.tasks)
 
 
 @task_app.command("list", epilog="Examples:\n\n  acrtask task list -o table\n\n"
                   "  acrtask task list --query \"[?status=='Enabled'].name\"")
 def list_tasks() -> None:
     """List the tasks."""
-    emit([task.to_dict() for task in _service().all()], tables.tasks)
+    emit(_service().shown(), tables.tasks)
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task delete -n app-build --yes")
@@ -218,7 +218,7 @@ def delete(
 ) -> None:
     """Delete a task."""
     service = _service()
-    service.show(name)  # an unknown task fails before the prompt
+    service.ensure_exists(name)  # an unknown task fails before the prompt
     if not yes:
         if not sys.stdin.isatty():
             raise ValidationError(f"Deleting the task '{name}' needs confirmation.", "Pass --yes.")
