@@ -54,7 +54,7 @@ class NotFoundError(AcrTaskError):
 
 
 class StateError(AcrTaskError):
-    """The state file cannot be read or written (corrupt, newer schema, permissions)."""
+    """The state database cannot be read or written (corrupt, newer schema, permissions, disk full)."""
 
     exit_code = 1
 

@@ -1,6 +1,6 @@
-"""The task model: frozen values with one dict shape (az's camelCase) for the state file and for output.
+"""The task model: frozen values with one dict shape (az's camelCase) for storage and for output.
 
-`to_dict(reveal_secrets=False)` is what users see; the state file is written with
+`to_dict(reveal_secrets=False)` is what users see; tasks are stored with
 `reveal_secrets=True`. TOML has no null, so None values are left out of dicts and come back as
 defaults in `from_dict`.
 """
@@ -330,6 +330,20 @@ class Step:
         )
 
 
+def _login_server(registry: str | None, image_names: Any) -> str | None:
+    if registry:
+        return registry
+    from acrtask.reference import names_registry
+
+    first = next(iter(image_names or ()), "")
+    return first.partition("/")[0].lower() if first and names_registry(first) else None
+
+
+def document_login_server(document: dict[str, Any]) -> str | None:
+    """Task.login_server, read from a stored task document (no Task built)."""
+    return _login_server(document.get("registry"), (document.get("step") or {}).get("imageNames"))
+
+
 @dataclass(frozen=True)
 class RegistryCredential:
     """A login for one registry (az's customRegistries entry). `identity` (a managed identity in Azure) has no
@@ -389,12 +403,7 @@ class Task:
     @property
     def login_server(self) -> str | None:
         """The registry the task belongs to: its -r, else (tasks made before -r was kept) its first image's."""
-        if self.registry:
-            return self.registry
-        from acrtask.reference import names_registry
-
-        first = next(iter(self.step.image_names), "")
-        return first.partition("/")[0].lower() if first and names_registry(first) else None
+        return _login_server(self.registry, self.step.image_names)
 
     @property
     def qualified_image_names(self) -> tuple[str, ...]:

@@ -29,8 +29,8 @@ def home() -> Path:
     return base / "acrtask"
 
 
-def state_file() -> Path:
-    return home() / "state.toml"
+def state_db() -> Path:
+    return home() / "state.db"
 
 
 def runs_dir() -> Path:

@@ -312,15 +312,19 @@ class Runner:
 
     def _record_dependencies(self, task_name: str, dependencies: list[BaseImageDependency],
                              pushes: tuple[str, ...] | None = None) -> None:
-        """The bases a run used; for a multi-step task also what it pushes under stable names."""
+        """The bases a run used; for a multi-step task also what it pushes under stable names. Only this
+        task's rows are written; a task deleted while it built has nothing to record on."""
         if not task_name:  # a quick run: no task to record on
             return
-        with self.state.transaction() as state:
-            task = state.tasks.get(task_name)
-            if task is None:  # deleted while it built: nothing to record on
+        if pushes is None:
+            self.state.record_dependencies(task_name, dependencies)
+            return
+        with self.state.transaction() as tx:
+            task = tx.get(task_name)
+            if task is None:
                 return
-            step = replace(task.step, base_image_dependencies=tuple(dependencies))
-            state.tasks[task_name] = replace(task, step=step if pushes is None else replace(step, image_names=pushes))
+            tx.put(replace(task, step=replace(task.step, image_names=pushes)))
+            tx.record_dependencies(task_name, dependencies)
 
 
 def _scan_within(text: str, build_args: Mapping[str, str], target: str | None, timeout: float,

@@ -1,14 +1,12 @@
-"""Run records and logs, beside the state file: `runs/<id>.json` and `runs/<id>.log`.
+"""Runs: their records in the state database, their logs as files beside it (`runs/<id>.log`).
 
-Run ids come from `runs/counter`, taken under its own lock (not the state file's: rewriting every
-task to count a run would cost seconds with thousands of tasks), so they increase and are never
-reused, even after old runs are pruned. Each record is replaced atomically on every change.
+Run ids come from a counter in the database, taken in the same transaction that records the new
+run, so they increase and are never reused, even after old runs are pruned.
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import threading
 from collections.abc import Callable
@@ -16,11 +14,13 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from acrtask.errors import NotFoundError, StateError
-from acrtask.files import atomic_write
+from acrtask.errors import NotFoundError
 from acrtask.model import OutputImage, Run, RunStatus, RunTrigger, Task, format_time
+from acrtask.state.db import Database
+from acrtask.state.runs import RUN_ID_PREFIX, RunRecords
 
-RUN_ID_PREFIX = "ca"
+__all__ = ["DEFAULT_KEEP", "RUN_ID_PREFIX", "RunStore", "pid_alive"]
+
 DEFAULT_KEEP = 1000
 
 Clock = Callable[[], datetime]
@@ -44,8 +44,9 @@ def pid_alive(pid: int | None) -> bool:
 
 
 class RunStore:
-    def __init__(self, folder: Path, keep: int = DEFAULT_KEEP, clock: Clock = _utcnow) -> None:
-        self.folder = folder
+    def __init__(self, db: Database, folder: Path, keep: int = DEFAULT_KEEP, clock: Clock = _utcnow) -> None:
+        self.records = RunRecords(db)
+        self.folder = folder  # logs, cancel markers and per-task locks
         self.keep = keep
         self.clock = clock
 
@@ -54,35 +55,14 @@ class RunStore:
 
     def create(self, task: Task, trigger: RunTrigger) -> Run:
         """A new Queued run of `task`, with the next id."""
-        number = self._next_number()
-        run = Run(run_id=f"{RUN_ID_PREFIX}{number}", task=task.name, status=RunStatus.QUEUED, trigger=trigger,
-                  create_time=self.now(), platform=task.platform, pid=os.getpid(), registry=task.login_server)
-        self.save(run)
+        run = self.records.create(lambda run_id: Run(
+            run_id=run_id, task=task.name, status=RunStatus.QUEUED, trigger=trigger, create_time=self.now(),
+            platform=task.platform, pid=os.getpid(), registry=task.login_server))
         self.prune()
         return run
 
-    def _next_number(self) -> int:
-        """The next run number, from runs/counter under its own lock (not the whole state file)."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.folder / "counter.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            path = self.folder / "counter"
-            try:
-                number = int(path.read_text())
-            except (FileNotFoundError, ValueError):  # a new home, or a counter lost by hand
-                number = max(self._numbers(), default=0)
-            number += 1
-            atomic_write(path, str(number).encode())
-            return number
-        finally:
-            os.close(fd)
-
     def save(self, run: Run) -> Run:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        data = json.dumps(run.to_dict(), indent=2, sort_keys=True).encode("utf-8")
-        atomic_write(self._record(run.run_id), data)
-        return run
+        return self.records.save(run)
 
     def finish(self, run: Run, status: RunStatus, error: str | None = None,
                output_images: tuple[OutputImage, ...] | None = None) -> Run:
@@ -90,28 +70,18 @@ class RunStore:
         return self.save(replace(run, status=status, error=error, finish_time=self.now(), output_images=outputs))
 
     def get(self, run_id: str) -> Run:
-        path = self._record(run_id)
-        try:
-            return self._read(path)
-        except FileNotFoundError:
+        run = self.records.get(run_id)
+        if run is None:
             raise NotFoundError(f"The run '{run_id}' could not be found.",
-                                "Run 'acrtask task list-runs' to see the runs there are.") from None
+                                "Run 'acrtask task list-runs' to see the runs there are.")
+        return run
 
     def all(self) -> list[Run]:
         """Every recorded run, newest first."""
-        if not self.folder.is_dir():
-            return []
-        runs = []
-        for path in self.folder.glob(f"{RUN_ID_PREFIX}*.json"):
-            try:
-                runs.append(self._read(path))
-            except FileNotFoundError:  # pruned while we listed
-                continue
-        return sorted(runs, key=lambda run: run.number, reverse=True)
+        return self.records.find(top=None)
 
     def find(self, task: str | None = None, status: RunStatus | None = None, top: int | None = 15) -> list[Run]:
-        runs = [r for r in self.all() if (task is None or r.task == task) and (status is None or r.status is status)]
-        return runs[:top] if top is not None else runs
+        return self.records.find(task, status, top)
 
     def last(self, task: str | None = None) -> Run:
         runs = self.find(task=task, top=1)
@@ -119,6 +89,21 @@ class RunStore:
             raise NotFoundError("Could not find the last created run.",
                                 "Start one with 'acrtask task run -n NAME'.")
         return runs[0]
+
+    def unfinished(self) -> list[Run]:
+        """Queued and Running runs, oldest first."""
+        return self.records.unfinished()
+
+    def after(self, number: int) -> list[Run]:
+        """Runs created after run number `number`, oldest first."""
+        return self.records.after(number)
+
+    def several(self, run_ids: set[str]) -> list[Run]:
+        return self.records.several(run_ids)
+
+    def data_version(self) -> int:
+        """Changes when another connection commits: what watch checks before it looks for new runs."""
+        return self.records.db.data_version()
 
     def log_path(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.log"
@@ -129,19 +114,9 @@ class RunStore:
         return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
 
     def prune(self) -> None:
-        """Keep the newest `keep` finished runs; never drop a queued or running one."""
-        numbered = [(number, self._record(f"{RUN_ID_PREFIX}{number}")) for number in self._numbers()]
-        if len(numbered) <= self.keep:
-            return  # the usual case: nothing to read
-        numbered.sort(reverse=True)
-        for _, path in numbered[self.keep:]:
-            try:
-                run = self._read(path)
-            except (FileNotFoundError, StateError):
-                continue
-            if run.status.is_terminal:
-                self._record(run.run_id).unlink(missing_ok=True)
-                self.log_path(run.run_id).unlink(missing_ok=True)
+        """Keep the newest `keep` runs; never drop a queued or running one. Their logs go with them."""
+        for run_id in self.records.prune(self.keep):
+            self.log_path(run_id).unlink(missing_ok=True)
 
     def process_tag(self, run_id: str) -> str:
         """What a run's build processes carry in ACRTASK_RUN_ID: unique across homes (ids are not)."""
@@ -162,22 +137,6 @@ class RunStore:
 
     def _cancel_marker(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.cancel"
-
-    def _numbers(self) -> list[int]:
-        """The numbers of the recorded runs, from the file names alone."""
-        digits = (path.stem[len(RUN_ID_PREFIX):] for path in self.folder.glob(f"{RUN_ID_PREFIX}*.json"))
-        return [int(d) for d in digits if d.isdigit()]
-
-    def _record(self, run_id: str) -> Path:
-        return self.folder / f"{run_id}.json"
-
-    @staticmethod
-    def _read(path: Path) -> Run:
-        try:
-            return Run.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise StateError(f"Run record {path} is corrupt: {exc}.", "Delete the file; it is only history.") \
-                from exc
 
 
 class _TaskLock:

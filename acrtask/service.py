@@ -1,7 +1,7 @@
-"""What the CLI calls: task create, update, show, list, delete and timers, over the state file.
+"""What the CLI calls: task create, update, show, list, delete and timers, over the state database.
 
-Every change happens inside one state transaction, and every check runs before anything is
-written, so bad input leaves the state file exactly as it was.
+Every change is one transaction that touches only that task's rows, and every check runs before
+anything is written, so bad input leaves the state exactly as it was.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from acrtask import context as contexts
 from acrtask import imports, validate
 from acrtask.errors import NotFoundError, ValidationError
+from acrtask.memory import collector_paused
 from acrtask.model import (
     Argument,
     BaseImageTrigger,
@@ -27,6 +29,7 @@ from acrtask.model import (
     TimerTrigger,
     Trigger,
     UpdateTriggerPayloadType,
+    document_login_server,
     format_time,
 )
 from acrtask.multistep import tasks as multistep_tasks
@@ -34,7 +37,7 @@ from acrtask.multistep.run import NO_CONTEXT
 from acrtask.notify.endpoints import apply_settings
 from acrtask.platform import Platform
 from acrtask.reference import names_registry
-from acrtask.state import StateStore
+from acrtask.state import StateStore, documents
 
 
 @dataclass(frozen=True)
@@ -262,12 +265,12 @@ class TaskService:
         if changes.base_image_trigger_enabled is False:  # az creates no trigger at all; shown as null
             task = replace(task, trigger=replace(task.trigger, base_image=replace(
                 task.trigger.base_image, status=Status.DISABLED, omitted=True)))
-        with self.store.transaction() as state:
-            if name in state.tasks:
+        with self.store.transaction() as tx:
+            if tx.exists(name):
                 raise ValidationError(f"The task '{name}' already exists.",
                                       f"Use 'acrtask task update -n {name}' to change it.")
             task = replace(task, creation_date=format_time(datetime.now(UTC)))
-            state.tasks[name] = task
+            tx.put(task)
         return task
 
     def quick(self, changes: TaskChanges) -> Task:
@@ -283,33 +286,53 @@ class TaskService:
         return task
 
     def update(self, name: str, changes: TaskChanges) -> Task:
-        with self.store.transaction() as state:
-            task = self._get(state.tasks, name, changes.registry)
+        with self.store.transaction() as tx:
+            task = self._get(tx.get, name, changes.registry)
             if task.step.is_import:
                 task = imports.updated_task(task, changes)
             else:
                 imports.refuse_import_on_build_task(task, changes)
                 task = _apply(task, changes)
-            state.tasks[name] = task
+            tx.put(task)
         return task
 
     def show(self, name: str, registry: str | None = None) -> Task:
-        return self._get(self.store.load().tasks, name, registry)
+        return self._get(self.store.get, name, registry)
 
     def all(self, registry: str | None = None) -> list[Task]:
-        tasks = self.store.load().tasks.values()
-        return sorted((t for t in tasks if in_registry(t, registry)), key=lambda task: task.name)
+        return [task for task in self.store.all() if in_registry(task, registry)]
+
+    def shown(self, name: str | None = None, registry: str | None = None,
+              reveal: bool = False) -> list[dict[str, Any]]:
+        """Tasks as stored (az's JSON shape), by name, secret values left out unless `reveal`: straight from the
+        stored documents, so listing thousands of tasks builds no Task objects. `registry` scopes them (-r)."""
+        found = self.store.documents([name] if name is not None else None)
+        if registry is not None:
+            found = {key: doc for key, doc in found.items() if _document_in_registry(doc, registry)}
+        if name is not None and name not in found:
+            raise _not_found(name, registry)
+        with collector_paused():
+            return [found[key] if reveal else documents.without_secret_values(found[key])[0] for key in sorted(found)]
+
+    def ensure_exists(self, name: str, registry: str | None = None) -> None:
+        """Raise NotFoundError unless the task is there (without reading it: a malformed one can be deleted)."""
+        if registry is not None:
+            self.show(name, registry)
+        elif not self.store.exists(name):
+            raise _not_found(name)
 
     def delete(self, name: str, registry: str | None = None) -> None:
-        with self.store.transaction() as state:
-            self._get(state.tasks, name, registry)
-            del state.tasks[name]
+        with self.store.transaction() as tx:
+            if registry is not None:
+                self._get(tx.get, name, registry)
+            if not tx.delete(name):
+                raise _not_found(name)
 
     def change(self, name: str, registry: str | None, edit: Callable[[Task], Task]) -> Task:
         """Apply `edit` to one task inside a transaction: nothing is written if it raises."""
-        with self.store.transaction() as state:
-            task = edit(self._get(state.tasks, name, registry))
-            state.tasks[name] = task
+        with self.store.transaction() as tx:
+            task = edit(self._get(tx.get, name, registry))
+            tx.put(task)
         return task
 
     # Timers: az's `task timer add|update|remove|list`. Like az, the changes return the whole task.
@@ -357,12 +380,10 @@ class TaskService:
         return self.show(name, registry).trigger.timers
 
     @staticmethod
-    def _get(tasks: dict[str, Task], name: str, registry: str | None = None) -> Task:
-        task = tasks.get(name)
+    def _get(lookup: Callable[[str], Task | None], name: str, registry: str | None = None) -> Task:
+        task = lookup(name)
         if task is None or not in_registry(task, registry):
-            where = f" in the registry {registry}" if registry else ""
-            raise NotFoundError(f"The task '{name}' could not be found{where}.",
-                                "Run 'acrtask task list' to see the tasks there are.")
+            raise _not_found(name, registry)
         return task
 
     @staticmethod
@@ -373,6 +394,16 @@ class TaskService:
             if timer.name == timer_name:
                 return timer
         raise NotFoundError(f"The timer '{timer_name}' does not exist for the task '{task.name}'.")
+
+
+def _not_found(name: str, registry: str | None = None) -> NotFoundError:
+    where = f" in the registry {registry}" if registry else ""
+    return NotFoundError(f"The task '{name}' could not be found{where}.",
+                         "Run 'acrtask task list' to see the tasks there are.")
+
+
+def _document_in_registry(document: dict[str, Any], registry: str) -> bool:
+    return (document_login_server(document) or "").lower() == registry.lower()
 
 
 @dataclass(frozen=True)

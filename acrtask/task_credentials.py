@@ -1,7 +1,7 @@
 """Per-task registry logins (`task credential add|update|remove|list`) and where they are used.
 
 A task's credentials are part of the task (az's `credentials.customRegistries`), so they are stored with it,
-passwords included, only in the 0600 state file, and never shown. They come first for that task's base checks,
+passwords included, only in the 0600 state database, and never shown. They come first for that task's base checks,
 pulls and pushes; the Docker config serves every other registry:
 
 - `TaskCredentialSource` is a registry client's credential source: the task's logins, then the Docker config.

@@ -131,6 +131,7 @@ class WatchPlan:
     never_run: list[str] = field(default_factory=list)  # tasks whose dependencies are not known yet
     cycles: list[list[str]] = field(default_factory=list)
     graph: dict[str, set[str]] = field(default_factory=dict)  # acyclic: task -> upstream tasks
+    cycle_images: dict[str, set[str]] = field(default_factory=dict)  # task in a cycle -> its cycle's images
 
 
 def plan(tasks: Iterable[Task]) -> WatchPlan:
@@ -139,21 +140,66 @@ def plan(tasks: Iterable[Task]) -> WatchPlan:
     result = WatchPlan(cycles=cycles(full), graph=acyclic(full))
     outputs = {task.name: stable_outputs(task) for task in task_list}
     # Per task in a cycle: every image its cycle peers (itself included) push. Linear, not tasks x tasks.
-    cycle_images: dict[str, set[str]] = {}
     for group in result.cycles:
         images = {image for peer in group for image in outputs.get(peer, ())}
         for name in group:
-            cycle_images.setdefault(name, set()).update(images)
+            result.cycle_images.setdefault(name, set()).update(images)
     for task in task_list:
-        deps = triggering_dependencies(task)
-        watching = task.status is Status.ENABLED and task.trigger.base_image.status is Status.ENABLED
-        if watching and task.step.base_image_dependencies is None:
-            result.never_run.append(task.name)
-        for dep in deps:
-            # A base that a cycle peer pushes would rebuild the cycle for ever: never let it trigger.
-            if dep.image in cycle_images.get(task.name, ()):
-                continue
-            result.interests.setdefault(key_of(dep), []).append(Interest(task.name, dep))
+        _add_interests(result, task)
+    return result
+
+
+def _add_interests(result: WatchPlan, task: Task, shared: bool = False) -> None:
+    """Add the task's interests. `shared`: the lists may belong to another plan, so copy before adding."""
+    watching = task.status is Status.ENABLED and task.trigger.base_image.status is Status.ENABLED
+    if watching and task.step.base_image_dependencies is None:
+        result.never_run.append(task.name)
+    for dep in triggering_dependencies(task):
+        # A base that a cycle peer pushes would rebuild the cycle for ever: never let it trigger.
+        if dep.image in result.cycle_images.get(task.name, ()):
+            continue
+        key = key_of(dep)
+        if shared:
+            result.interests[key] = list(result.interests.get(key, ()))
+        result.interests.setdefault(key, []).append(Interest(task.name, dep))
+
+
+def graph_edges(task: Task | None) -> tuple[frozenset[str], frozenset[str]]:
+    """What of a task shapes the graph: the stable images it pushes and the images it builds on."""
+    if task is None:
+        return frozenset(), frozenset()
+    return frozenset(stable_outputs(task)), frozenset(dep.image for dep in task.step.dependencies)
+
+
+def replan(previous: WatchPlan, before: Mapping[str, Task], after: Mapping[str, Task],
+           changed: Iterable[str]) -> WatchPlan:
+    """The plan once the `changed` tasks went from `before` to `after` (None: deleted).
+
+    When no changed task pushes or builds on other images than before (a run recorded new digests,
+    a timer or a status changed), the graph is the same and only those tasks' interests are redone;
+    otherwise everything is planned again."""
+    names = list(changed)
+    if any(graph_edges(before.get(name)) != graph_edges(after.get(name)) for name in names):
+        return plan(after.values())
+    gone = set(names)
+    result = WatchPlan(interests=dict(previous.interests), cycles=previous.cycles, graph=dict(previous.graph),
+                       cycle_images=previous.cycle_images,
+                       never_run=[name for name in previous.never_run if name not in gone])
+    for name in names:
+        old = before.get(name)
+        for key in {key_of(dep) for dep in (old.step.dependencies if old else ())}:
+            kept = [i for i in result.interests.get(key, ()) if i.task != name]
+            if kept:
+                result.interests[key] = kept
+            else:
+                result.interests.pop(key, None)
+    for name in names:
+        task = after.get(name)
+        if task is None:
+            result.graph.pop(name, None)
+            continue
+        result.graph.setdefault(name, set())
+        _add_interests(result, task, shared=True)
     return result
 
 

@@ -135,7 +135,7 @@ _CRON_LONG_NUMBER = re.compile(r"\d{5,}")  # no cron field needs one; Python wil
 
 
 def cron(expression: str) -> str:
-    """Five fields, UTC, as ACR's timers; checked now so a bad schedule never reaches the state file."""
+    """Five fields, UTC, as ACR's timers; checked now so a bad schedule is never stored."""
     from cronsim import CronSim, CronSimError  # imported here: only schedule-setting commands pay for it
 
     hint = "Use minute hour day month day-of-week, e.g. '0 3 * * Mon-Fri' (UTC)."

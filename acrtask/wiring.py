@@ -1,4 +1,4 @@
-"""Real parts put together for the CLI: the state file, run records, the registry client, builders."""
+"""Real parts put together for the CLI: the state database, runs, the registry client, builders."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from acrtask.reference import ImageRef
 from acrtask.runner import Runner
 from acrtask.runs import RunStore, pid_alive
 from acrtask.service import RunOverrides, TaskService
-from acrtask.state import StateStore
+from acrtask.state import Database, StateStore, open_database
 from acrtask.triggers import BaseKey
 from acrtask.workspace import Workspace
 
@@ -34,12 +34,16 @@ DETACHED_ARGS_ENV = "ACRTASK_RUN_ARGS"  # extra args of a --no-wait run, for the
 DETACHED_OVERRIDES_ENV = "ACRTASK_RUN_OVERRIDES"  # its -c/-f/--target
 
 
-def state_store() -> StateStore:
-    return StateStore(paths.state_file())
+def database() -> Database:
+    return open_database(paths.state_db())
 
 
-def run_store() -> RunStore:
-    return RunStore(paths.runs_dir())
+def state_store(db: Database | None = None) -> StateStore:
+    return StateStore(db or database())
+
+
+def run_store(db: Database | None = None) -> RunStore:
+    return RunStore(db or database(), paths.runs_dir())
 
 
 _reply_hooks: list[Callable[[str, Any, int | None, float], None]] = []
@@ -61,7 +65,7 @@ def registry_client() -> Any:
     from acrtask.registry import BlockingRegistryClient
     from acrtask.task_credentials import AllTasksCredentials
 
-    return BlockingRegistryClient(credentials=AllTasksCredentials(lambda: state_store().load().tasks.values()),
+    return BlockingRegistryClient(credentials=AllTasksCredentials(lambda: state_store().all()),
                                   on_reply=_replied)
 
 
@@ -178,16 +182,17 @@ def _builder_for(task: Task, run: Run, runs: RunStore, env: dict[str, str]) -> b
                          on_lost=lambda endpoint: note(agent=endpoint.name, agent_lost=True))
 
 
-def runner(environ: dict[str, str] | None = None) -> Runner:
+def runner(environ: dict[str, str] | None = None, db: Database | None = None) -> Runner:
     from acrtask.multistep import engine
 
-    runs = run_store()
+    db = db or database()
+    runs = run_store(db)
 
     def build_env(run: Run) -> dict[str, str]:
         return {**os.environ, RUN_TAG: runs.process_tag(run.run_id)}
 
     return Runner(
-        state=state_store(), runs=runs, resolver=registry_client(),
+        state=state_store(db), runs=runs, resolver=registry_client(),
         builder_for=lambda task, run: _builder_for(task, run, runs, build_env(run)),
         workspace_for=lambda task: Workspace(),
         environ=environ, copier=registry_client(), registry_for=task_registry_client,
@@ -195,6 +200,6 @@ def runner(environ: dict[str, str] | None = None) -> Runner:
     )
 
 
-def run_service() -> RunService:
-    store = state_store()
-    return RunService(TaskService(store), run_store(), runner())
+def run_service(db: Database | None = None) -> RunService:
+    db = db or database()
+    return RunService(TaskService(state_store(db)), run_store(db), runner(db=db))

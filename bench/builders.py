@@ -23,7 +23,7 @@ its children (acrtask, podman clients or buildah), of the two podman services wi
 they ran, and of the registry, and how busy the machine's CPUs were (from /proc/stat).
 
 Each home learns its bases from one real first run; the other 15 tasks get the same recorded
-dependency written into the state file, so the bench spends its builds on the cascades.
+dependency written into the state database, so the bench spends its builds on the cascades.
 
 Exit code 0 whatever the figures; 1 when the bench itself cannot run (a tool missing, a run failing).
 """
@@ -39,14 +39,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acrtask.model import parse_time  # noqa: E402
-from acrtask.state import StateStore  # noqa: E402
+from acrtask.state import Database, StateStore  # noqa: E402
 from tests.support import LocalRegistry, buildah_env, push_base_image  # noqa: E402
 from tests.support.podman import PodmanService  # noqa: E402
 from tests.support.procs import descendants  # noqa: E402
@@ -119,12 +119,12 @@ def make_home(label: str, root: Path, base_env: dict[str, str], registry: LocalR
                 *extra, "-o", "none")
         names.append(name)
     acrtask(env, "task", "run", "-n", names[0], "--no-logs", "-o", "none")
-    store = StateStore(home / "home" / "state.toml")
-    with store.transaction() as state:
-        learned = state.tasks[names[0]].step.base_image_dependencies
+    db = Database(home / "home" / "state.db")
+    with StateStore(db).transaction() as tx:
+        learned = tx.get(names[0]).step.dependencies
         for name in names[1:]:
-            task = state.tasks[name]
-            state.tasks[name] = replace(task, step=replace(task.step, base_image_dependencies=learned))
+            tx.record_dependencies(name, learned)
+    db.close()
     watch = () if endpoints else ("--max-concurrent-runs", "2")
     return Home(label, env, watch)
 

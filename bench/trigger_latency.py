@@ -27,9 +27,9 @@ Before each webhook the bench waits until the watch process is idle (its CPU tim
 round never starts while watch is still digesting the previous one.
 
 Options that make the home look like a real one (defaults: a fresh home with only the chain):
-  `--history N` first writes N finished run records into $ACRTASK_HOME/runs, as a watch that has run for
-  a while has (RunStore keeps 1,000 by default);
-  `--tasks N` adds N more tasks to the state file, each with a recorded (current) Runtime dependency on
+  `--history N` first records N finished runs in the state database, as a watch that has run for a while
+  has (RunStore keeps 1,000 by default);
+  `--tasks N` adds N more tasks to the state database, each with a recorded (current) Runtime dependency on
   one extra base tag, filler/base:1, so they are watched but never trigger.
 
 Exit code 0 whatever the figures (MISSED is printed for a target not met); 1 only when the bench itself
@@ -44,6 +44,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -97,34 +98,38 @@ def write_wrapper(folder: Path, log: Path) -> Path:
     return folder
 
 
-def fake_history(runs_dir: Path, count: int, first_number: int) -> None:
+def fake_history(home: Path, count: int) -> None:
     """`count` finished run records (as a long-running watch accumulates), numbered before the real ones."""
-    runs_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    for n in range(first_number, first_number + count):
-        record = {
-            "runId": f"ca{n}", "name": f"ca{n}", "task": "history-task", "status": "Succeeded",
-            "runType": "AutoBuild", "createTime": "2026-11-01T00:00:00.000000Z",
-            "startTime": "2026-11-01T00:00:00.100000Z", "finishTime": "2026-11-01T00:00:05.000000Z",
-            "platform": {"os": "linux", "architecture": "amd64"}, "outputImages": [],
-            "trigger": {"kind": "Manual"}, "reason": "manual run", "pid": 1,
-        }
-        (runs_dir / f"ca{n}.json").write_text(json.dumps(record, indent=2, sort_keys=True))
+    from acrtask.model import Run
+    from acrtask.state import Database
+    from acrtask.state.runs import RunRecords
+
+    db = Database(home / "state.db")
+    with db.write() as conn:
+        for n in range(1, count + 1):
+            RunRecords.insert(conn, n, Run.from_dict({
+                "runId": f"ca{n}", "task": "history-task", "status": "Succeeded",
+                "createTime": "2026-11-01T00:00:00.000000Z", "startTime": "2026-11-01T00:00:00.100000Z",
+                "finishTime": "2026-11-01T00:00:05.000000Z", "trigger": {"kind": "Manual"}, "pid": 1}))
+        conn.execute("UPDATE counters SET value = ? WHERE name = 'run'", (count,))
+    db.close()
 
 
 def add_filler_tasks(env: dict[str, str], count: int, host: str, digest: str, context: Path) -> None:
     """`count` watched tasks that never trigger: a current Runtime dependency on filler/base:1."""
     from acrtask.model import BaseImageDependency, DependencyType, Step, Task
-    from acrtask.state import StateStore
+    from acrtask.state import Database, StateStore
 
     dep = BaseImageDependency(type=DependencyType.RUNTIME, registry=host, repository="filler/base", tag="1",
                               digest=digest, platform_digest=digest, platform="linux/amd64")
-    store = StateStore(Path(env["ACRTASK_HOME"]) / "state.toml")
-    with store.transaction() as state:
+    db = Database(Path(env["ACRTASK_HOME"]) / "state.db")
+    with StateStore(db).transaction() as tx:
         for i in range(count):
             name = f"filler-{i:05d}"
-            state.tasks[name] = Task(name=name, step=Step(
+            tx.save(Task(name=name, step=Step(
                 context_path=str(context), image_names=(f"{host}/filler/app{i:05d}:latest",),
-                base_image_dependencies=(dep,)), creation_date="2026-11-27T00:00:00.000000Z")
+                base_image_dependencies=(dep,)), creation_date="2026-11-27T00:00:00.000000Z"))
+    db.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -183,7 +188,7 @@ def send_webhook(port: int, body: bytes) -> tuple[float, float, int]:
 
 
 def wrapper_events(log: Path) -> list[tuple[str, float, str, str, str]]:
-    """(kind, time, run id, verb, exit code or '') per wrapper line."""
+    """(kind, time, run id, verb, exit code or '') per wrapper line. ACRTASK_RUN_ID is `<runs folder>:<id>`."""
     events: list[tuple[str, float, str, str, str]] = []
     if not log.exists():
         return events
@@ -195,14 +200,14 @@ def wrapper_events(log: Path) -> list[tuple[str, float, str, str, str]]:
     return events
 
 
-def run_records(runs_dir: Path) -> dict[str, dict[str, Any]]:
-    records = {}
-    for path in runs_dir.glob("ca*.json"):
-        try:
-            records[path.stem] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # being replaced right now; read again on the next poll
-    return records
+def run_records(home: Path) -> dict[str, dict[str, Any]]:
+    """Every run record in the state database, read as another process would (read-only, never blocking watch)."""
+    conn = sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        return {f"ca{number}": json.loads(document) for number, document in
+                conn.execute("SELECT number, document FROM runs")}
+    finally:
+        conn.close()
 
 
 def stamp(text: str | None) -> float:
@@ -212,10 +217,10 @@ def stamp(text: str | None) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def wait_round(runs_dir: Path, known: set[str], deadline: float) -> dict[str, dict[str, Any]]:
+def wait_round(home: Path, known: set[str], deadline: float) -> dict[str, dict[str, Any]]:
     """The new runs of one round, once base-task's and app-task's have both ended."""
     while time.monotonic() < deadline:
-        new = {k: v for k, v in run_records(runs_dir).items() if k not in known}
+        new = {k: v for k, v in run_records(home).items() if k not in known}
         tasks = {v["task"]: v for v in new.values()}
         if "base-task" in tasks and "app-task" in tasks and all(
                 v["status"] not in ("Queued", "Running") for v in new.values()):
@@ -223,14 +228,14 @@ def wait_round(runs_dir: Path, known: set[str], deadline: float) -> dict[str, di
         if any(v["status"] not in ("Queued", "Running", "Succeeded") for v in new.values()):
             return new  # a failure: reported by the caller
         time.sleep(0.2)
-    raise SystemExit(f"round timed out; runs so far: {sorted(run_records(runs_dir))}")
+    raise SystemExit(f"round timed out; runs so far: {sorted(run_records(home))}")
 
 
 # -- the bench ------------------------------------------------------------------------------------------
 
 
 def describe(args: argparse.Namespace) -> str:
-    parts = [f"{2 + args.tasks} tasks in the state file"]
+    parts = [f"{2 + args.tasks} tasks in the state database"]
     parts.append(f"{args.history} past runs in the history" if args.history else "no run history")
     return ", ".join(parts)
 
@@ -239,9 +244,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "5")))
     parser.add_argument("--history", type=int, default=0,
-                        help="finished run records to put in the runs folder first (a watch's history)")
+                        help="finished run records to put in the state database first (a watch's history)")
     parser.add_argument("--tasks", type=int, default=0,
-                        help="extra watched tasks in the state file (on one extra base that never moves)")
+                        help="extra watched tasks in the state database (on one extra base that never moves)")
     args = parser.parse_args()
     if not os.access(REAL_BUILDAH, os.X_OK):
         print(f"{REAL_BUILDAH} is missing: install buildah (scripts/install-system-deps.sh)", file=sys.stderr)
@@ -252,7 +257,7 @@ def main() -> int:
         host = registry.host
         env = {**os.environ, **buildah_env(tmp / "buildah"), "ACRTASK_HOME": str(tmp / "home")}
         env.pop("ACRTASK_REGISTRY", None)
-        runs_dir = tmp / "home" / "runs"
+        home = tmp / "home"
         log = tmp / "buildah-wrapper.log"
 
         # The chain, built once for real so that the recorded digests are current.
@@ -269,8 +274,8 @@ def main() -> int:
                 "-o", "none")
         acrtask(env, "task", "create", "-n", "app-task", "-c", str(app_ctx), "-t", f"{host}/app:latest",
                 "-o", "none")
-        if args.history:  # older than every real run: ca1 .. caN
-            fake_history(runs_dir, args.history, first_number=1)  # real ids continue after it
+        if args.history:  # older than every real run: ca1 .. caN; real ids continue after it
+            fake_history(home, args.history)
         acrtask(env, "task", "run", "-n", "base-task", "-o", "none")
         acrtask(env, "task", "run", "-n", "app-task", "-o", "none")
         if args.tasks:
@@ -301,13 +306,13 @@ def main() -> int:
             wait_idle(watch.pid, time.monotonic() + 600)  # start-up and the first check of every base
 
             for round_no in range(1, args.rounds + 1):
-                known = set(run_records(runs_dir))
+                known = set(run_records(home))
                 digest = push_base_image(host, "upstream/os:1", f"r{round_no}", env=env)
                 wait_idle(watch.pid, time.monotonic() + 600)
                 sent, post_s, status = send_webhook(port, envelope(host, "upstream/os", "1", digest))
                 if status != 202:
                     raise SystemExit(f"the listener answered {status}, not 202")
-                new = wait_round(runs_dir, known, time.monotonic() + 600)
+                new = wait_round(home, known, time.monotonic() + 600)
                 by_task = {v["task"]: (k, v) for k, v in new.items()}
                 failed = [f"{k} {v['task']} {v['status']}: {v.get('runErrorMessage')}" for k, v in new.items()
                           if v["status"] != "Succeeded"]

@@ -4,7 +4,7 @@
 
 Starts a local docker-registry on 127.0.0.1 (anonymous, so no token requests) and fills it through
 the registry API with httpx: per repository one tiny config blob and one layer blob, then one
-manifest per tag (an annotation makes each tag's manifest, so its digest, distinct). The state file
+manifest per tag (an annotation makes each tag's manifest, so its digest, distinct). The state database
 is written directly (acrtask.state.StateStore + model objects): TASKS tasks, task i has a Runtime
 dependency on base i % BASES with that tag's current digest, so a check triggers nothing.
 
@@ -17,13 +17,14 @@ Then, in rounds interleaved so a noisy machine hits every contender alike:
       StateStore, RunStore, RegistryTagChecker over a fresh BlockingRegistryClient, RunService) and
       times `Watcher.tick()` with every base due, until the check results (which come back as events
       from each registry's own thread) are in: the first ("cold": new connections, the registry's
-      auth scheme learnt) and a second one ("warm"). The state file is loaded before the timer starts.
+      auth scheme learnt) and a second one ("warm"). The tasks are loaded before the timer starts.
       The ceiling is ApacheBench `ab -k -n BASES -c 16 -i` HEADs on one tag, run in the same round.
-      Target: the cold cycle at most 2x ab's time. The `watch --once` subprocess's wall time, and that
-      minus a no-op baseline (`watch --once` on an empty ACRTASK_HOME: start-up and imports), are printed
-      too: that difference also holds loading and planning the 10,000-task state file.
-  (c) peak RSS of the `watch --once` subprocess (its own ru_maxrss from wait4, and VmHWM sampled from
-      /proc while it runs). Target: <= 200 MB.
+      Target: the cold cycle at most 2x ab's time.
+  (c) the whole `watch --once` subprocess against what it cannot avoid: its check cycle (the cold cycle
+      of (b)) plus a no-op baseline (`watch --once` on an empty ACRTASK_HOME: start-up and imports). What
+      is left is loading and planning the TASKS tasks. Target: at most 1.5x.
+  (d) peak RSS of the `watch --once` subprocess (its own ru_maxrss from wait4, in a small launcher process,
+      and VmHWM sampled from /proc while it runs). Target: <= 200 MB.
 
 Exit code 0 whatever the figures (MISSED is printed for a target not met); 1 only when the bench itself
 cannot run (ab missing, a check failing, watch exiting non-zero).
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
 import os
 import re
 import shutil
@@ -50,38 +52,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from acrtask.model import BaseImageDependency, DependencyType, Step, Task  # noqa: E402
 from acrtask.registry.http import USER_AGENT  # noqa: E402
 from acrtask.registry.media import OCI_MANIFEST  # noqa: E402
-from acrtask.state import StateStore  # noqa: E402
+from acrtask.state import Database, StateStore  # noqa: E402
 from tests.support.api_push import fill_registry  # noqa: E402
 from tests.support.registry import LocalRegistry  # noqa: E402
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 TARGET_CYCLE_RATIO = 2.0
+TARGET_ONCE_RATIO = 1.5
 TARGET_RSS_MB = 200.0
 CONCURRENCY = 16  # ab's -c, and acrtask's default Policy.concurrency
 ACCESS_LINE = re.compile(r'^\S+ - \S+ \[[^\]]*\] "(\w+) (\S+) HTTP/[\d.]+" (\d{3}) .*"([^"]*)"\s*$')
 
 
-# -- filling the registry and the state file ----------------------------------------------------------
-
-
+# -- filling the registry and the state database ------------------------------------------------------
 
 
 def write_state(home: Path, host: str, bases: list[tuple[str, str, str]], tasks: int, context: Path) -> Path:
-    store = StateStore(home / "state.toml")
-    with store.transaction() as state:
+    db = Database(home / "state.db")
+    with StateStore(db).transaction() as tx:
         for i in range(tasks):
             repository, tag, digest = bases[i % len(bases)]
             name = f"app-{i:05d}"
             dep = BaseImageDependency(type=DependencyType.RUNTIME, registry=host, repository=repository, tag=tag,
                                       digest=digest, platform_digest=digest, platform="linux/amd64")
-            state.tasks[name] = Task(
+            tx.save(Task(
                 name=name,
                 step=Step(context_path=str(context), image_names=(f"{host}/apps/app{i:05d}:latest",),
                           base_image_dependencies=(dep,)),
                 creation_date="2026-11-27T00:00:00.000000Z",
-            )
-    return store.path
+            ))
+    db.close()
+    return db.path
 
 
 # -- the contenders -----------------------------------------------------------------------------------
@@ -137,31 +139,44 @@ def harness_cycles(home: Path) -> tuple[float, float, int, float]:
         client.close()
 
 
+# Starts `watch --once` and reports its pid, then its exit code, ru_maxrss (kB) and wall time. A small process of
+# its own, because Linux counts the memory of the process that starts a child (vfork, then exec) in the
+# child's ru_maxrss: started from this bench, which holds 10,000 tasks itself, it would report the bench's.
+LAUNCHER = """
+import json, os, sys, time
+t0 = time.perf_counter()
+pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)
+print(pid, flush=True)
+_, status, usage = os.wait4(pid, 0)
+print(json.dumps([os.waitstatus_to_exitcode(status), usage.ru_maxrss, time.perf_counter() - t0]), flush=True)
+"""
+
+
 def run_watch_once(env: dict[str, str], err_path: Path) -> tuple[float, float, float, int]:
     """(wall seconds, ru_maxrss MB, sampled VmHWM MB, exit code) of `acrtask task watch --once`."""
     with open(err_path, "w") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(  # noqa: S603 - our interpreter, an argument list
-            [sys.executable, "-m", "acrtask", "task", "watch", "--once"], env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=err)
+        launcher = subprocess.Popen(  # noqa: S603 - our interpreter, an argument list
+            [sys.executable, "-c", LAUNCHER, sys.executable, "-m", "acrtask", "task", "watch", "--once"], env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, text=True)
+        assert launcher.stdout is not None
+        pid = int(launcher.stdout.readline())
         hwm_kb = 0
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             try:
-                status = Path(f"/proc/{proc.pid}/status").read_text()
+                status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
                 break
             found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
             if found is None:  # a zombie: it has exited
                 break
             hwm_kb = max(hwm_kb, int(found.group(1)))
-            time.sleep(0.02)  # not reaped until wait4 below: an exited child stays a zombie, without VmHWM
+            time.sleep(0.02)  # not reaped until the launcher's wait4: an exited child stays a zombie, without VmHWM
         else:
-            proc.kill()
-        _, status_code, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status_code)
-    return wall, usage.ru_maxrss / 1024, hwm_kb / 1024, proc.returncode
+            os.kill(pid, 9)
+        code, maxrss_kb, wall = json.loads(launcher.stdout.readline())
+        launcher.wait(timeout=60)
+    return wall, maxrss_kb / 1024, hwm_kb / 1024, code
 
 
 def count_requests(log: Path, offset: int) -> Counter[tuple[str, str]]:
@@ -207,7 +222,7 @@ def main() -> int:
         t2 = time.perf_counter()
         print(f"registry {registry.url}: {len(bases)} base tags ({args.repos} repositories x {args.tags}) pushed in"
               f" {t1 - t0:.1f}s; {args.tasks} tasks written in {t2 - t1:.1f}s "
-              f"({state.stat().st_size / 1e6:.1f} MB of TOML)", flush=True)
+              f"(state.db {state.stat().st_size / 1e6:.1f} MB)", flush=True)
 
         env = {**os.environ, "ACRTASK_HOME": str(home)}
         env.pop("ACRTASK_REGISTRY", None)
@@ -245,6 +260,7 @@ def main() -> int:
     med = {name: statistics.median(r[name] for r in rows) for name in rows[0]}
     ratio_cold = statistics.median(r["cold"] / r["ab"] for r in rows)
     ratio_warm = statistics.median(r["warm"] / r["ab"] for r in rows)
+    ratio_once = statistics.median(r["wall"] / (r["cold"] + r["baseline"]) for r in rows)
     peak = max(max(r["maxrss"], r["hwm"]) for r in rows)
     requests = request_counts[0]
     total = sum(requests.values())
@@ -267,11 +283,14 @@ def main() -> int:
     verdict = "met" if ratio_cold <= TARGET_CYCLE_RATIO else "MISSED"
     print(f"    cold cycle / ab: {ratio_cold:.2f}x (per-round median; warm {ratio_warm:.2f}x)"
           f"  (target <= {TARGET_CYCLE_RATIO:.0f}x: {verdict})")
-    print(f"    for reference: `watch --once` subprocess {med['wall']:.2f}s, no-op baseline {med['baseline']:.2f}s,"
-          f" difference {med['wall'] - med['baseline']:.2f}s (= loading + planning {args.tasks} tasks + the cycle;"
-          f" in-process state load alone {med['load'] * 1000:.0f} ms)")
+    verdict = "met" if ratio_once <= TARGET_ONCE_RATIO else "MISSED"
+    print(f"(c) `watch --once` subprocess {med['wall']:.2f}s against its check cycle {med['cold']:.2f}s + the no-op"
+          f" baseline {med['baseline']:.2f}s: {ratio_once:.2f}x (per-round median)"
+          f"  (target <= {TARGET_ONCE_RATIO}x: {verdict})")
+    print(f"    the rest is loading + planning {args.tasks} tasks: {med['wall'] - med['cold'] - med['baseline']:.2f}s"
+          f" (in-process load alone {med['load'] * 1000:.0f} ms)")
     verdict = "met" if peak <= TARGET_RSS_MB else "MISSED"
-    print(f"(c) peak RSS of `watch --once`: {peak:.0f} MB (median ru_maxrss {med['maxrss']:.0f} MB, VmHWM"
+    print(f"(d) peak RSS of `watch --once`: {peak:.0f} MB (median ru_maxrss {med['maxrss']:.0f} MB, VmHWM"
           f" {med['hwm']:.0f} MB); {peak / TARGET_RSS_MB:.2f}x the target (target <= {TARGET_RSS_MB:.0f} MB:"
           f" {verdict})")
     return 0

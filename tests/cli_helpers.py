@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from acrtask.cli.app import main
@@ -35,3 +37,22 @@ def run_cli(*argv: str) -> Result:
     finally:
         sys.stdin = stdin
     return Result(code, out.getvalue(), err.getvalue())
+
+
+def state_dump(home: Path) -> list[str]:
+    """Everything the state database holds, as SQL: equal dumps mean nothing changed."""
+    conn = sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True)
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def stored_task(home: Path, name: str) -> dict[str, Any]:
+    """A task's document as stored (secrets included), read straight from the database."""
+    conn = sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT document FROM tasks WHERE name = ?", (name,)).fetchone()
+    finally:
+        conn.close()
+    return json.loads(row[0])  # type: ignore[no-any-return]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from acrtask import paths, registries, runlogs, workspace
+from acrtask import registries, runlogs, wiring, workspace
 from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
 from acrtask.model import (
     BaseImageDependency,
@@ -20,9 +20,7 @@ from acrtask.model import (
     Task,
     TriggerKind,
 )
-from acrtask.runs import RunStore
 from acrtask.service import RunOverrides
-from acrtask.state import StateStore
 from tests.cli_helpers import run_cli
 
 HOST = "localhost:5000"
@@ -88,8 +86,9 @@ def test_registry_aliases_scope_tasks(home: Path, ctx: Path) -> None:
 
 def test_runs_are_scoped_by_their_task_registry(home: Path, ctx: Path) -> None:
     assert create(ctx, "task-one").code == 0
-    store = RunStore(paths.runs_dir())
-    task = StateStore(paths.state_file()).load().tasks["task-one"]
+    store = wiring.run_store()
+    task = wiring.state_store().get("task-one")
+    assert task is not None
     store.create(task, RunTrigger())
     store.create(replace(task, name="elsewhere", registry="other.azurecr.io"), RunTrigger())
     assert [r["runId"] for r in run_cli("task", "list-runs", "-r", HOST).json()] == ["ca1"]
@@ -152,14 +151,13 @@ def test_trigger_names_pull_requests_and_a_trigger_created_off(home: Path, tmp_p
 
 def _seed(home: Path, ctx: Path) -> None:
     assert create(ctx, "baseexample1", "--schedule", "0 21 * * *").code == 0
-    store = StateStore(paths.state_file())
-    with store.transaction() as state:
-        task = state.tasks["baseexample1"]
-        deps = (BaseImageDependency(DependencyType.RUNTIME, HOST, "baseimages/node", "15-alpine", "sha256:" + "a" * 64),
-                BaseImageDependency(DependencyType.BUILD_TIME, HOST, "tools", "1", "sha256:" + "b" * 64))
-        state.tasks["baseexample1"] = replace(task, step=replace(task.step, base_image_dependencies=deps))
-    runs = RunStore(paths.runs_dir())
-    task = store.load().tasks["baseexample1"]
+    store = wiring.state_store()
+    deps = (BaseImageDependency(DependencyType.RUNTIME, HOST, "baseimages/node", "15-alpine", "sha256:" + "a" * 64),
+            BaseImageDependency(DependencyType.BUILD_TIME, HOST, "tools", "1", "sha256:" + "b" * 64))
+    assert store.record_dependencies("baseexample1", deps)
+    runs = wiring.run_store()
+    task = store.get("baseexample1")
+    assert task is not None
     first = runs.create(task, RunTrigger())
     runs.finish(first, RunStatus.SUCCEEDED, output_images=(OutputImage(HOST, "hello", "ca1", "sha256:" + "c" * 64),))
     runs.create(task, RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=f"{HOST}/baseimages/node:15-alpine",
@@ -251,7 +249,8 @@ def test_credential_commands_check_their_input(home: Path, ctx: Path, monkeypatc
     updated = run_cli("task", "credential", "update", "-n", "with-login", "--login-server", "localhost:5001",
                       "-u", "bob")
     assert updated.json()["localhost:5001"]["userName"]["value"] == "bob"
-    task = StateStore(paths.state_file()).load().tasks["with-login"]
+    task = wiring.state_store().get("with-login")
+    assert task is not None
     assert [(c.username, c.password) for c in task.credentials] == [("bob", "pw-from-env")]
     assert "pw-from-env" not in repr(task)
     missing = run_cli("task", "credential", "update", "-n", "with-login", "--login-server", "nowhere:1", "-u", "x")
@@ -311,4 +310,4 @@ def test_logs_of_an_unknown_run_is_not_found(home: Path) -> None:
     result = run_cli("task", "logs", "--run-id", "ca9")
     assert result.code == 3
     with pytest.raises(NotFoundError):
-        RunStore(paths.runs_dir()).get("ca9")
+        wiring.run_store().get("ca9")

@@ -218,13 +218,14 @@ def test_with_endpoints_a_single_build_goes_to_the_pool_and_a_multi_step_task_st
     from acrtask.builders.base import select
     from acrtask.model import RunTrigger, StepType
     from acrtask.runs import RunStore
+    from acrtask.state import Database
     from tests.test_triggers import task
 
     monkeypatch.setenv("ACRTASK_HOME", str(tmp_path))
     EndpointStore(tmp_path / "builders.toml").add(ep("one"))
     wiring.build_pool.cache_clear()
     try:
-        runs = RunStore(tmp_path / "runs")
+        runs = RunStore(Database(tmp_path / "state.db"), tmp_path / "runs")
         single = task("single", [])
         multi = replace(single, name="multi", step=replace(single.step, type=StepType.FILE_TASK))
         run = runs.create(single, RunTrigger())

@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 
 from acrtask.errors import ValidationError
-from acrtask.runs import RunStore
-from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch.cadence import PollSchedule, Speed, is_public, parse_marks, schedule_of
 from acrtask.watch.loop import Watcher, WatchOptions
 from tests.test_triggers import NEW, OLD, P_NEW, P_OLD, dep, task
-from tests.test_watch_loop import Events, RecordingExecutor, ScriptedRegistry
+from tests.test_watch_loop import Events, RecordingExecutor, ScriptedRegistry, stores
 
 OWN = "registry.example.com"
 
@@ -82,10 +80,7 @@ def test_fast_bases_come_back_after_the_fast_interval_and_slow_ones_at_random() 
 
 
 def make(tmp_path: Path, tasks, options: WatchOptions, clock: list[float]):
-    state = StateStore(tmp_path / "state.toml")
-    with state.transaction() as s:
-        s.tasks.update({t.name: t for t in tasks})
-    runs = RunStore(tmp_path / "runs")
+    state, runs = stores(tmp_path, tasks)
     events = Events()
     registry = ScriptedRegistry(OLD, P_OLD)
     executor = RecordingExecutor(runs)

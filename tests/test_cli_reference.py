@@ -23,7 +23,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 # Code blocks in these languages hold data or program output, not shell command lines.
 NOT_SHELL = frozenset({"json", "jsonc", "yaml", "yml", "toml", "text", "mermaid", "dot", "diff", "python",
-                       "py", "nginx", "caddyfile", "dockerfile"})
+                       "py", "nginx", "caddyfile", "dockerfile", "sql"})
 # Words that run the command after them: `sudo -u acrtask acrtask task list`, `env X=1 acrtask ...`.
 WRAPPERS = frozenset({"sudo", "env", "exec", "time", "nohup", "command", "runuser"})
 WRAPPER_OPTIONS_WITH_VALUE = frozenset({"-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U", "-l"})

@@ -1,16 +1,15 @@
-"""task create/update/show/list/delete/timer through the CLI, against a state file in a temp folder."""
+"""task create/update/show/list/delete/timer through the CLI, against a state database in a temp folder."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import run_cli, state_dump, stored_task
 
 REG = "localhost:5000"
 
@@ -76,10 +75,11 @@ def test_secret_values_are_never_printed(home: Path, ctx: Path) -> None:
     for fmt in ("json", "yaml", "table", "tsv"):
         shown = run_cli("task", "show", "-n", "with-secret", "-o", fmt)
         assert "hunter2-very-secret" not in shown.out + shown.err
-    # The value is kept (for builds), in a file only its owner can read.
-    state = home / "state.toml"
-    assert "hunter2-very-secret" in state.read_text()
-    assert state.stat().st_mode & 0o777 == 0o600
+    # The value is kept (for builds), in a database only its owner can read, in a folder only they can enter.
+    assert {"name": "TOKEN", "value": "hunter2-very-secret", "isSecret": True} in \
+        stored_task(home, "with-secret")["step"]["arguments"]
+    assert (home / "state.db").stat().st_mode & 0o777 == 0o600
+    assert home.stat().st_mode & 0o777 == 0o700
 
 
 def test_schedules_are_named_like_az(home: Path, ctx: Path) -> None:
@@ -158,7 +158,7 @@ def test_git_url_context_gets_a_commit_trigger(home: Path) -> None:
     assert run_cli("task", "list", "-o", "table").out.splitlines()[2].endswith("BASE_IMAGE, SOURCE")
 
 
-# Each bad input: one ERROR line, the right exit code, and the state file byte-for-byte unchanged.
+# Each bad input: one ERROR line, the right exit code, and the state database unchanged.
 BAD_INPUTS = [
     (["task", "create", "-n", "bad!", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "Invalid task name 'bad!'"),
     (["task", "create", "-n", "abc", "-c", "{ctx}", "-t", f"{REG}/a:1"], 2, "Invalid task name 'abc'"),
@@ -243,15 +243,14 @@ def odd_paths(tmp_path: Path) -> Path:
 def test_bad_input_leaves_state_untouched(home: Path, ctx: Path, odd_paths: Path, argv: list[str], code: int,
                                           message: str) -> None:
     assert create(ctx, "existing").code == 0
-    state = home / "state.toml"
-    before = state.read_bytes()
+    before = state_dump(home)
     result = run_cli(*[a.replace("{ctx}", str(ctx)).replace("{tmp}", str(odd_paths)) for a in argv])
     assert result.code == code, result.err
     assert result.err.startswith("ERROR: ")
     assert result.err.count("\n") == 1, result.err
     assert message in result.err
     assert "Traceback" not in result.err
-    assert state.read_bytes() == before
+    assert state_dump(home) == before
 
 
 def _state_with(step: str = 'imageNames = ["localhost:5000/a:1"]', task: str = "") -> bytes:
@@ -287,7 +286,8 @@ BROKEN_STATES = [
 
 
 @pytest.mark.parametrize(("content", "message"), BROKEN_STATES, ids=[m for _, m in BROKEN_STATES])
-def test_broken_state_file_is_reported_and_kept(home: Path, ctx: Path, content: bytes, message: str) -> None:
+def test_broken_old_state_file_is_reported_and_kept(home: Path, ctx: Path, content: bytes, message: str) -> None:
+    """A state.toml from before the database that does not read is not moved into it, nor changed."""
     home.mkdir(parents=True)
     state = home / "state.toml"
     state.write_bytes(content)
@@ -298,6 +298,7 @@ def test_broken_state_file_is_reported_and_kept(home: Path, ctx: Path, content: 
         assert message in result.err
         assert result.err.count("\n") == 1
         assert state.read_bytes() == content
+    assert not (home / "state.toml.migrated").exists()
 
 
 def test_corrupt_state_error_names_the_line(home: Path) -> None:
@@ -326,6 +327,4 @@ def test_twenty_concurrent_creates_lose_nothing(home: Path, ctx: Path) -> None:
     for proc in procs:
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    document = tomllib.loads((home / "state.toml").read_text())
-    assert sorted(document["tasks"]) == [f"task-{i:02d}" for i in range(20)]
-    assert not [p for p in home.iterdir() if p.name.endswith(".tmp")]
+    assert run_cli("task", "list", "--query", "[].name").json() == [f"task-{i:02d}" for i in range(20)]

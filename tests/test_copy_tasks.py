@@ -48,7 +48,7 @@ def test_a_copy_task_names_its_source_and_one_target(home: Path) -> None:
     row = run_cli("task", "list", "-o", "table").out.splitlines()[2]
     assert f"import {SOURCE}" in row
     assert row.rstrip().endswith("BASE_IMAGE, TIMER")
-    # It round-trips through the state file.
+    # It round-trips through the state database.
     assert run_cli("task", "show", "-n", "node-copy").json()["step"] == task["step"]
 
 
@@ -72,7 +72,7 @@ def test_build_flags_on_a_copy_task_are_refused(home: Path, extra: list[str], me
     assert done.code == 2
     assert done.err.startswith("ERROR: ") and done.err.count("\n") == 1, done.err
     assert message in done.err
-    assert not (home / "state.toml").exists()
+    assert not (home / "state.db").exists()
 
 
 @pytest.mark.parametrize(("argv", "message"), [

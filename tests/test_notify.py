@@ -26,7 +26,7 @@ from acrtask.notify.delivery import Delivery, Dispatcher
 from acrtask.notify.notifier import Notifier
 from acrtask.notify.store import NotifyStore
 from acrtask.notify.targets import Format, NotifyTarget, RunEvent, parse_events
-from tests.cli_helpers import run_cli
+from tests.cli_helpers import run_cli, state_dump, stored_task
 from tests.support.receiver import Receiver
 from tests.test_triggers import NEW, OLD, dep, task
 
@@ -108,14 +108,14 @@ def test_task_create_and_update_take_the_update_trigger_flags(home: Path, ctx: P
     base = shown.json()["trigger"]["baseImageTrigger"]
     assert base["updateTriggerEndpoint"] == "http://127.0.0.1:9/hook/abc"
     assert base["updateTriggerPayloadType"] == "Token"
-    assert TOKEN in (home / "state.toml").read_text()  # kept for watch, as secret arguments are
+    assert stored_task(home, "hooked-task")["trigger"]["baseImageTrigger"]["updateTriggerToken"] == TOKEN  # for watch
     refused = run_cli("task", "update", "-n", "hooked-task", "--update-trigger-endpoint", "http://example.com/x")
     assert refused.code == 2 and refused.err.startswith("ERROR: --update-trigger-endpoint http://example.com/…")
     cleared = run_cli("task", "update", "-n", "hooked-task", "--update-trigger-endpoint", "",
                       "--update-trigger-payload-type", "Default", "--update-trigger-token", "")
     assert cleared.code == 0, cleared.err
     assert "updateTriggerEndpoint" not in cleared.json()["trigger"]["baseImageTrigger"]
-    assert TOKEN not in (home / "state.toml").read_text()
+    assert TOKEN not in "".join(state_dump(home))
 
 
 # Payloads.

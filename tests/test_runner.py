@@ -36,14 +36,15 @@ def _runner(tmp_path, builder_for):
 
     from acrtask.runner import Runner
     from acrtask.runs import RunStore
-    from acrtask.state import StateStore
+    from acrtask.state import Database, StateStore
     from acrtask.workspace import Workspace
 
     class NoRegistry:
         def resolve(self, ref, platform=None):
             raise AssertionError("a FROM scratch build resolves nothing")
 
-    return Runner(StateStore(tmp_path / "state.toml"), RunStore(tmp_path / "runs"), NoRegistry(), builder_for,
+    db = Database(tmp_path / "state.db")
+    return Runner(StateStore(db), RunStore(db, tmp_path / "runs"), NoRegistry(), builder_for,
                   lambda task: Workspace(), environ={}), threading.Event()
 
 

@@ -1,4 +1,5 @@
-"""Run records: ids that never repeat, newest-first listing, pruning that never drops a live run."""
+"""Run records in the state database: ids that never repeat, newest-first listing, pruning that never drops a
+live run."""
 
 from __future__ import annotations
 
@@ -11,26 +12,33 @@ import pytest
 from acrtask.errors import NotFoundError
 from acrtask.model import RunStatus, RunTrigger, Step, Task, TriggerKind
 from acrtask.runs import RunStore
+from acrtask.state import Database
 
 TASK = Task(name="app-task", step=Step(context_path="/src", image_names=("r.io/app:1",)))
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> RunStore:
-    return RunStore(tmp_path / "runs", keep=3, clock=lambda: datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
+    return RunStore(Database(tmp_path / "state.db"), tmp_path / "runs", keep=3,
+                    clock=lambda: datetime(2026, 11, 27, 12, 0, tzinfo=UTC))
 
 
 def test_ids_increase_and_are_never_reused_after_pruning(store: RunStore) -> None:
     ids = []
     for _ in range(5):
         run = store.create(TASK, RunTrigger())
+        with store.open_log(run.run_id) as log:
+            log.write("built\n")
         store.finish(run, RunStatus.SUCCEEDED)
         ids.append(run.run_id)
     assert ids == ["ca1", "ca2", "ca3", "ca4", "ca5"]
     store.prune()
     assert [r.run_id for r in store.all()] == ["ca5", "ca4", "ca3"]
-    assert not (store.folder / "ca1.json").exists()
-    assert store.create(TASK, RunTrigger()).run_id == "ca6"
+    assert not store.log_path("ca1").exists() and store.log_path("ca3").exists()  # logs go with their records
+    for _ in range(3):  # the newest runs pruned too: their numbers are still never given out again
+        store.finish(store.create(TASK, RunTrigger()), RunStatus.SUCCEEDED)
+    store.records.db.query("DELETE FROM runs")
+    assert store.create(TASK, RunTrigger()).run_id == "ca9"
 
 
 def test_pruning_keeps_runs_that_have_not_ended(store: RunStore) -> None:
@@ -52,13 +60,6 @@ def test_list_filters_and_top(store: RunStore) -> None:
     assert store.last("other-task").run_id == "ca2"
 
 
-def test_a_lost_counter_restarts_after_the_newest_record(store: RunStore) -> None:
-    for _ in range(2):
-        store.create(TASK, RunTrigger())
-    (store.folder / "counter").unlink()
-    assert store.create(TASK, RunTrigger()).run_id == "ca3"
-
-
 def test_unknown_run(store: RunStore) -> None:
     with pytest.raises(NotFoundError, match="The run 'ca9' could not be found"):
         store.get("ca9")
@@ -77,4 +78,4 @@ def test_records_round_trip_with_their_reason(store: RunStore) -> None:
     assert shown["imageUpdateTrigger"]["images"] == [{"registry": "r.io", "repository": "base", "tag": "1",
                                                       "digest": "sha256:" + "b" * 64,
                                                       "previousDigest": "sha256:" + "a" * 64}]
-    assert (store.folder / "ca1.json").stat().st_mode & 0o777 == 0o600
+    assert store.records.db.path.stat().st_mode & 0o777 == 0o600

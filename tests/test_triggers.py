@@ -156,3 +156,49 @@ def test_a_cycle_is_reported_and_never_triggers_itself() -> None:
 
 def test_run_id_tags_are_never_bases() -> None:
     assert triggers.stable_outputs(CHAIN[1]) == {"reg.local:5000/app:latest"}
+
+
+def _comparable(plan: triggers.WatchPlan) -> tuple:
+    interests = {key: sorted((i.task, i.dependency) for i in found) for key, found in plan.interests.items()}
+    return (interests, sorted(plan.never_run), plan.cycles, plan.graph)
+
+
+CYCLE_A = "reg.local:5000/cycle-a:1"
+CYCLE_B = "reg.local:5000/cycle-b:1"
+START = [
+    task("base-task", [dep("reg.local:5000/os:1")], (BASE,)),
+    task("app-one", [dep(BASE)]),
+    task("app-two", [dep(BASE), dep(BUILDER, DependencyType.BUILD_TIME)], trigger_type=BaseImageTriggerType.ALL),
+    task("never-ran", None),
+    task("cycle-one", [dep(CYCLE_B)], (CYCLE_A,)),
+    task("cycle-two", [dep(CYCLE_A)], (CYCLE_B,)),
+]
+CHANGES = {
+    "a run recorded new digests": {"app-one": task("app-one", [dep(BASE, digest=NEW)])},
+    "a first run recorded bases": {"never-ran": task("never-ran", [dep(BUILDER)])},
+    "a trigger was disabled": {"app-two": task("app-two", [dep(BASE)], trigger_enabled=False)},
+    "a task was deleted": {"app-one": None},
+    "a task was created": {"new-task": task("new-task", None)},
+    "outputs changed": {"app-one": task("app-one", [dep(BASE)], ("reg.local:5000/app:1",))},
+    "the producer went away": {"base-task": None},
+    "a cycle member moved on": {"cycle-one": task("cycle-one", [dep(CYCLE_B, digest=NEW)], (CYCLE_A,))},
+    "a cycle was broken": {"cycle-two": task("cycle-two", [dep(BASE)], (CYCLE_B,))},
+    "several at once": {"app-one": None, "app-two": task("app-two", [dep(BASE, digest=NEW)]),
+                        "new-task": task("new-task", [dep(BASE)])},
+}
+
+
+@pytest.mark.parametrize("what", list(CHANGES))
+def test_replanning_what_changed_gives_the_plan_of_everything(what: str) -> None:
+    before = {t.name: t for t in START}
+    after = dict(before)
+    for name, changed in CHANGES[what].items():
+        if changed is None:
+            after.pop(name)
+        else:
+            after[name] = changed
+    previous = triggers.plan(before.values())
+    snapshot = _comparable(previous)
+    replanned = triggers.replan(previous, before, after, CHANGES[what])
+    assert _comparable(replanned) == _comparable(triggers.plan(after.values()))
+    assert _comparable(previous) == snapshot  # the old plan is left as it was (watch may still hold it)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from acrtask import triggers
 from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
 from acrtask.runs import RunStore
-from acrtask.state import StateStore
+from acrtask.state import Database, StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch.loop import Watcher, WatchOptions, _Running
 from acrtask.watch.view import Snapshot
@@ -73,11 +75,18 @@ class Events:
         return None
 
 
+def stores(tmp_path: Path, tasks: list[Task]) -> tuple[StateStore, RunStore]:
+    """A state database in `tmp_path` holding `tasks` (with their recorded dependencies), and its runs."""
+    db = Database(tmp_path / "state.db")
+    state = StateStore(db)
+    with state.transaction() as tx:
+        for t in tasks:
+            tx.save(t)
+    return state, RunStore(db, tmp_path / "runs")
+
+
 def make(tmp_path: Path, tasks: list[Task], registry: ScriptedRegistry, once: bool = True):
-    state = StateStore(tmp_path / "state.toml")
-    with state.transaction() as s:
-        s.tasks.update({t.name: t for t in tasks})
-    runs = RunStore(tmp_path / "runs")
+    state, runs = stores(tmp_path, tasks)
     executor = RecordingExecutor(runs)
     events = Events()
     watcher = Watcher(state, runs, registry, executor, events, WatchOptions(once=once, poll_min=1, poll_max=2))
@@ -107,7 +116,7 @@ def test_an_unchanged_platform_records_the_new_index_and_runs_nothing(tmp_path: 
     watcher, executor, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_OLD))
     assert watcher.run() == 0
     assert executor.order == []
-    recorded = StateStore(tmp_path / "state.toml").load().tasks["app-one"].step.dependencies[0]
+    recorded = StateStore(Database(tmp_path / "state.db")).get("app-one").step.dependencies[0]
     assert (recorded.digest, recorded.platform_digest) == (NEW, P_OLD)
 
 
@@ -177,6 +186,35 @@ def test_a_task_whose_context_vanished_does_not_stop_the_watch(tmp_path: Path) -
     assert poller.due([gone], now=10.0) == []  # logged, not raised
 
 
+def test_watch_reloads_only_what_other_processes_changed(tmp_path: Path) -> None:
+    watcher, _, _ = make(tmp_path, [task("app-one", [dep(BASE)]), task("app-two", [dep(BASE)]),
+                                    task("app-three", None)], ScriptedRegistry(OLD))
+    calls = {"snapshot": 0, "changes_since": 0}
+    for name in calls:
+        real = getattr(watcher.state, name)
+
+        def counted(*args, _real=real, _name=name):  # noqa: ANN002, ANN202
+            calls[_name] += 1
+            return _real(*args)
+
+        setattr(watcher.state, name, counted)
+    watcher._reload(force=True)
+    assert calls == {"snapshot": 1, "changes_since": 0}
+    watcher._reload()
+    assert calls == {"snapshot": 1, "changes_since": 0}  # nobody wrote: not even the change notes are read
+
+    other = StateStore(Database(tmp_path / "state.db"))  # another process
+    other.record_dependencies("app-three", (dep("reg.local:5000/other:2"),))
+    with other.transaction() as tx:
+        tx.delete("app-two")
+    watcher._reload()
+    assert calls == {"snapshot": 1, "changes_since": 1}
+    assert sorted(watcher.tasks) == ["app-one", "app-three"]
+    assert watcher.tasks["app-three"].step.dependencies == (dep("reg.local:5000/other:2"),)
+    assert [i.task for i in watcher.plan.interests[KEY]] == ["app-one"]
+    assert BaseKey("reg.local:5000", "other", "2") in watcher.next_check  # a new base is checked at once
+
+
 # -- a hostile day: no file descriptors, a full disk, a run whose process was killed ------------------------
 
 
@@ -191,10 +229,7 @@ def wait_until(condition, what: str, timeout: float = 10.0) -> None:
 
 def start_watching(tmp_path: Path, tasks: list[Task], registry: ScriptedRegistry):
     """A long-running watch (not --once) on its own thread, retrying failed steps within milliseconds."""
-    state = StateStore(tmp_path / "state.toml")
-    with state.transaction() as s:
-        s.tasks.update({t.name: t for t in tasks})
-    runs = RunStore(tmp_path / "runs")
+    state, runs = stores(tmp_path, tasks)
     executor, events = RecordingExecutor(runs), Events()
     options = WatchOptions(poll_min=3600, poll_max=3600, retry_first=0.01, foreign_scan_interval=0.01)
     watcher = Watcher(state, runs, registry, executor, events, options)
@@ -217,38 +252,55 @@ def stop_watching(watcher: Watcher, thread: threading.Thread, outcome: list[obje
     assert outcome == [0], f"the watch loop ended with {outcome}"
 
 
-def test_no_file_descriptors_for_the_run_counter_is_one_error_and_the_run_is_queued_later(tmp_path: Path) -> None:
-    import errno
+@contextmanager
+def failing_run_records(error: Callable[[Path], Exception]) -> Iterator[tuple[threading.Event, list[int]]]:
+    """Every new run record fails with `error(database path)` while the event is set; each try is counted."""
+    from acrtask.state.runs import RunRecords
 
-    emfile = threading.Event()
-    emfile.set()
-    attempts: list[int] = []
-    original = RunStore._next_number
+    failing, tries = threading.Event(), []
+    failing.set()
+    original = RunRecords.create
 
-    def next_number(self: RunStore) -> int:
-        if emfile.is_set():
-            attempts.append(1)
-            raise OSError(errno.EMFILE, "Too many open files", str(self.folder / "counter.lock"))
-        return original(self)
+    def create(self: RunRecords, make):  # noqa: ANN001, ANN202
+        if failing.is_set():
+            tries.append(1)
+            raise error(self.db.path)
+        return original(self, make)
 
-    RunStore._next_number = next_number  # type: ignore[method-assign]
+    RunRecords.create = create  # type: ignore[method-assign]
     try:
+        yield failing, tries
+    finally:
+        RunRecords.create = original  # type: ignore[method-assign]
+
+
+def queue_while_failing(tmp_path: Path, error: Callable[[Path], Exception]) -> tuple[Watcher, RecordingExecutor,
+                                                                                     list[str]]:
+    """A watch that must queue a run while records cannot be written: three tries, then the fault clears.
+    Returns the watcher, what it ran, and its ERROR lines."""
+    with failing_run_records(error) as (failing, tries):
         watcher, executor, events, thread, outcome = start_watching(
             tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_NEW))
         try:
-            wait_until(lambda: len(attempts) >= 3 or outcome, "three tries to queue the run")
+            wait_until(lambda: len(tries) >= 3 or outcome, "three tries to queue the run")
             assert outcome == [], f"the watch loop ended: {outcome}"
-            assert executor.order == [] and watcher.runs.all() == []  # not started while descriptors lack
-            emfile.clear()  # descriptors are back
-            wait_until(lambda: executor.order, "the run, once descriptors are back")
+            assert executor.order == [] and watcher.runs.all() == []  # the run was not started
+            failing.clear()  # descriptors, or space, are back
+            wait_until(lambda: executor.order, "the run, once the fault clears")
         finally:
             stop_watching(watcher, thread, outcome)
-    finally:
-        RunStore._next_number = original  # type: ignore[method-assign]
-    errors = [line for line in events.lines if line.startswith("ERROR")]
+    return watcher, executor, [line for line in events.lines if line.startswith("ERROR")]
+
+
+def test_no_file_descriptors_for_the_run_counter_is_one_error_and_the_run_is_queued_later(tmp_path: Path) -> None:
+    """What the state database says when no descriptor is left for it (SQLite's CANTOPEN, checked against the
+    process's descriptors)."""
+    from acrtask.state.db import _no_descriptors
+
+    _, executor, errors = queue_while_failing(tmp_path, _no_descriptors)
     assert len(errors) == 1, errors
-    assert "Could not queue a run of app-one" in errors[0] and "Too many open files" in errors[0]
-    assert "counter.lock" in errors[0]
+    assert "Could not queue a run of app-one" in errors[0] and "too many open files" in errors[0]
+    assert f"{tmp_path / 'state.db'}" in errors[0] and "Close some" not in errors[0]  # the hint is the loop's
     assert [name for name, _ in executor.order] == ["app-one"]
     assert executor.order[0][1].kind is TriggerKind.BASE_IMAGE_UPDATE
 
@@ -290,38 +342,12 @@ def test_no_file_descriptors_for_a_check_is_one_error_and_the_check_is_retried(t
 
 
 def test_a_full_disk_when_queuing_is_one_error_nothing_started_and_retried_when_space_returns(tmp_path: Path) -> None:
-    import errno
+    """What the state database says on a full disk (SQLITE_FULL); a real full tmpfs is in test_state_faults.py."""
+    from acrtask.state.db import _disk_full
 
-    from acrtask import runs as runs_module
-
-    full = threading.Event()
-    full.set()
-    writes: list[str] = []
-    original = runs_module.atomic_write
-
-    def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-        if full.is_set():
-            writes.append(path.name)
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        original(path, data, mode)
-
-    runs_module.atomic_write = atomic_write  # type: ignore[assignment]
-    try:
-        watcher, executor, events, thread, outcome = start_watching(
-            tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_NEW))
-        try:
-            wait_until(lambda: len(writes) >= 3 or outcome, "three tries to write the run")
-            assert outcome == [], f"the watch loop ended: {outcome}"
-            assert executor.order == [] and watcher.runs.all() == []  # the run was not started
-            full.clear()  # space returns
-            wait_until(lambda: executor.order, "the run, once space returns")
-        finally:
-            stop_watching(watcher, thread, outcome)
-    finally:
-        runs_module.atomic_write = original  # type: ignore[assignment]
-    errors = [line for line in events.lines if line.startswith("ERROR")]
+    watcher, executor, errors = queue_while_failing(tmp_path, _disk_full)
     assert len(errors) == 1, errors
-    assert "Could not queue a run of app-one" in errors[0] and "No space left on device" in errors[0]
+    assert "Could not queue a run of app-one" in errors[0] and "the disk is full" in errors[0]
     assert "It was not started" in errors[0]
     assert [run.status for run in watcher.runs.all()] == [RunStatus.SUCCEEDED]
 
@@ -383,7 +409,7 @@ def test_a_queued_run_whose_starter_is_gone_gets_a_grace_period(tmp_path: Path) 
     """`task run --no-wait` records its starter's pid; the detached child writes its own a moment later."""
     from acrtask.watch.followed import QUEUED_GRACE, FollowedRuns
 
-    runs = RunStore(tmp_path / "runs")
+    runs = RunStore(Database(tmp_path / "state.db"), tmp_path / "runs")
     followed = FollowedRuns(runs)
     followed.start([])
     queued = replace(runs.create(task("t", None), RunTrigger()), pid=dead_pid())
@@ -401,7 +427,7 @@ def test_a_queued_run_whose_starter_is_gone_gets_a_grace_period(tmp_path: Path) 
 def test_a_queued_run_taken_over_by_a_live_process_is_left_alone(tmp_path: Path) -> None:
     from acrtask.watch.followed import QUEUED_GRACE, FollowedRuns
 
-    runs = RunStore(tmp_path / "runs")
+    runs = RunStore(Database(tmp_path / "state.db"), tmp_path / "runs")
     followed = FollowedRuns(runs)
     followed.start([])
     queued = runs.save(replace(runs.create(task("t", None), RunTrigger()), pid=dead_pid()))

@@ -18,7 +18,7 @@ from acrtask.registry import BlockingRegistryClient, Policy
 from acrtask.registry.health import CircuitOpenError, HostHealth
 from acrtask.registry.media import OCI_MANIFEST
 from acrtask.runs import RunStore
-from acrtask.state import StateStore
+from acrtask.state import Database, StateStore
 from acrtask.watch.loop import Watcher, WatchOptions
 from acrtask.watch.retries import retry_delay
 from acrtask.wiring import RegistryTagChecker
@@ -58,11 +58,12 @@ class Watching:
 
     def __init__(self, tmp_path: Path, registries: Registries, sleep: Callable[[float], Awaitable[None]] | None = None,
                  **options: float) -> None:
-        state = StateStore(tmp_path / "state.toml")
-        with state.transaction() as s:
+        db = Database(tmp_path / "state.db")
+        state = StateStore(db)
+        with state.transaction() as tx:
             for name, host in (("app-slow", "slow.example"), ("app-ok", "ok.example")):
-                s.tasks[name] = task(name, [dep(f"{host}/base:1")])
-        runs = RunStore(tmp_path / "runs")
+                tx.save(task(name, [dep(f"{host}/base:1")]))
+        runs = RunStore(db, tmp_path / "runs")
         extra = {"sleep": sleep} if sleep is not None else {}
         self.client = BlockingRegistryClient(transport=httpx.MockTransport(registries), environ={},
                                              insecure=(), **extra)
@@ -194,8 +195,9 @@ def test_watch_caps_the_registry_circuit_at_its_retry_cap(tmp_path: Path) -> Non
     from tests.test_watch_loop import ScriptedRegistry
 
     registry = ScriptedRegistry(NEW)
-    runs = RunStore(tmp_path / "runs")
-    watcher = Watcher(StateStore(tmp_path / "state.toml"), runs, registry, RecordingExecutor(runs), Events(),
+    db = Database(tmp_path / "state.db")
+    runs = RunStore(db, tmp_path / "runs")
+    watcher = Watcher(StateStore(db), runs, registry, RecordingExecutor(runs), Events(),
                       WatchOptions(poll_min=60, poll_max=120, fast_interval=90))
     watcher.stop()  # set up, then stop at once
     assert watcher.run() == 0

@@ -138,10 +138,10 @@ def test_readiness_needs_a_tick_a_readable_state_and_a_check() -> None:
     assert health.readiness().reasons == ("no registry check has come back yet",)
     health.checked(CheckResult("r", {}, {}, {}), {})
     assert health.readiness().ok
-    broken.append(StateError("State file /x/state.toml is corrupt: Expected '=' (at line 1, column 4)."))
+    broken.append(StateError("State file /x/state.db is not a SQLite database."))
     clock[0] = 2.0  # the probe's answer is kept a second
     verdict = health.readiness()
-    assert not verdict.ok and verdict.reasons[0].startswith("the state cannot be read: State file /x/state.toml")
+    assert not verdict.ok and verdict.reasons[0].startswith("the state cannot be read: State file /x/state.db")
     broken.clear()
     clock[0] = 4.0
     assert health.readiness().ok

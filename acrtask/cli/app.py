@@ -8,7 +8,7 @@ import traceback
 
 import typer
 
-from acrtask.cli import credential, options, quick, runs, timer, watch  # noqa: F401 - they add commands to `task`
+from acrtask.cli import credential, options, quick, runs, timer, transfer, watch  # noqa: F401 - they add commands
 from acrtask.cli.builder import builder_app
 from acrtask.cli.image import image_app
 from acrtask.cli.notify import notify_app

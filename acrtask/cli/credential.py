@@ -1,6 +1,6 @@
 """`acrtask task credential add|update|remove|list`: a task's logins for other registries, as az's.
 
-Passwords go to the state file (0600) and nowhere else: every command prints the login servers with their
+Passwords go to the state database (0600) and nowhere else: every command prints the login servers with their
 user names, never a password. Keep the password out of your shell history with ACRTASK_CREDENTIAL_PASSWORD
 or --password-stdin.
 """

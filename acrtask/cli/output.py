@@ -1,7 +1,7 @@
 """Rendering results as az does: json, jsonc, yaml, yamlc, table, tsv, none, after an optional JMESPath query.
 
 Heavy imports (jmespath, yaml, rich) happen only for the format that needs them, so that
-`task list -o json` stays close to the cost of reading the state file.
+`task list -o json` stays close to the cost of reading the tasks.
 """
 
 from __future__ import annotations

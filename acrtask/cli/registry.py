@@ -9,7 +9,7 @@ import typer
 from acrtask import paths
 from acrtask.cli.options import GLOBAL_HELP, emit
 from acrtask.registries import RegistryAliases
-from acrtask.state import StateStore
+from acrtask.state import open_database
 
 registry_app = typer.Typer(
     help="Name registries for -r/--registry: 'acrtask registry add myregistry localhost:5000' makes "
@@ -18,7 +18,7 @@ registry_app = typer.Typer(
 
 
 def _aliases() -> RegistryAliases:
-    return RegistryAliases(StateStore(paths.state_file()))
+    return RegistryAliases(open_database(paths.state_db()))
 
 
 def _rows(found: dict[str, str]) -> list[dict[str, str]]:

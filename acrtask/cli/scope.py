@@ -24,9 +24,9 @@ def login_server(value: str | None) -> str | None:
     from acrtask import paths
     from acrtask.registries import RegistryAliases, is_login_server
     from acrtask.registries import login_server as resolve
-    from acrtask.state import StateStore
+    from acrtask.state import open_database
 
-    aliases = {} if is_login_server(value) else RegistryAliases(StateStore(paths.state_file())).all()
+    aliases = {} if is_login_server(value) else RegistryAliases(open_database(paths.state_db())).all()
     return resolve(value, aliases, os.environ)
 
 

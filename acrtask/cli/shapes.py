@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from acrtask.reference import names_registry
+from acrtask.model import document_login_server
 
 TASK_TYPE = "Microsoft.ContainerRegistry/registries/tasks"
 RUN_TYPE = "Microsoft.ContainerRegistry/registries/runs"
@@ -18,17 +18,9 @@ def _scope(registry: str | None) -> str:
     return f"/registries/{registry}" if registry else ""
 
 
-def task_login_server(document: dict[str, Any]) -> str | None:
-    """The registry a task document belongs to (as Task.login_server, on a dict)."""
-    if document.get("registry"):
-        return str(document["registry"])
-    first = next(iter(document.get("step", {}).get("imageNames") or []), "")
-    return first.partition("/")[0].lower() if first and names_registry(first) else None
-
-
 def task(document: dict[str, Any], with_secure_properties: bool = False) -> dict[str, Any]:
     shown = copy.deepcopy(document)
-    shown["id"] = f"{_scope(task_login_server(document))}/tasks/{document.get('name')}"
+    shown["id"] = f"{_scope(document_login_server(document))}/tasks/{document.get('name')}"
     shown["type"] = TASK_TYPE
     shown["provisioningState"] = "Succeeded"
     step = shown.setdefault("step", {})

@@ -18,7 +18,7 @@ from acrtask.model import BaseImageTriggerType, BuilderName, Status, Task, Updat
 from acrtask.notify import endpoints
 from acrtask.platform import Platform
 from acrtask.service import TaskChanges, TaskService
-from acrtask.state import StateStore
+from acrtask.state import StateStore, open_database
 
 task_app = typer.Typer(help="Manage tasks that build images and rebuild them when their bases change.",
                        epilog=GLOBAL_HELP, no_args_is_help=True)
@@ -87,7 +87,7 @@ UpdateToken = Annotated[str | None, typer.Option(
 
 
 def _service() -> TaskService:
-    return TaskService(StateStore(paths.state_file()))
+    return TaskService(StateStore(open_database(paths.state_db())))
 
 
 def _changes(
@@ -240,14 +240,15 @@ def show(
     """Show a task, with the base images its last run used."""
     reveal = with_secure_properties is not None and validate.boolean(with_secure_properties,
                                                                      "--with-secure-properties")
-    emit(_shown(_service().show(name, scope.login_server(registry)), reveal), tables.tasks)
+    found = _service().shown(name, scope.login_server(registry), reveal)[0]
+    emit(shapes.task(found, reveal), tables.tasks)
 
 
 @task_app.command("list", epilog="Examples:\n\n  acrtask task list -o table\n\n"
                   "  acrtask task list --query \"[?status=='Enabled'].name\"")
 def list_tasks(registry: Registry = None) -> None:
     """List the tasks (of the registry -r names, if given)."""
-    emit([_shown(task) for task in _service().all(scope.login_server(registry))], tables.tasks)
+    emit([shapes.task(found) for found in _service().shown(None, scope.login_server(registry))], tables.tasks)
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task delete -n app-build --yes")
@@ -258,7 +259,7 @@ def delete(
     """Delete a task."""
     service = _service()
     server = scope.login_server(registry)
-    service.show(name, server)  # an unknown task fails before the prompt
+    service.ensure_exists(name, server)  # an unknown task fails before the prompt
     if not yes:
         if not sys.stdin.isatty():
             raise ValidationError(f"Deleting the task '{name}' needs confirmation.", "Pass --yes.")

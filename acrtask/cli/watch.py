@@ -94,12 +94,14 @@ def watch(
     )
     from acrtask.watch.webhook import parse_listen
 
-    store, runs = wiring.state_store(), wiring.run_store()
+    db = wiring.database()
+    store, runs = wiring.state_store(db), wiring.run_store(db)
     service = serve.build(
         listen=parse_listen(listen) if listen is not None else None,
         metrics_listen=parse_listen(metrics_listen, "--metrics-listen") if metrics_listen is not None else None,
-        environ=os.environ, state_probe=store.load, recent_runs=runs.all, notify_store=NotifyStore(paths.notify_file()),
-        log_line=lambda line: None, observe_registry=wiring.observe_registry_replies,
+        environ=os.environ, state_probe=store.probe, recent_runs=runs.all,
+        notify_store=NotifyStore(paths.notify_file()), log_line=lambda line: None,
+        observe_registry=wiring.observe_registry_replies,
         endpoints=lambda: [(status.name, status.state == "up") for status in pool.status()])
 
     live = sys.stderr.isatty() and not once
@@ -110,7 +112,7 @@ def watch(
         view = LiveView()
     client = wiring.registry_client()
     watcher = Watcher(
-        store, runs, wiring.RegistryTagChecker(client), wiring.run_service(),
+        store, runs, wiring.RegistryTagChecker(client), wiring.run_service(db),
         view, options, commits=CommitPoller(ls_remote, options.commit_poll_interval), observer=service.observers,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import fcntl
 import os
-import time
 from pathlib import Path
 from typing import NamedTuple
 
 from acrtask.builders.process import kill_tagged
 from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus
-from acrtask.runs import RUN_ID_PREFIX, RunStore, pid_alive
+from acrtask.runs import RunStore, pid_alive
+from acrtask.state.runs import run_number
 
 # `task run --no-wait` records its starter's pid; the detached child puts its own there a moment after the
 # starter exits. A Queued run whose process is gone is taken as abandoned only after this long.
@@ -21,8 +21,7 @@ QUEUED_GRACE = 30.0
 
 
 def _number(run_id: str) -> int:
-    digits = run_id[len(RUN_ID_PREFIX):]
-    return int(digits) if digits.isdigit() else 0
+    return run_number(run_id) or 0
 
 
 class Settled(NamedTuple):
@@ -42,16 +41,16 @@ def settle(runs: RunStore, run: Run) -> Settled:
 class FollowedRuns:
     def __init__(self, runs: RunStore) -> None:
         self.runs = runs
-        self.known: set[str] = set()
+        self.seen = 0  # the highest run number looked at
         self.open: set[str] = set()  # runs of other processes that have not ended yet
         self._latest: dict[str, Run] = {}  # the last record read of each open run (its pid)
         self._gone_since: dict[str, float] = {}  # open Queued runs whose process was found gone, since when
-        self._stamp = 0
+        self._data_version: int | None = None
 
     def start(self, history: list[Run]) -> list[Settled]:
         """Take every run at start (`history`): follow the unfinished ones another live process runs; settle
         those whose process is gone (returned, oldest first, for watch to run their trigger again)."""
-        self.known = {run.run_id for run in history}
+        self.seen = max((run.number for run in history), default=0)
         live = [run for run in history if not run.status.is_terminal and pid_alive(run.pid)]
         self.open = {run.run_id for run in live}
         self._latest = {run.run_id: run for run in live}
@@ -60,25 +59,23 @@ class FollowedRuns:
 
     def pushed(self, own: set[str]) -> list[Run]:
         """Runs of other processes that succeeded since the last look, oldest first."""
-        try:
-            stamp = self.runs.folder.stat().st_mtime_ns
-        except FileNotFoundError:
-            return []
-        # Records are renamed into place, so any new or changed run touches the folder. File times are
-        # coarse (a few ms), so a folder touched within the last second is always looked at.
-        if stamp == self._stamp and time.time_ns() - stamp > 1_000_000_000:
-            return []
-        self._stamp = stamp
-        # By name, not by number: a number is taken before its record is written, so ids can appear
-        # out of order.
-        new = {path.stem for path in self.runs.folder.glob(f"{RUN_ID_PREFIX}*.json")} - self.known
-        self.known |= new
-        self.open |= new - own
+        version = self.runs.data_version()
+        if version == self._data_version:
+            return []  # nobody else wrote to the database since
+        self._data_version = version
+        # A run's id is taken in the transaction that records it, so new runs are simply the higher numbers.
+        new = self.runs.after(self.seen)
+        if new:
+            self.seen = new[-1].number
+        self.open |= {run.run_id for run in new if run.run_id not in own}
+        found = {run.run_id: run for run in self.runs.several(self.open)}
         succeeded = []
         for run_id in sorted(self.open, key=_number):
-            run = self._read(run_id)
-            if run is None:
+            run = found.get(run_id)
+            if run is None:  # pruned: nothing to learn from it
+                self._close(run_id)
                 continue
+            self._latest[run_id] = run
             if run.status.is_terminal:
                 self._close(run_id)
                 if run.status is RunStatus.SUCCEEDED:

@@ -23,13 +23,14 @@ from typing import Protocol
 
 from acrtask import triggers
 from acrtask.builders.pool import EndpointStatus
-from acrtask.errors import AcrTaskError
+from acrtask.errors import AcrTaskError, StateError
+from acrtask.memory import collector_paused
 from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch import requeue
-from acrtask.watch.cadence import PollSchedule
+from acrtask.watch.cadence import PollSchedule, pushed_registries
 from acrtask.watch.checks import CheckResult, RegistryChecks, StalePlatformsError, TagChecker
 from acrtask.watch.followed import FollowedRuns, Settled, hold_watch_lock
 from acrtask.watch.observer import Observer, WatchObserver
@@ -112,7 +113,8 @@ class Watcher:
         self.failed_runs = 0
         self.last_trigger: str | None = None
         self.timers = TimerSchedule()
-        self._state_stamp: tuple[int, ...] | None = None
+        self._data_version: int | None = None  # of the state database, when the tasks were last read
+        self._revision = 0  # the tasks' change revision they were read at
         self._own_runs: set[str] = set()
         self._told_never_run: set[str] = set()
         self.followed = FollowedRuns(runs)
@@ -149,6 +151,7 @@ class Watcher:
 
         Returns the exit code: with --once, 1 if a run failed; a watch stopped by a signal exits 0.
         """
+        self.state.db.check_integrity()  # a damaged database is reported before anything is run from it
         self._watch_lock_fd = hold_watch_lock(self.state.path)  # held until the loop ends
         if not self.options.once:
             self.checker.cap_circuit(self.options.retry_max)  # a recovered registry is noticed within it
@@ -286,16 +289,16 @@ class Watcher:
             self._trigger(task_name, trigger, key)
 
     def _record_refresh(self, refresh: triggers.Refresh) -> None:
-        with self.state.transaction() as state:
-            task = state.tasks.get(refresh.task)
+        with self.state.transaction() as tx:
+            task = tx.get(refresh.task)
             if task is None:
                 return
             deps = tuple(
                 replace(d, digest=refresh.digest, platform_digest=refresh.platform_digest)
                 if d == refresh.old else d for d in task.step.dependencies
             )
-            state.tasks[refresh.task] = replace(task, step=replace(task.step, base_image_dependencies=deps))
-        self._reload(force=True)
+            tx.record_dependencies(refresh.task, deps, previous=tx.dependencies(refresh.task))
+        self._apply({refresh.task: replace(task, step=replace(task.step, base_image_dependencies=deps))})
 
     # Triggering and running.
 
@@ -312,7 +315,7 @@ class Watcher:
             return  # one queued run per task absorbs further triggers
         try:
             run = self.executor.queue(task, trigger)
-        except OSError as exc:  # disk full, no file descriptors: the run is not started; try again later
+        except (OSError, StateError) as exc:  # disk full, no descriptors, database locked: not started; try later
             self._queue_failed(task_name, trigger, key, failures + 1, exc)
             return
         self._own_runs.add(run.run_id)
@@ -322,15 +325,16 @@ class Watcher:
         self.observer.queued(task, run)
 
     def _queue_failed(self, task_name: str, trigger: RunTrigger, key: BaseKey | None, failures: int,
-                      error: OSError) -> None:
+                      error: OSError | StateError) -> None:
+        reason = error.message.rstrip(".") if isinstance(error, StateError) else str(error)  # not its hint
         if self.options.once:  # --once does not wait for the disk: the trigger counts as a failed run
             self.failed_runs += 1
-            self.view.event(f"ERROR: Could not queue a run of {task_name} ({trigger.reason()}): {error}. "
+            self.view.event(f"ERROR: Could not queue a run of {task_name} ({trigger.reason()}): {reason}. "
                             "It was not started; free the disk or raise the open-file limit, and run again.")
             return
         delay = self.deferred.put(task_name, trigger, key, failures, error, self.clock())
         if failures == 1:  # one line, not one per try
-            self.view.event(f"ERROR: Could not queue a run of {task_name} ({trigger.reason()}): {error}. "
+            self.view.event(f"ERROR: Could not queue a run of {task_name} ({trigger.reason()}): {reason}. "
                             "It was not started; watch goes on and tries again (first in "
                             f"{delay:.0f}s) until it can. Free the disk or raise the open-file limit.")
 
@@ -359,14 +363,14 @@ class Watcher:
             error = f"{type(exc).__name__}: {exc}"
             try:
                 finished = self.runs.finish(run, RunStatus.ERROR, error)
-            except OSError:  # not even the record could be written: the loop must still hear of the end
+            except (OSError, StateError):  # not even the record could be written: the loop must still hear of the end
                 finished = replace(run, status=RunStatus.ERROR, error=error, finish_time=self.runs.now())
         self.events.put(("finished", finished))
 
     def _finished(self, run: Run) -> None:
         running = self.running.pop(run.task, None)
         self.observer.finished(run)
-        self._reload()  # the run recorded the digests it used (a new file: a new stamp)
+        self._reload()  # the run recorded the digests it used
         seconds = round(run.duration_seconds() or 0)
         if run.status is RunStatus.SUCCEEDED:
             self.view.event(f"Run {run.run_id} of {run.task} succeeded after {seconds}s.")
@@ -421,29 +425,56 @@ class Watcher:
     # State.
 
     def _reload(self, force: bool = False) -> None:
+        """Read what other processes (and this one's builds) changed: nothing when the database's
+        data_version is the same; else only the tasks noted as changed since the last read."""
         try:
-            stat = self.state.path.stat()
-            stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)  # atomic_write: a new inode per write
-        except FileNotFoundError:
-            stamp = (0, 0, 0)
-        if not force and stamp == self._state_stamp:
+            version = self.state.data_version()
+            if not force and version == self._data_version:
+                return
+            self._data_version = version
+            changes = None if force else self.state.changes_since(self._revision)
+            if changes is None:
+                self._revision, tasks = self.state.snapshot()
+                self._replan({task.name: task for task in tasks}, None)
+                return
+        except AcrTaskError as exc:  # a damaged or locked database: keep watching with what we had
+            self.view.event(f"Could not read the state database: {exc}")
             return
-        self._state_stamp = stamp
-        try:
-            self.tasks = dict(self.state.load().tasks)
-        except Exception as exc:  # a hand-broken file: keep watching with what we had
-            self.view.event(f"Could not reload the state file: {exc}")
-            return
+        self._revision = changes.revision
+        if changes.tasks:
+            self._apply(changes.tasks)
+
+    def _apply(self, changed: dict[str, Task | None]) -> None:
+        tasks = dict(self.tasks)
+        for name, task in changed.items():
+            if task is None:
+                tasks.pop(name, None)
+            else:
+                tasks[name] = task
+        self._replan(tasks, changed)
+
+    def _replan(self, tasks: dict[str, Task], changed: dict[str, Task | None] | None) -> None:
         old_keys = set(self.plan.interests)
-        self.plan = triggers.plan(self.tasks.values())
+        old_cycles = self.plan.cycles
+        before, self.tasks = self.tasks, tasks
+        if changed is None:
+            with collector_paused():
+                self.plan = triggers.plan(tasks.values())
+        else:
+            self.plan = triggers.replan(self.plan, before, tasks, changed)
         self.tags.watch(self.plan.interests.keys() - old_keys, old_keys - self.plan.interests.keys(), self.clock())
-        for line in self.cadence.update(self.plan.interests, self.tasks.values(), self.next_check, self.clock()):
-            self.view.event(line)
-        if self.plan.cycles:
+        # Schedules depend on every task's pushes: worked out again only when bases or pushes changed.
+        if changed is None or set(self.plan.interests) != old_keys or any(
+                pushed_registries([task] if task else []) != pushed_registries([before[name]] if name in before else [])
+                for name, task in changed.items()):
+            for line in self.cadence.update(self.plan.interests, self.tasks.values(), self.next_check, self.clock()):
+                self.view.event(line)
+        if self.plan.cycles and (changed is None or self.plan.cycles != old_cycles):
             for group in self.plan.cycles:
                 self.view.event(f"Cycle: {' -> '.join(group)} build on each other's images; "
                                 "their pushes will not trigger each other.")
-        for name in self.plan.never_run:
+        never_run = self.plan.never_run if changed is None else [n for n in self.plan.never_run if n in changed]
+        for name in never_run:
             if name not in self.pending and name not in self.running and name not in self._told_never_run:
                 self._told_never_run.add(name)
                 self.view.event(f"Task {name} has not run yet, so its base images are not known: "
@@ -460,7 +491,7 @@ class Watcher:
         for item in self.pending.values():
             try:
                 self.runs.finish(item.run, RunStatus.CANCELED, "watch stopped before it ran")
-            except OSError as exc:  # the next watch finds it Queued with our pid gone, and settles it
+            except (OSError, StateError) as exc:  # the next watch finds it Queued with our pid gone, and settles it
                 self.view.event(f"ERROR: Could not record run {item.run.run_id} Canceled: {exc}.")
         self.pending.clear()
         deadline = time.monotonic() + (0 if not self.stopping.is_set() else self.options.grace_period)

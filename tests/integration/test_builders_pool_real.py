@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 
 from acrtask.builders.pool import SlotFiles
 from acrtask.endpoints import EndpointStore
-from acrtask.state import StateStore
+from acrtask.state import Database, StateStore
 from tests.integration.test_watch import wait_for
 from tests.integration.workbench import Workbench
 from tests.support.podman import PodmanService
@@ -117,12 +116,12 @@ def share_first_run(bench: Workbench, names: list[str]) -> None:
     """Run the first task for real, and record the bases it learned for the others (same Dockerfile base),
     so the test spends its builds on the cascade."""
     assert bench.run(names[0]).code == 0
-    store = StateStore(bench.home / "state.toml")
-    with store.transaction() as state:
-        learned = state.tasks[names[0]].step.base_image_dependencies
+    db = Database(bench.home / "state.db")
+    with StateStore(db).transaction() as tx:
+        learned = tx.get(names[0]).step.dependencies
         for name in names[1:]:
-            task = state.tasks[name]
-            state.tasks[name] = replace(task, step=replace(task.step, base_image_dependencies=learned))
+            tx.record_dependencies(name, learned)
+    db.close()
 
 
 def test_eight_tasks_triggered_by_one_base_update_build_on_both_endpoints_within_their_slots(

@@ -89,18 +89,20 @@ def test_metrics_after_a_real_cycle_match_what_happened(bench: Workbench) -> Non
 def test_readyz_goes_unready_when_the_state_is_unreadable_and_ready_again(bench: Workbench) -> None:
     context = bench.context("app", f"FROM {bench.host}/baseimages/node:1\n")
     bench.create("app-task", context, "app:latest")
-    state = bench.home / "state.toml"
-    good = state.read_bytes()
+    state = bench.home / "state.db"
     port = free_port()
     watch = watch_with_metrics(bench, port)
     try:
         wait_for(lambda: answers(port, "/readyz") == 200, 30, "ready")
-        state.write_text("this is = [ not toml\n")
+        # The database is swapped for a file that is not one (watch's own connections keep the real one open),
+        # then put back.
+        state.rename(bench.home / "state.db.aside")
+        state.write_text("this is not a database\n")
         wait_for(lambda: answers(port, "/readyz") == 503, 30, "unready with a broken state")
         reply = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
-        assert "the state cannot be read" in reply.text and "corrupt" in reply.text
+        assert "the state cannot be read" in reply.text and "is not a SQLite database" in reply.text
         assert answers(port, "/healthz") == 200  # alive all the same: the loop goes on
-        state.write_bytes(good)
+        (bench.home / "state.db.aside").replace(state)
         wait_for(lambda: answers(port, "/readyz") == 200, 30, "ready again once the state is fixed")
     finally:
         stop(watch)

@@ -114,8 +114,9 @@ def test_a_task_login_pulls_its_base_and_the_password_is_never_shown(bench: Work
                              "--query", f"credentials.customRegistries.\"{auth_registry.host}\".password.value",
                              "-o", "tsv")
     assert revealed.out.strip() == PASSWORD
-    state = bench.home / "state.toml"
-    assert PASSWORD in state.read_text()
+    state = bench.home / "state.db"
+    stored = b"".join(path.read_bytes() for path in bench.home.glob("state.db*"))  # the database and its WAL
+    assert PASSWORD.encode() in stored
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
 
 
