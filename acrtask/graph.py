@@ -15,7 +15,7 @@ from acrtask.triggers import triggering_dependencies
 class Edge:
     source: str
     target: str
-    label: str  # pushes | Runtime | BuildTime
+    label: str  # pushes | RunTime | BuildTime
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ def build(tasks: Iterable[Task]) -> Graph:
     edges: list[Edge] = []
     watched: set[tuple[str, str]] = set()
     for task in task_list:
-        for image in sorted(task.step.image_names):
+        for image in sorted(task.qualified_image_names):
             images.add(image)
             edges.append(Edge(task.name, image, "pushes"))
         triggering = {dep.image for dep in triggering_dependencies(task)}

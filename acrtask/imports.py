@@ -98,14 +98,16 @@ def new_task(name: str, changes: TaskChanges) -> Task:
     if len(images) != 1:
         raise ValidationError(f"A copy task needs exactly one -t/--image (got {len(images)}).",
                               "Give the copy's name, e.g. -t localhost:5000/base/node:20-alpine.")
-    target = target_of(source, images[0], None)
+    target = target_of(source, images[0], changes.registry)
     timers = validate.schedules(list(changes.schedules)) if changes.schedules else ()
     trigger = Trigger(timers=timers)
     if changes.base_image_trigger_enabled is False:
         trigger = replace(trigger, base_image=replace(trigger.base_image, status=Status.DISABLED))
+    if changes.base_image_trigger_enabled is False:
+        trigger = replace(trigger, base_image=replace(trigger.base_image, omitted=True))
     trigger = replace(trigger, base_image=_update_trigger(trigger.base_image, changes))
     return Task(name=name, step=Step(context_path="", image_names=(str(target),), import_source=str(source)),
-                status=changes.status or Status.ENABLED, trigger=trigger,
+                status=changes.status or Status.ENABLED, trigger=trigger, registry=changes.registry,
                 timeout=validate.timeout(changes.timeout) if changes.timeout is not None else 3600)
 
 
@@ -119,7 +121,8 @@ def updated_task(task: Task, changes: TaskChanges) -> Task:
     source = source_of(changes.import_source if changes.import_source is not None else step.import_source or "")
     if changes.images is not None and len(changes.images) != 1:
         raise ValidationError(f"A copy task needs exactly one -t/--image (got {len(changes.images)}).")
-    target = target_of(source, changes.images[0] if changes.images else step.image_names[0], None)
+    target = target_of(source, changes.images[0] if changes.images else step.image_names[0],
+                       task.registry or changes.registry)
     moved = str(source) != step.import_source
     step = replace(step, import_source=str(source), image_names=(str(target),),
                    base_image_dependencies=None if moved else step.base_image_dependencies)

@@ -7,6 +7,7 @@ defaults in `from_dict`.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,8 +31,16 @@ class BaseImageTriggerType(StrEnum):
 
 
 class DependencyType(StrEnum):
-    RUNTIME = "Runtime"
+    RUNTIME = "RunTime"  # the API's spelling (BaseImageDependencyType); "Runtime" is read too
     BUILD_TIME = "BuildTime"
+
+    @classmethod
+    def parse(cls, text: str) -> DependencyType:
+        """Any case: state files written before the API's spelling say "Runtime"."""
+        for member in cls:
+            if member.value.lower() == text.lower():
+                return member
+        raise ValueError(f"{text!r} is not a dependency type (RunTime or BuildTime)")
 
 
 class StepType(StrEnum):
@@ -98,7 +107,7 @@ class BaseImageDependency:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaseImageDependency:
         return cls(
-            type=DependencyType(data["type"]), registry=stored.text(data, "registry"),
+            type=DependencyType.parse(stored.text(data, "type")), registry=stored.text(data, "registry"),
             repository=stored.text(data, "repository"), tag=stored.optional_text(data, "tag"),
             digest=stored.optional_text(data, "digest"), platform_digest=stored.optional_text(data, "platformDigest"),
             platform=stored.optional_text(data, "platform"), pinned=bool(data.get("isPinned", False)),
@@ -129,6 +138,7 @@ class SourceTrigger:
     branch: str | None
     status: Status = Status.ENABLED
     name: str = DEFAULT_SOURCE_TRIGGER_NAME
+    pull_request: bool = False  # --pull-request-trigger-enabled: recorded as az does; needs a webhook, not polled
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,7 +147,7 @@ class SourceTrigger:
             "sourceRepository": _drop_none({
                 "sourceControlType": "Git", "repositoryUrl": self.repository_url, "branch": self.branch,
             }),
-            "sourceTriggerEvents": ["commit"],
+            "sourceTriggerEvents": ["commit", "pullrequest"] if self.pull_request else ["commit"],
         }
 
     @classmethod
@@ -147,6 +157,7 @@ class SourceTrigger:
             repository_url=stored.text(repo, "repositoryUrl"), branch=stored.optional_text(repo, "branch"),
             status=Status(data.get("status", "Enabled")),
             name=stored.text(data, "name") if "name" in data else DEFAULT_SOURCE_TRIGGER_NAME,
+            pull_request="pullrequest" in stored.strings(data, "sourceTriggerEvents"),
         )
 
 
@@ -160,13 +171,17 @@ class BaseImageTrigger:
     type: BaseImageTriggerType = BaseImageTriggerType.RUNTIME
     status: Status = Status.ENABLED
     name: str = DEFAULT_BASE_IMAGE_TRIGGER_NAME
+    # Created with --base-image-trigger-enabled false: az sends no trigger at all, so `task show` has null
+    # there. Stored as a disabled trigger that says so (the key `omitted`), shown as az shows it.
+    omitted: bool = False
     # az's --update-trigger-endpoint: watch POSTs here when a base image update triggers the task.
     update_trigger_endpoint: str | None = None
     update_trigger_payload_type: UpdateTriggerPayloadType = UpdateTriggerPayloadType.DEFAULT
     update_trigger_token: str | None = None  # a secret: stored, never shown
 
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
-        data: dict[str, Any] = {"baseImageTriggerType": str(self.type), "name": self.name, "status": str(self.status)}
+        data: dict[str, Any] = {"baseImageTriggerType": str(self.type), "name": self.name, "status": str(self.status),
+                                "omitted": self.omitted or None}
         if self.update_trigger_endpoint:
             data["updateTriggerEndpoint"] = self.update_trigger_endpoint
             data["updateTriggerPayloadType"] = str(self.update_trigger_payload_type)
@@ -182,6 +197,7 @@ class BaseImageTrigger:
             type=BaseImageTriggerType(data.get("baseImageTriggerType", "Runtime")),
             status=Status(data.get("status", "Enabled")),
             name=stored.text(data, "name") if "name" in data else DEFAULT_BASE_IMAGE_TRIGGER_NAME,
+            omitted=bool(data.get("omitted", False)),
             update_trigger_endpoint=stored.optional_text(data, "updateTriggerEndpoint"),
             update_trigger_payload_type=UpdateTriggerPayloadType(data.get("updateTriggerPayloadType", "Default")),
             update_trigger_token=stored.optional_text(data, "updateTriggerToken"),
@@ -242,6 +258,7 @@ class Step:
     encoded_values_content: str | None = None  # EncodedTask: the values file, base64
     values: tuple[Argument, ...] = ()  # --set / --set-secret of a multi-step task
     import_source: str | None = None  # a copy task: its run imports this image to image_names[0], no build
+    context_access_token: str | None = None  # --git-access-token: a secret, for https git contexts
 
     @property
     def is_import(self) -> bool:
@@ -262,6 +279,7 @@ class Step:
             "type": "Import" if self.is_import else "Docker",
             "importSource": self.import_source,
             "contextPath": self.context_path,
+            "contextAccessToken": self.context_access_token if reveal_secrets else None,
             "dockerFilePath": self.docker_file_path,
             "imageNames": list(self.image_names),
             "isPushEnabled": self.is_push_enabled,
@@ -276,6 +294,7 @@ class Step:
         return _drop_none({
             "type": str(self.type),
             "contextPath": self.context_path,
+            "contextAccessToken": self.context_access_token if reveal_secrets else None,
             "taskFilePath": self.task_file_path,
             "valuesFilePath": self.values_file_path,
             "encodedTaskContent": self.encoded_task_content,
@@ -307,7 +326,64 @@ class Step:
                 BaseImageDependency.from_dict(d) for d in stored.tables(data, "baseImageDependencies")
             ),
             import_source=data.get("importSource"),
+            context_access_token=stored.optional_text(data, "contextAccessToken"),
         )
+
+
+def _login_server(registry: str | None, image_names: Any) -> str | None:
+    if registry:
+        return registry
+    from acrtask.reference import names_registry
+
+    first = next(iter(image_names or ()), "")
+    return first.partition("/")[0].lower() if first and names_registry(first) else None
+
+
+def document_login_server(document: dict[str, Any]) -> str | None:
+    """Task.login_server, read from a stored task document (no Task built)."""
+    return _login_server(document.get("registry"), (document.get("step") or {}).get("imageNames"))
+
+
+@dataclass(frozen=True)
+class RegistryCredential:
+    """A login for one registry (az's customRegistries entry). `identity` (a managed identity in Azure) has no
+    meaning here: such an entry falls back to the Docker config's login for that server."""
+
+    login_server: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    identity: str | None = None
+
+    def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
+        def secret(value: str | None, shown: bool) -> dict[str, Any] | None:
+            return None if value is None else {"type": "Opaque", "value": value if shown else None}
+
+        return {"userName": secret(self.username, True), "password": secret(self.password, reveal_secrets),
+                "identity": self.identity}
+
+
+def credentials_dict(credentials: tuple[RegistryCredential, ...], reveal_secrets: bool) -> dict[str, Any] | None:
+    """az's `credentials` object; TOML has no null, so the empty parts are dropped (None when there is none)."""
+    if not credentials:
+        return None
+    return {"customRegistries": {c.login_server: _drop_none_deep(c.to_dict(reveal_secrets)) for c in credentials},
+            "sourceRegistry": {"loginMode": "Default"}}
+
+
+def _drop_none_deep(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_drop_none_deep(v) if isinstance(v, dict) else v) for k, v in values.items() if v is not None}
+
+
+def credentials_from_dict(data: dict[str, Any]) -> tuple[RegistryCredential, ...]:
+    found = []
+    for server, entry in stored.table(data, "customRegistries", {}).items():
+        if not isinstance(entry, dict):
+            raise TypeError(f"the credential for {server!r} must be a table")
+        user, password = entry.get("userName") or {}, entry.get("password") or {}
+        found.append(RegistryCredential(login_server=server, username=stored.optional_text(user, "value"),
+                                        password=stored.optional_text(password, "value"),
+                                        identity=stored.optional_text(entry, "identity")))
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -320,7 +396,22 @@ class Task:
     timeout: int = 3600
     builder: BuilderName = BuilderName.AUTO
     creation_date: str = ""
-    registry: str | None = None  # the login server of -r: {{.Run.Registry}}, and where short names go
+    # The login server of -r: the registry the task belongs to, where short -t go, {{.Run.Registry}}.
+    registry: str | None = None
+    credentials: tuple[RegistryCredential, ...] = ()  # `task credential add`: logins for other registries
+
+    @property
+    def login_server(self) -> str | None:
+        """The registry the task belongs to: its -r, else (tasks made before -r was kept) its first image's."""
+        return _login_server(self.registry, self.step.image_names)
+
+    @property
+    def qualified_image_names(self) -> tuple[str, ...]:
+        """The -t names with the registry's login server in front of short ones, as ACR pushes them."""
+        from acrtask.reference import names_registry
+
+        return tuple(name if names_registry(name) or not self.registry else f"{self.registry}/{name}"
+                     for name in self.step.image_names)
 
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
         return _drop_none({
@@ -333,6 +424,7 @@ class Task:
             "builder": str(self.builder),
             "creationDate": self.creation_date,
             "registry": self.registry,
+            "credentials": credentials_dict(self.credentials, reveal_secrets),
         })
 
     @classmethod
@@ -347,6 +439,7 @@ class Task:
             builder=BuilderName(data.get("builder", "auto")),
             creation_date=stored.text(data, "creationDate") if "creationDate" in data else "",
             registry=stored.optional_text(data, "registry"),
+            credentials=credentials_from_dict(stored.table(data, "credentials", {})),
         )
 
 
@@ -354,7 +447,11 @@ class Task:
 
 
 class RunStatus(StrEnum):
+    """ACR's run statuses, all of them (`list-runs --run-status` takes each); acrtask's runs go Queued,
+    Running, then one of the last five. Started is ACR's short step between Queued and Running."""
+
     QUEUED = "Queued"
+    STARTED = "Started"
     RUNNING = "Running"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -364,7 +461,7 @@ class RunStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.RUNNING)
+        return self not in (RunStatus.QUEUED, RunStatus.STARTED, RunStatus.RUNNING)
 
 
 class TriggerKind(StrEnum):
@@ -494,7 +591,10 @@ class Run:
     error: str | None = None
     commit_id: str | None = None
     pid: int | None = None  # the process that runs it, so a crashed one can be told from a live one
-    run_type: str = "AutoBuild"  # az's runType: AutoBuild, AutoRun (multi-step), QuickBuild, QuickRun
+    registry: str | None = None  # the login server of its task, so -r can scope runs
+    # az's runType when set (QuickBuild / QuickRun: `acrtask build` / `acrtask run`, runs of no task); else a run
+    # of a task, by hand or by a trigger, is an AutoRun, as ACR's task runs are (AutoBuild is its legacy kind).
+    run_type: str | None = None
     steps: tuple[StepRecord, ...] = ()  # a multi-step run's steps, in file order
     agent: str | None = None  # the build endpoint it was placed on; None: this machine
     agent_lost: bool = False  # the endpoint stopped answering during the build
@@ -512,20 +612,24 @@ class Run:
         """az's run shape (runId, status, outputImages, imageUpdateTrigger, ...), plus `reason`."""
         data: dict[str, Any] = {
             "runId": self.run_id, "name": self.run_id, "task": self.task, "status": str(self.status),
-            "runType": self.run_type, "createTime": self.create_time, "startTime": self.start_time,
+            "runType": self.run_type or "AutoRun",
+            "createTime": self.create_time, "startTime": self.start_time,
             "finishTime": self.finish_time, "platform": self.platform.to_dict(),
             "outputImages": [image.to_dict() for image in self.output_images],
             "runErrorMessage": self.error, "trigger": self.trigger.to_dict(), "reason": self.trigger.reason(),
-            "pid": self.pid, "steps": [step.to_dict() for step in self.steps] or None,
+            "pid": self.pid, "registry": self.registry, "steps": [step.to_dict() for step in self.steps] or None,
             "agentPoolName": self.agent, "agentLost": self.agent_lost or None,
         }
         trigger = self.trigger
         if trigger.kind is TriggerKind.BASE_IMAGE_UPDATE and trigger.base_image:
             name, _, tag = trigger.base_image.rpartition(":")
             registry, _, repository = name.partition("/")
-            data["imageUpdateTrigger"] = {"images": [_drop_none({
-                "registry": registry, "repository": repository, "tag": tag, "digest": trigger.new_digest,
-                "previousDigest": trigger.old_digest})]}
+            data["imageUpdateTrigger"] = {
+                # One id per base update: every run the same move of the same tag started shares it.
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{trigger.base_image}@{trigger.new_digest}")),
+                "timestamp": self.create_time,
+                "images": [_drop_none({"registry": registry, "repository": repository, "tag": tag,
+                                       "digest": trigger.new_digest, "previousDigest": trigger.old_digest})]}
         elif trigger.kind is TriggerKind.TIMER:
             data["timerTrigger"] = _drop_none({"timerTriggerName": trigger.timer_name,
                                                "scheduleOccurrence": trigger.schedule_occurrence})
@@ -544,10 +648,14 @@ class Run:
             start_time=data.get("startTime"), finish_time=data.get("finishTime"),
             output_images=tuple(OutputImage.from_dict(i) for i in data.get("outputImages", [])),
             error=data.get("runErrorMessage"), commit_id=data.get("sourceCommitId"), pid=data.get("pid"),
-            run_type=data.get("runType", "AutoBuild"),
+            # Only the quick kinds are facts of their own; AutoRun (and the AutoBuild older records say) is a task's.
+            registry=data.get("registry"), run_type=data.get("runType") if data.get("runType") in _QUICK else None,
             steps=tuple(StepRecord.from_dict(step) for step in data.get("steps", [])),
             agent=data.get("agentPoolName"), agent_lost=bool(data.get("agentLost", False)),
         )
+
+
+_QUICK = ("QuickBuild", "QuickRun")
 
 
 def format_time(moment: datetime) -> str:

@@ -13,13 +13,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from acrtask import context as contexts
-from acrtask import dockerfile, imports, instructions
+from acrtask import dockerfile, imports, instructions, task_credentials
 from acrtask.builders.base import Builder, BuildSpec
 from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.errors import AcrTaskError
@@ -100,10 +101,12 @@ class Runner:
     def __init__(self, state: StateStore, runs: RunStore, resolver: DigestResolver,
                  builder_for: Callable[[Task, Run], Builder], workspace_for: Callable[[Task], Workspace],
                  environ: Mapping[str, str] | None = None, copier: imports.ImageCopier | None = None,
-                 engine_for: Callable[[Builder, Run], engines.Engine] | None = None) -> None:
+                 engine_for: Callable[[Builder, Run], engines.Engine] | None = None,
+                 registry_for: Callable[[Task], AbstractContextManager[Any]] | None = None) -> None:
         self.copier = copier  # copy tasks' runs import through it (imports.py)
         # multi-step tasks push and run containers with the engine that goes with the builder
         self.engine_for = engine_for or (lambda builder, run: engines.for_builder(builder.name))
+        self.registry_for = registry_for  # a client of its own for a task with credentials (resolves and copies)
         self.state = state
         self.runs = runs
         self.resolver = resolver
@@ -172,7 +175,10 @@ class Runner:
                 args = tuple({a.name: a for a in task.step.arguments + task.step.values + extra_args}.values())
                 plain, secret = build_arguments(args, self.environ)
                 secrets.extend(secret.values())
-                return self._build(run, task, plain, secret, workspace, sink, cancel)
+                secrets.extend(task_credentials.secrets_of(task.credentials))
+                secrets.extend(filter(None, [task.step.context_access_token]))
+                with self._clients(task) as (resolver, copier):
+                    return self._build(run, task, plain, secret, workspace, sink, cancel, resolver, copier)
             except BuildTimeoutError as exc:
                 return end(RunStatus.TIMEOUT, "Run timed out", str(exc))
             except BuildCanceledError as exc:
@@ -184,13 +190,24 @@ class Runner:
             finally:
                 workspace.cleanup()
 
+    @contextmanager
+    def _clients(self, task: Task) -> Iterator[tuple[DigestResolver, imports.ImageCopier | None]]:
+        """The registry client a run resolves and copies with: its own, with the task's logins first, when the
+        task has credentials (`task credential add`); else the shared one."""
+        if not task.credentials or self.registry_for is None:
+            yield self.resolver, self.copier
+            return
+        with self.registry_for(task) as client:
+            yield client, client
+
     def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
-               sink: LogSink, cancel: threading.Event) -> Run:
+               sink: LogSink, cancel: threading.Event, resolver: DigestResolver,
+               copier: imports.ImageCopier | None) -> Run:
         sink(f"Run ID: {run.run_id}, task {task.name or '(quick run)'}: {run.trigger.reason()}")
         if task.step.is_import:
-            if self.copier is None:
+            if copier is None:
                 raise AcrTaskError(f"The task '{task.name}' is a copy task, and this runner cannot copy images.")
-            dependencies, pushed = imports.run(task, self.copier, sink, cancel)
+            dependencies, pushed = imports.run(task, copier, sink, cancel)
             return self._succeeded(run, task.name, dependencies, pushed, sink)
         if task.step.is_multistep:
             return self._multistep(run, task, plain, secret, workspace, sink, cancel)
@@ -209,9 +226,9 @@ class Runner:
         started = time.monotonic()
         scan = _scan_within(text, {**plain, **secret}, task.step.target, float(task.timeout), cancel)
         budget = max(float(task.timeout) - (time.monotonic() - started), 1.0)  # the scan's time is the run's
-        dependencies = self._resolve(scan, task, sink)
+        dependencies = self._resolve(scan, task, sink, resolver)
 
-        outputs = [ImageRef.parse(fill_in(name, task, run, commit)) for name in task.step.image_names]
+        outputs = [ImageRef.parse(fill_in(name, task, run, commit)) for name in task.qualified_image_names]
         annotations = {}
         if scan.runtime is not None:
             runtime_dep = dependencies[0]
@@ -226,7 +243,9 @@ class Runner:
         )
         builder = self.builder_for(task, run)
         sink(f"Building with {builder.name} for {task.platform}: {', '.join(spec.images) or '(no tags)'}")
-        result = builder.build(spec, sink, cancel)
+        registries = [o.registry for o in outputs] + [b.image.registry for b in scan.bases]
+        with task_credentials.build_auth(task, registries) as auth_file:
+            result = builder.build(replace(spec, auth_file=auth_file), sink, cancel)
         pushed = tuple(
             OutputImage(ref.registry, ref.repository, ref.tag, result.pushed[str(ref)])
             for ref in outputs if str(ref) in result.pushed
@@ -272,16 +291,17 @@ class Runner:
         sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")
         return run
 
-    def _resolve(self, scan: dockerfile.ScanResult, task: Task, sink: LogSink) -> list[BaseImageDependency]:
+    def _resolve(self, scan: dockerfile.ScanResult, task: Task, sink: LogSink,
+                 resolver: DigestResolver) -> list[BaseImageDependency]:
         """Digests of every base, runtime first, taken before the build starts."""
-        return self._resolve_bases(scan.bases, task.platform, sink)
+        return self._resolve_bases(scan.bases, task.platform, sink, resolver)
 
     def _resolve_bases(self, bases: Sequence[dockerfile.BaseImage], default: Platform,
-                       sink: LogSink) -> list[BaseImageDependency]:
+                       sink: LogSink, resolver: DigestResolver | None = None) -> list[BaseImageDependency]:
         found = []
         for base in bases:
             platform = Platform.parse(base.platform) if base.platform else default
-            resolved = self.resolver.resolve(base.image, platform)
+            resolved = (resolver or self.resolver).resolve(base.image, platform)
             sink(f"Base image {base.image}: {resolved.digest}")
             found.append(BaseImageDependency(
                 type=base.type, registry=base.image.registry, repository=base.image.repository,

@@ -57,7 +57,7 @@ class RunStore:
         """A new Queued run of `task`, with the next id."""
         run = self.records.create(lambda run_id: Run(
             run_id=run_id, task=task.name, status=RunStatus.QUEUED, trigger=trigger, create_time=self.now(),
-            platform=task.platform, pid=os.getpid()))
+            platform=task.platform, pid=os.getpid(), registry=task.login_server))
         self.prune()
         return run
 

@@ -29,12 +29,14 @@ from acrtask.model import (
     TimerTrigger,
     Trigger,
     UpdateTriggerPayloadType,
+    document_login_server,
     format_time,
 )
 from acrtask.multistep import tasks as multistep_tasks
 from acrtask.multistep.run import NO_CONTEXT
 from acrtask.notify.endpoints import apply_settings
 from acrtask.platform import Platform
+from acrtask.reference import names_registry
 from acrtask.state import StateStore, documents
 
 
@@ -57,13 +59,17 @@ class TaskChanges:
     schedules: tuple[str, ...] | None = None
     commit_trigger_enabled: bool | None = None
     builder: BuilderName | None = None
-    registry: str | None = None  # -r: the task's registry ({{.Run.Registry}})
+    registry: str | None = None  # -r as a login server: the task's registry on create ({{.Run.Registry}}), else a scope
     # Multi-step tasks (multistep/tasks.py):
     values: tuple[Argument, ...] | None = None  # --set / --set-secret
     values_file: str | None = None  # --values
     cmd: str | None = None  # --cmd IMAGE ARGS
     stdin_text: str | None = None  # what `-f -` reads
     import_source: str | None = None  # --import: a copy task (imports.py)
+    git_access_token: str | None = None  # a secret: used to clone https git contexts
+    base_image_trigger_name: str | None = None
+    source_trigger_name: str | None = None
+    pull_request_trigger_enabled: bool | None = None
     update_trigger_endpoint: str | None = None  # "" clears it (notify/endpoints.py)
     update_trigger_payload_type: UpdateTriggerPayloadType | None = None
     update_trigger_token: str | None = None  # a secret; "" clears it
@@ -76,8 +82,9 @@ def _merge_arguments(old: tuple[Argument, ...], new: tuple[Argument, ...]) -> tu
     return tuple(merged.values())
 
 
-def _source_triggers(ctx: contexts.Context, enabled: bool | None,
+def _source_triggers(ctx: contexts.Context, changes: TaskChanges,
                      existing: tuple[SourceTrigger, ...]) -> tuple[SourceTrigger, ...]:
+    enabled = changes.commit_trigger_enabled
     if not ctx.is_git:
         if enabled:
             raise ValidationError("--commit-trigger-enabled needs a git context.",
@@ -86,7 +93,11 @@ def _source_triggers(ctx: contexts.Context, enabled: bool | None,
     status = Status.ENABLED if enabled is None or enabled else Status.DISABLED
     if enabled is None and existing:
         status = existing[0].status
-    return (SourceTrigger(repository_url=ctx.location, branch=ctx.branch, status=status),)
+    before = existing[0] if existing else SourceTrigger(repository_url=ctx.location, branch=ctx.branch)
+    pull_request = before.pull_request if changes.pull_request_trigger_enabled is None \
+        else changes.pull_request_trigger_enabled
+    return (replace(before, repository_url=ctx.location, branch=ctx.branch, status=status,
+                    name=changes.source_trigger_name or before.name, pull_request=pull_request),)
 
 
 def _multistep(task: Task, changes: TaskChanges, timeout: int) -> tuple[Step, contexts.Context | None]:
@@ -128,25 +139,32 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
     if task.step.is_multistep:
         step, ctx = _multistep(task, changes, timeout)
     else:
-        step, ctx = _docker_step(task.step, changes)
+        step, ctx = _docker_step(task.step, changes, task.registry or changes.registry)
+    if changes.git_access_token is not None:
+        step = replace(step, context_access_token=changes.git_access_token or None)
     base = task.trigger.base_image
     if changes.base_image_trigger_enabled is not None:
         base = replace(base, status=Status.ENABLED if changes.base_image_trigger_enabled else Status.DISABLED)
+    if changes.base_image_trigger_enabled:
+        base = replace(base, omitted=False)
     if changes.base_image_trigger_type is not None:
         base = replace(base, type=changes.base_image_trigger_type)
+    if changes.base_image_trigger_name is not None:
+        base = replace(base, name=changes.base_image_trigger_name)
     base = apply_settings(base, changes.update_trigger_endpoint, changes.update_trigger_payload_type,
                           changes.update_trigger_token)
     timers = task.trigger.timers
     if changes.schedules is not None:
         timers = validate.schedules(list(changes.schedules), existing=timers)
     sources = task.trigger.sources
-    if changes.context is not None or changes.commit_trigger_enabled is not None:
+    if changes.context is not None or changes.commit_trigger_enabled is not None \
+            or changes.pull_request_trigger_enabled is not None or changes.source_trigger_name is not None:
         if ctx is None:
             if changes.commit_trigger_enabled:
                 raise ValidationError("--commit-trigger-enabled needs a git context, not /dev/null.")
             sources = ()
         else:
-            sources = _source_triggers(ctx, changes.commit_trigger_enabled, task.trigger.sources)
+            sources = _source_triggers(ctx, changes, task.trigger.sources)
     trigger = Trigger(base_image=base, timers=timers, sources=sources)
 
     changed = replace(
@@ -157,7 +175,7 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
         status=changes.status or task.status,
         timeout=timeout,
         builder=changes.builder or task.builder,
-        registry=changes.registry or task.registry,
+        registry=task.registry or changes.registry,  # a task stays in its registry; -r on update is a scope
     )
     if changed.step.type is StepType.ENCODED_TASK:
         # its text is all there is: check it now, in full
@@ -166,7 +184,7 @@ def _apply(task: Task, changes: TaskChanges) -> Task:
     return changed
 
 
-def _docker_step(step: Step, changes: TaskChanges) -> tuple[Step, contexts.Context]:
+def _docker_step(step: Step, changes: TaskChanges, registry: str | None) -> tuple[Step, contexts.Context]:
     """A Dockerfile task's step with the flags applied; its context, parsed."""
     context_text = changes.context if changes.context is not None else step.context_path
     if context_text == NO_CONTEXT:
@@ -183,7 +201,7 @@ def _docker_step(step: Step, changes: TaskChanges) -> tuple[Step, contexts.Conte
         raise ValidationError("--cmd, --set, --set-secret and --values are for task files (-f FILE.yaml); this task "
                               "builds a Dockerfile.", "Use --arg and --secret-arg for build arguments.")
     if changes.images is not None:
-        step = replace(step, image_names=changes.images)
+        step = replace(step, image_names=tuple(_image_name(i, registry) for i in changes.images))
     if changes.arguments is not None:
         step = replace(step, arguments=_merge_arguments(step.arguments, changes.arguments))
     step = replace(
@@ -200,6 +218,15 @@ def _docker_step(step: Step, changes: TaskChanges) -> tuple[Step, contexts.Conte
     return step, ctx
 
 
+def _image_name(text: str, registry: str | None) -> str:
+    """A -t name: checked, and kept short (as az stores it) when the task's registry goes in front of it at run
+    time; a name with its own registry, or one starting with a run variable, is kept whole."""
+    full = validate.image_name(text, registry)
+    first, slash, _ = text.strip().partition("/")
+    plain = not names_registry(text.strip()) and not (slash and ("{{" in first or "$" in first))
+    return text.strip() if plain and registry else full
+
+
 def _context_path(ctx: contexts.Context) -> str:
     if ctx.kind is contexts.ContextKind.GIT_URL:
         fragment = ""
@@ -207,6 +234,13 @@ def _context_path(ctx: contexts.Context) -> str:
             fragment = "#" + (ctx.branch or "") + (f":{ctx.folder}" if ctx.folder else "")
         return ctx.location + fragment
     return ctx.location
+
+
+def in_registry(task: Task, registry: str | None) -> bool:
+    """Whether -r `registry` (a login server, or None for no scope) covers the task, as az scopes by registry.
+
+    A task that belongs to no registry (no -r, no qualified image) is outside every -r."""
+    return registry is None or (task.login_server or "").lower() == registry.lower()
 
 
 class TaskService:
@@ -228,6 +262,9 @@ class TaskService:
             # Unlike update, create always settles the commit trigger (on by default for git contexts).
             task = _apply(draft, replace(changes, file=changes.file or ("Dockerfile" if kind is StepType.DOCKER
                                                                         else None)))
+        if changes.base_image_trigger_enabled is False:  # az creates no trigger at all; shown as null
+            task = replace(task, trigger=replace(task.trigger, base_image=replace(
+                task.trigger.base_image, status=Status.DISABLED, omitted=True)))
         with self.store.transaction() as tx:
             if tx.exists(name):
                 raise ValidationError(f"The task '{name}' already exists.",
@@ -250,7 +287,7 @@ class TaskService:
 
     def update(self, name: str, changes: TaskChanges) -> Task:
         with self.store.transaction() as tx:
-            task = self._get(tx.get, name)
+            task = self._get(tx.get, name, changes.registry)
             if task.step.is_import:
                 task = imports.updated_task(task, changes)
             else:
@@ -259,51 +296,67 @@ class TaskService:
             tx.put(task)
         return task
 
-    def show(self, name: str) -> Task:
-        return self._get(self.store.get, name)
+    def show(self, name: str, registry: str | None = None) -> Task:
+        return self._get(self.store.get, name, registry)
 
-    def all(self) -> list[Task]:
-        return self.store.all()
+    def all(self, registry: str | None = None) -> list[Task]:
+        return [task for task in self.store.all() if in_registry(task, registry)]
 
-    def shown(self, name: str | None = None) -> list[dict[str, Any]]:
-        """Tasks as users see them (az's JSON shape, secret values left out), by name: straight from the stored
-        documents, which are that shape, so listing thousands of tasks builds no Task objects."""
+    def shown(self, name: str | None = None, registry: str | None = None,
+              reveal: bool = False) -> list[dict[str, Any]]:
+        """Tasks as stored (az's JSON shape), by name, secret values left out unless `reveal`: straight from the
+        stored documents, so listing thousands of tasks builds no Task objects. `registry` scopes them (-r)."""
         found = self.store.documents([name] if name is not None else None)
+        if registry is not None:
+            found = {key: doc for key, doc in found.items() if _document_in_registry(doc, registry)}
         if name is not None and name not in found:
-            raise _not_found(name)
+            raise _not_found(name, registry)
         with collector_paused():
-            return [documents.without_secret_values(found[key])[0] for key in sorted(found)]
+            return [found[key] if reveal else documents.without_secret_values(found[key])[0] for key in sorted(found)]
 
-    def ensure_exists(self, name: str) -> None:
+    def ensure_exists(self, name: str, registry: str | None = None) -> None:
         """Raise NotFoundError unless the task is there (without reading it: a malformed one can be deleted)."""
-        if not self.store.exists(name):
+        if registry is not None:
+            self.show(name, registry)
+        elif not self.store.exists(name):
             raise _not_found(name)
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, registry: str | None = None) -> None:
         with self.store.transaction() as tx:
+            if registry is not None:
+                self._get(tx.get, name, registry)
             if not tx.delete(name):
                 raise _not_found(name)
 
-    # Timers: az's `task timer add|update|remove|list`.
-
-    def timer_add(self, name: str, timer_name: str, schedule: str, enabled: bool = True) -> tuple[TimerTrigger, ...]:
-        validate.timer_name(timer_name)
+    def change(self, name: str, registry: str | None, edit: Callable[[Task], Task]) -> Task:
+        """Apply `edit` to one task inside a transaction: nothing is written if it raises."""
         with self.store.transaction() as tx:
-            task = self._get(tx.get, name)
+            task = edit(self._get(tx.get, name, registry))
+            tx.put(task)
+        return task
+
+    # Timers: az's `task timer add|update|remove|list`. Like az, the changes return the whole task.
+
+    def timer_add(self, name: str, timer_name: str, schedule: str, enabled: bool = True,
+                  registry: str | None = None) -> Task:
+        validate.timer_name(timer_name)
+
+        def add(task: Task) -> Task:
             if any(t.name == timer_name for t in task.trigger.timers):
                 raise ValidationError(f"The timer '{timer_name}' already exists for the task '{name}'.",
                                       "Use 'acrtask task timer update' to change it.")
             timers = validate.schedules([f"{timer_name}:{schedule}"], existing=task.trigger.timers)
             timers = timers[:-1] + (replace(timers[-1], status=Status.ENABLED if enabled else Status.DISABLED),)
-            tx.put(replace(task, trigger=replace(task.trigger, timers=timers)))
-        return timers
+            return replace(task, trigger=replace(task.trigger, timers=timers))
+
+        return self.change(name, registry, add)
 
     def timer_update(self, name: str, timer_name: str, schedule: str | None,
-                     enabled: bool | None) -> tuple[TimerTrigger, ...]:
+                     enabled: bool | None, registry: str | None = None) -> Task:
         if schedule is None and enabled is None:
             raise ValidationError("Nothing to update.", "Give --schedule and/or --enabled.")
-        with self.store.transaction() as tx:
-            task = self._get(tx.get, name)
+
+        def update(task: Task) -> Task:
             timer = self._timer(task, timer_name)
             changed = replace(
                 timer,
@@ -311,25 +364,26 @@ class TaskService:
                 status=timer.status if enabled is None else (Status.ENABLED if enabled else Status.DISABLED),
             )
             timers = tuple(changed if t.name == timer_name else t for t in task.trigger.timers)
-            tx.put(replace(task, trigger=replace(task.trigger, timers=timers)))
-        return timers
+            return replace(task, trigger=replace(task.trigger, timers=timers))
 
-    def timer_remove(self, name: str, timer_name: str) -> tuple[TimerTrigger, ...]:
-        with self.store.transaction() as tx:
-            task = self._get(tx.get, name)
+        return self.change(name, registry, update)
+
+    def timer_remove(self, name: str, timer_name: str, registry: str | None = None) -> Task:
+        def remove(task: Task) -> Task:
             self._timer(task, timer_name)
             timers = tuple(t for t in task.trigger.timers if t.name != timer_name)
-            tx.put(replace(task, trigger=replace(task.trigger, timers=timers)))
-        return timers
+            return replace(task, trigger=replace(task.trigger, timers=timers))
 
-    def timer_list(self, name: str) -> tuple[TimerTrigger, ...]:
-        return self.show(name).trigger.timers
+        return self.change(name, registry, remove)
+
+    def timer_list(self, name: str, registry: str | None = None) -> tuple[TimerTrigger, ...]:
+        return self.show(name, registry).trigger.timers
 
     @staticmethod
-    def _get(lookup: Callable[[str], Task | None], name: str) -> Task:
+    def _get(lookup: Callable[[str], Task | None], name: str, registry: str | None = None) -> Task:
         task = lookup(name)
-        if task is None:
-            raise _not_found(name)
+        if task is None or not in_registry(task, registry):
+            raise _not_found(name, registry)
         return task
 
     @staticmethod
@@ -342,6 +396,44 @@ class TaskService:
         raise NotFoundError(f"The timer '{timer_name}' does not exist for the task '{task.name}'.")
 
 
-def _not_found(name: str) -> NotFoundError:
-    return NotFoundError(f"The task '{name}' could not be found.",
+def _not_found(name: str, registry: str | None = None) -> NotFoundError:
+    where = f" in the registry {registry}" if registry else ""
+    return NotFoundError(f"The task '{name}' could not be found{where}.",
                          "Run 'acrtask task list' to see the tasks there are.")
+
+
+def _document_in_registry(document: dict[str, Any], registry: str) -> bool:
+    return (document_login_server(document) or "").lower() == registry.lower()
+
+
+@dataclass(frozen=True)
+class RunOverrides:
+    """`task run -c -f --target`: this run builds another context, Dockerfile or stage; the task is unchanged."""
+
+    context: str | None = None
+    file: str | None = None
+    target: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("context", self.context), ("file", self.file), ("target", self.target)) if v}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> RunOverrides:
+        return cls(data.get("context"), data.get("file"), data.get("target"))
+
+    def apply(self, task: Task) -> Task:
+        """The task as this run builds it, checked as create checks these flags."""
+        if not self.to_dict():
+            return task
+        if task.step.is_import or task.step.is_multistep:
+            kind = "a copy task" if task.step.is_import else "a task file's task"
+            raise ValidationError(f"The task '{task.name}' is {kind}: -c, -f and --target of a run are for "
+                                  "Dockerfile tasks here.", "Run it without them.")
+        if self.target is not None:
+            validate.stage_name(self.target)
+        ctx = contexts.parse(self.context if self.context is not None else task.step.context_path)
+        file = self.file if self.file is not None else task.step.docker_file_path
+        contexts.check_dockerfile(ctx, file)
+        step = replace(task.step, context_path=_context_path(ctx), docker_file_path=file,
+                       target=self.target if self.target is not None else task.step.target)
+        return replace(task, step=step)

@@ -59,7 +59,7 @@ def stable_outputs(task: Task) -> set[str]:
     """Output tags that can be another task's base: not the ones that change every run ({{.Run.ID}})."""
     run = RunValues(id="", registry=task.registry, os=task.platform.os, architecture=task.platform.architecture,
                     task_name=task.name)
-    names = (stable_name(name, run) for name in task.step.image_names)
+    names = (stable_name(name, run) for name in task.qualified_image_names)  # short names under the registry
     return {name for name in names if name is not None}
 
 

@@ -25,12 +25,13 @@ from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.runner import Runner
 from acrtask.runs import RunStore, pid_alive
-from acrtask.service import TaskService
+from acrtask.service import RunOverrides, TaskService
 from acrtask.state import Database, StateStore, open_database
 from acrtask.triggers import BaseKey
 from acrtask.workspace import Workspace
 
 DETACHED_ARGS_ENV = "ACRTASK_RUN_ARGS"  # extra args of a --no-wait run, for the child (not on its argv)
+DETACHED_OVERRIDES_ENV = "ACRTASK_RUN_OVERRIDES"  # its -c/-f/--target
 
 
 def database() -> Database:
@@ -60,9 +61,20 @@ def _replied(method: str, url: Any, status: int | None, seconds: float) -> None:
 
 @cache
 def registry_client() -> Any:
+    """The process's shared client. Its logins: any task's credentials for a server, then the Docker config."""
     from acrtask.registry import BlockingRegistryClient
+    from acrtask.task_credentials import AllTasksCredentials
 
-    return BlockingRegistryClient(on_reply=_replied)
+    return BlockingRegistryClient(credentials=AllTasksCredentials(lambda: state_store().all()),
+                                  on_reply=_replied)
+
+
+def task_registry_client(task: Task) -> Any:
+    """A client of its own for a run of a task with credentials: that task's logins, then the Docker config."""
+    from acrtask.registry import BlockingRegistryClient
+    from acrtask.task_credentials import TaskCredentialSource
+
+    return BlockingRegistryClient(credentials=TaskCredentialSource(task.credentials), on_reply=_replied)
 
 
 class RegistryTagChecker:
@@ -93,8 +105,8 @@ class RunService:
         self.runs = runs
         self.runner = runner
 
-    def task(self, name: str) -> Task:
-        return self.tasks.show(name)
+    def task(self, name: str, registry: str | None = None) -> Task:
+        return self.tasks.show(name, registry)
 
     def queue(self, task: Task, trigger: RunTrigger, run_type: str | None = None) -> Run:
         return self.runner.queue(task, trigger, run_type)
@@ -103,9 +115,11 @@ class RunService:
                 extra_args: tuple[Argument, ...] = ()) -> Run:
         return self.runner.execute(run, task, emit, cancel, extra_args)
 
-    def start_detached(self, run: Run, extra_args: tuple[Argument, ...]) -> None:
+    def start_detached(self, run: Run, extra_args: tuple[Argument, ...],
+                       overrides: RunOverrides | None = None) -> None:
         """`task run --no-wait`: a child process of its own session runs it; this one returns."""
-        env = {**os.environ, DETACHED_ARGS_ENV: json.dumps([a.to_dict(reveal_secrets=True) for a in extra_args])}
+        env = {**os.environ, DETACHED_ARGS_ENV: json.dumps([a.to_dict(reveal_secrets=True) for a in extra_args]),
+               DETACHED_OVERRIDES_ENV: json.dumps((overrides or RunOverrides()).to_dict())}
         subprocess.Popen(  # noqa: S603 - our own interpreter and module, an argument list
             [sys.executable, "-m", "acrtask", "task", "execute-run", "--run-id", run.run_id, "-o", "none"],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -117,8 +131,9 @@ class RunService:
         if run.status is not RunStatus.QUEUED:
             raise AcrTaskError(f"The run '{run_id}' is {run.status.value}, not Queued.")
         args = tuple(Argument.from_dict(a) for a in json.loads(os.environ.pop(DETACHED_ARGS_ENV, "[]")))
+        overrides = RunOverrides.from_dict(json.loads(os.environ.pop(DETACHED_OVERRIDES_ENV, "{}")))
         run = self.runs.save(replace(run, pid=os.getpid()))
-        return self.execute(run, self.task(run.task), lambda line: None, threading.Event(), args)
+        return self.execute(run, overrides.apply(self.task(run.task)), lambda line: None, threading.Event(), args)
 
     def request_cancel(self, run_id: str) -> Run:
         run = self.runs.get(run_id)
@@ -180,7 +195,7 @@ def runner(environ: dict[str, str] | None = None, db: Database | None = None) ->
         state=state_store(db), runs=runs, resolver=registry_client(),
         builder_for=lambda task, run: _builder_for(task, run, runs, build_env(run)),
         workspace_for=lambda task: Workspace(),
-        environ=environ, copier=registry_client(),
+        environ=environ, copier=registry_client(), registry_for=task_registry_client,
         engine_for=lambda builder, run: engine.for_builder(builder.name, build_env(run)),
     )
 

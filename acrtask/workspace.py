@@ -4,12 +4,14 @@ temporary folder, and the commit it built is recorded on the run."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from acrtask import context as contexts
 from acrtask.builders import process
@@ -34,10 +36,27 @@ def _git(args: list[str], env: Mapping[str, str], timeout: float = 60.0,
     return output.strip()
 
 
-def ls_remote(location: str, branch: str | None, env: Mapping[str, str] | None = None) -> str:
+def git_auth_env(location: str, token: str | None, env: Mapping[str, str]) -> dict[str, str]:
+    """`env` plus what makes git send `token` (--git-access-token) to an https context's host, and only there.
+
+    The token rides in git's environment as an `http.<url>.extraHeader` (GIT_CONFIG_COUNT/KEY/VALUE, git 2.31+),
+    never in its arguments, where `ps` would show it. Plain http, ssh and local contexts never get it."""
+    parts = urlsplit(location)
+    if not token or parts.scheme != "https" or not parts.hostname:
+        return dict(env)
+    host = parts.netloc.rpartition("@")[2]
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+    count = int(env.get("GIT_CONFIG_COUNT", "0") or "0") if env.get("GIT_CONFIG_COUNT", "").isdigit() else 0
+    return {**env, "GIT_CONFIG_COUNT": str(count + 1), f"GIT_CONFIG_KEY_{count}": f"http.https://{host}/.extraHeader",
+            f"GIT_CONFIG_VALUE_{count}": f"Authorization: Basic {basic}"}
+
+
+def ls_remote(location: str, branch: str | None, env: Mapping[str, str] | None = None,
+              token: str | None = None) -> str:
     """The commit a branch (or HEAD) points at, without cloning."""
     ref = f"refs/heads/{branch}" if branch else "HEAD"
-    output = _git(["ls-remote", "--", location, ref], env or os.environ, 30.0)  # --: never an option
+    git_env = git_auth_env(location, token, env or os.environ)
+    output = _git(["ls-remote", "--", location, ref], git_env, 30.0)  # --: never an option
     if not output:
         raise AcrTaskError(f"The branch {branch or 'HEAD'} does not exist in {location}.",
                            "Check the context's #branch.")
@@ -70,7 +89,8 @@ class Workspace:
         if ctx.branch:
             argv += ["--branch", ctx.branch]
         log(f"Cloning {_without_credentials(ctx.location)}" + (f" (branch {ctx.branch})" if ctx.branch else ""))
-        _git([*argv, "--", ctx.location, str(clone)], self.env, CLONE_TIMEOUT, cancel)
+        _git([*argv, "--", ctx.location, str(clone)], git_auth_env(ctx.location, task.step.context_access_token,
+                                                                  self.env), CLONE_TIMEOUT, cancel)
         commit = _git(["-C", str(clone), "rev-parse", "HEAD"], self.env, cancel=cancel)
         folder = clone / ctx.folder if ctx.folder else clone
         if not folder.is_dir():

@@ -56,11 +56,14 @@ def test_update_keeps_what_is_not_given(home: Path, ctx: Path) -> None:
 
 
 def test_short_image_names_go_under_the_registry(home: Path, ctx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # As az stores them: short, with the task's registry beside them (runs push under it).
     result = run_cli("task", "create", "-n", "short-name", "-c", str(ctx), "-r", "myreg.azurecr.io", "-t", "app:v1")
-    assert result.json()["step"]["imageNames"] == ["myreg.azurecr.io/app:v1"]
+    assert result.json()["step"]["imageNames"] == ["app:v1"]
+    assert result.json()["registry"] == "myreg.azurecr.io"
     monkeypatch.setenv("ACRTASK_REGISTRY", "localhost:5000")
     result = run_cli("task", "create", "-n", "from-env", "-c", str(ctx), "-t", "team/app")
-    assert result.json()["step"]["imageNames"] == ["localhost:5000/team/app:latest"]
+    assert result.json()["step"]["imageNames"] == ["team/app"]
+    assert result.json()["registry"] == "localhost:5000"
 
 
 def test_secret_values_are_never_printed(home: Path, ctx: Path) -> None:
@@ -89,14 +92,20 @@ def test_schedules_are_named_like_az(home: Path, ctx: Path) -> None:
 
 def test_timer_commands(home: Path, ctx: Path) -> None:
     assert create(ctx).code == 0
-    added = run_cli("task", "timer", "add", "-n", "hello-world", "--timer-name", "nightly", "--schedule", "0 2 * * *")
+    # As az's, the changes return the task: --query trigger.timerTriggers works on them.
+    added = run_cli("task", "timer", "add", "-n", "hello-world", "--timer-name", "nightly", "--schedule", "0 2 * * *",
+                    "--query", "trigger.timerTriggers")
     assert added.json() == [{"name": "nightly", "schedule": "0 2 * * *", "status": "Enabled"}]
     updated = run_cli("task", "timer", "update", "-n", "hello-world", "--timer-name", "nightly", "--enabled", "False")
-    assert updated.json()[0]["status"] == "Disabled"
+    assert updated.json()["name"] == "hello-world"
+    assert updated.json()["trigger"]["timerTriggers"][0]["status"] == "Disabled"
+    assert run_cli("task", "timer", "update", "-n", "hello-world", "--timer-name", "nightly", "--enabled",
+                   "--query", "trigger.timerTriggers[0].status", "-o", "tsv").out == "Enabled\n"
     listed = run_cli("task", "timer", "list", "-n", "hello-world", "-o", "table")
     assert listed.out.splitlines()[0].split() == ["NAME", "SCHEDULE", "STATUS"]
     assert "nightly" in listed.out
-    assert run_cli("task", "timer", "remove", "-n", "hello-world", "--timer-name", "nightly").json() == []
+    removed = run_cli("task", "timer", "remove", "-n", "hello-world", "--timer-name", "nightly")
+    assert removed.json()["trigger"]["timerTriggers"] == []
     missing = run_cli("task", "timer", "remove", "-n", "hello-world", "--timer-name", "nightly")
     assert missing.code == 3
     assert missing.err == "ERROR: No timer triggers exist for the task 'hello-world'.\n"

@@ -283,7 +283,7 @@ def test_base_image_fields() -> None:
         stages=("build", "test"),
     )
     assert result.build_time[0].image.is_pinned
-    assert str(DependencyType.BUILD_TIME) == "BuildTime" and str(DependencyType.RUNTIME) == "Runtime"
+    assert str(DependencyType.BUILD_TIME) == "BuildTime" and str(DependencyType.RUNTIME) == "RunTime"
 
 
 def test_runtime_stage_is_where_it_first_appears() -> None:

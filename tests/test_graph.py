@@ -38,7 +38,7 @@ def test_mermaid_is_a_well_formed_flowchart() -> None:
     assert nodes["task_app_task"] == '["app-task"]'
     assert nodes["img_localhost_5000_baseimages_node_15_alpine"] == '("localhost:5000/baseimages/node:15-alpine")'
     assert ("task_base_task", "-->", "pushes", "img_localhost_5000_baseimages_node_15_alpine") in edges
-    assert ("img_localhost_5000_baseimages_node_15_alpine", "-->", "Runtime", "task_app_task") in edges
+    assert ("img_localhost_5000_baseimages_node_15_alpine", "-->", "RunTime", "task_app_task") in edges
     # A build-stage base under Runtime is drawn, dashed: it does not trigger. Under All it does.
     assert ("img_localhost_5000_tools_builder_1", "-.->", "BuildTime", "task_app_task") in edges
     assert ("img_localhost_5000_tools_builder_1", "-->", "BuildTime", "task_all_task") in edges
@@ -52,5 +52,5 @@ def test_dot_and_json() -> None:
     assert '"localhost:5000/tools/builder:1" -> "app-task" [label="BuildTime", style=dashed];' in dot
     data = graph.to_dict(built)
     assert data["tasks"] == ["all-task", "app-task", "base-task"]
-    assert {"from": "localhost:5000/baseimages/node:15-alpine", "to": "app-task", "type": "Runtime",
+    assert {"from": "localhost:5000/baseimages/node:15-alpine", "to": "app-task", "type": "RunTime",
             "triggers": True} in data["edges"]

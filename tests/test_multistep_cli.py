@@ -30,7 +30,8 @@ def test_a_yaml_file_makes_a_file_task_shown_as_az_shows_it(home: Path, tmp_path
                    "--values", "values.yaml", "--set", "tag=v2", "--set-secret", "token=hunter2")
     assert done.code == 0, done.err
     step = done.json()["step"]
-    assert step == {"type": "FileTask", "contextPath": str(ctx), "taskFilePath": "acr-task.yaml",
+    assert step == {"type": "FileTask", "contextPath": str(ctx), "contextAccessToken": None,
+                    "taskFilePath": "acr-task.yaml",
                     "valuesFilePath": "values.yaml",
                     "values": [{"name": "tag", "value": "v2", "isSecret": False}, {"name": "token", "isSecret": True}]}
     assert done.json()["registry"] == REG

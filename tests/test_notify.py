@@ -131,7 +131,7 @@ def _run(status: RunStatus = RunStatus.QUEUED, error: str | None = None) -> Run:
 def test_the_update_trigger_body_has_acr_run_fields() -> None:
     body = payloads.update_trigger(_run(), "event-1", "2026-01-05T03:40:02Z")
     assert body["action"] == "baseImageUpdate" and body["id"] == "event-1"
-    assert (body["task"], body["runId"], body["runType"], body["status"]) == ("app-task", "ca7", "AutoBuild", "Queued")
+    assert (body["task"], body["runId"], body["runType"], body["status"]) == ("app-task", "ca7", "AutoRun", "Queued")
     trigger = body["imageUpdateTrigger"]
     assert (trigger["id"], trigger["timestamp"]) == ("event-1", "2026-01-05T03:40:02Z")
     assert trigger["images"] == [{"registry": "reg.local:5000", "repository": "base/node", "tag": "1",

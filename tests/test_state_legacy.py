@@ -10,6 +10,7 @@ import json
 import shutil
 import sqlite3
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +44,30 @@ def stored(home: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     return tasks, runs, settings
 
 
+def _api_spelling(state: dict) -> dict:
+    """The old file's dependency type `Runtime` as acrtask now writes it: the API's `RunTime`."""
+    for task in state.get("tasks", {}).values():
+        for dep in task.get("step", {}).get("baseImageDependencies", []):
+            if dep.get("type") == "Runtime":
+                dep["type"] = "RunTime"
+    return state
+
+
+def _run_as_now(run: dict) -> dict:
+    """An old run record as acrtask now writes it: a task's run is an AutoRun (AutoBuild was never ACR's kind
+    for task runs), and an image-update trigger carries its id and time as ACR's does."""
+    if run.get("runType") == "AutoBuild":
+        run["runType"] = "AutoRun"
+    update, trigger = run.get("imageUpdateTrigger"), run.get("trigger", {})
+    if update is not None:
+        event = f"{trigger['baseImage']}@{trigger['newDigest']}"
+        update.update(id=str(uuid.uuid5(uuid.NAMESPACE_URL, event)), timestamp=run["createTime"])
+    return run
+
+
 def test_the_old_files_move_into_the_database_with_nothing_lost(home: Path) -> None:
-    old_state = tomllib.loads((FIXTURE / "state.toml").read_text())
-    old_runs = {p.stem: json.loads(p.read_text()) for p in (FIXTURE / "runs").glob("ca*.json")}
+    old_state = _api_spelling(tomllib.loads((FIXTURE / "state.toml").read_text()))
+    old_runs = {p.stem: _run_as_now(json.loads(p.read_text())) for p in (FIXTURE / "runs").glob("ca*.json")}
 
     first = run_cli("task", "list", "--query", "[].name")
     assert first.code == 0, first.err
@@ -108,7 +130,8 @@ def test_export_then_import_round_trips_field_by_field(home: Path, tmp_path: Pat
     full = run_cli("task", "export", "--with-dependencies", "--with-secrets")
     assert full.code == 0 and full.err == ""
     exported = tomllib.loads(full.out)
-    assert exported == {"schemaVersion": 1, "tasks": tomllib.loads((FIXTURE / "state.toml").read_text())["tasks"]}
+    assert exported == {"schemaVersion": 1,
+                        "tasks": _api_spelling(tomllib.loads((FIXTURE / "state.toml").read_text()))["tasks"]}
     (tmp_path / "tasks.toml").write_text(full.out)
 
     monkeypatch.setenv("ACRTASK_HOME", str(tmp_path / "other-home"))

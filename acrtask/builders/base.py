@@ -83,6 +83,9 @@ class BuildSpec:
     annotations: Mapping[str, str]  # manifest annotations, e.g. org.opencontainers.image.base.name
     labels: Mapping[str, str] = field(default_factory=dict)
     timeout: float | None = None  # seconds for the whole build and push
+    # A private auth file (builders/authfile.py) with the logins this build uses: a task's credentials. The
+    # builder reads it through REGISTRY_AUTH_FILE (buildah, podman) or DOCKER_CONFIG (docker), never argv.
+    auth_file: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.images:
@@ -171,8 +174,10 @@ def builder_env(base: Mapping[str, str]) -> dict[str, str]:
 
 def child_env(base: Mapping[str, str], spec: BuildSpec) -> dict[str, str]:
     """The builder's environment: what it needs of `base`, plus the secret values, read by the un-valued
-    --build-arg NAME."""
-    return {**builder_env(base), **spec.secret_args}
+    --build-arg NAME, and the build's private auth file if it has one."""
+    auth = {} if spec.auth_file is None else {"REGISTRY_AUTH_FILE": str(spec.auth_file),
+                                              "DOCKER_CONFIG": str(spec.auth_file.parent)}
+    return {**builder_env(base), **auth, **spec.secret_args}
 
 
 def build_arg_flags(spec: BuildSpec) -> list[str]:

@@ -8,10 +8,11 @@ import traceback
 
 import typer
 
-from acrtask.cli import options, quick, runs, transfer, watch  # noqa: F401 - they add their commands
+from acrtask.cli import credential, options, quick, runs, timer, transfer, watch  # noqa: F401 - they add commands
 from acrtask.cli.builder import builder_app
 from acrtask.cli.image import image_app
 from acrtask.cli.notify import notify_app
+from acrtask.cli.registry import registry_app
 from acrtask.cli.task import task_app
 from acrtask.errors import AcrTaskError, printable
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(task_app, name="task")
 app.add_typer(image_app, name="image")
+app.add_typer(registry_app, name="registry")
 app.add_typer(notify_app, name="notify")
 app.add_typer(builder_app, name="builder")
 app.command("build", epilog="Examples:\n\n  acrtask build -r localhost:5000 -t app:{{.Run.ID}} .\n\n"
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         args.output = check_format(args.output, FORMATS + GRAPH_FORMATS if graph else FORMATS)
         options.current = args
         options.configure_logging(args)
+        options.note_ignored(args)
         result = app(args=rest, prog_name="acrtask", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except typer.Exit as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,18 @@ from acrtask.errors import ValidationError, printable
 from acrtask.validate import is_utf8
 
 # Flags that take an optional true|false value (az's three-state flags): bare means true.
-OPTIONAL_BOOL_FLAGS = frozenset({"--no-push", "--no-cache"})
+OPTIONAL_BOOL_FLAGS = frozenset({
+    "--no-push", "--no-cache", "--commit-trigger-enabled", "--base-image-trigger-enabled",
+    "--pull-request-trigger-enabled", "--enabled", "--with-secure-properties",
+})
+_WORD = re.compile(r"[A-Za-z0-9]+")
+# az flags with no meaning here: taken (with their values) and named once on stderr as ignored.
+# The value says how many values the flag takes: 1, or "*" for az's nargs=* (--assign-identity [system]),
+# or "?" for a three-state boolean.
+IGNORED_FLAGS: dict[str, int | str] = {
+    "-g": 1, "--resource-group": 1, "--subscription": 1, "--auth-mode": 1, "--cpu": 1, "--agent-pool": 1,
+    "--log-template": 1, "--assign-identity": "*", "--is-system-task": "?",
+}
 
 
 @dataclass
@@ -21,12 +33,15 @@ class GlobalArgs:
     verbose: bool = False
     debug: bool = False
     only_show_errors: bool = False
+    ignored: tuple[str, ...] = ()  # az flags given that mean nothing here (IGNORED_FLAGS)
 
 
 current = GlobalArgs()
 
 GLOBAL_HELP = ("Global arguments (on any command): -o/--output json|jsonc|table|tsv|yaml|yamlc|none, "
-               "--query JMESPATH, --verbose, --debug, --only-show-errors.")
+               "--query JMESPATH, --verbose, --debug, --only-show-errors. Accepted and ignored, with a note on "
+               "stderr (they mean nothing outside Azure): -g/--resource-group, --subscription, --auth-mode, --cpu, "
+               "--agent-pool, --log-template, --assign-identity, --is-system-task.")
 
 
 def check_utf8(argv: list[str]) -> None:
@@ -75,9 +90,14 @@ def split_global_args(argv: list[str]) -> tuple[GlobalArgs, list[str]]:
             found.only_show_errors = True
         elif arg in OPTIONAL_BOOL_FLAGS:
             rest.append(arg)
-            follows = argv[i + 1].lower() if i + 1 < len(argv) else ""
-            if follows not in ("true", "false"):
+            # As argparse's nargs='?': a word after the flag is its value (checked later: `maybe` is refused);
+            # a flag, the end, or a path (the context of `acrtask build ... --no-push .`) means bare: true.
+            follows = argv[i + 1] if i + 1 < len(argv) else ""
+            if not _WORD.fullmatch(follows):
                 rest.append("true")
+        elif name in IGNORED_FLAGS:
+            found.ignored += (name,)
+            i = _skip_values(argv, i, IGNORED_FLAGS[name], bool(eq))
         else:
             rest.append(arg)
         i += 1
@@ -86,6 +106,28 @@ def split_global_args(argv: list[str]) -> tuple[GlobalArgs, list[str]]:
         raise ValidationError("--only-show-errors can't be used together with --debug or --verbose.",
                               "Give one of them.")
     return found, rest
+
+
+def _skip_values(argv: list[str], i: int, takes: int | str, inline: bool) -> int:
+    """The index of the last argument an ignored flag at `i` consumes (its values, if any)."""
+    if inline:  # --flag=value
+        return i
+    if takes == 1:
+        if i + 1 >= len(argv):
+            raise ValidationError(f"argument {argv[i]}: expected one argument.")
+        return i + 1
+    if takes == "?":
+        return i + 1 if i + 1 < len(argv) and argv[i + 1].lower() in ("true", "false") else i
+    while i + 1 < len(argv) and not argv[i + 1].startswith("-"):  # nargs=*: up to the next flag
+        i += 1
+    return i
+
+
+def note_ignored(args: GlobalArgs) -> None:
+    """One line on stderr naming the az flags that were taken but mean nothing here."""
+    if args.ignored and not args.only_show_errors:
+        names = ", ".join(dict.fromkeys(args.ignored))
+        sys.stderr.write(f"WARNING: Ignored here (no meaning outside Azure): {names}.\n")
 
 
 def configure_logging(args: GlobalArgs) -> None:

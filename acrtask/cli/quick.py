@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from acrtask import validate
+from acrtask.cli import scope
 from acrtask.cli.runs import _stderr, execute_and_report
 from acrtask.cli.task import Builder, Cmd, PlatformOpt, Registry, SetSecrets, SetValues, Target, Timeout, ValuesFile
 from acrtask.errors import ValidationError
@@ -56,11 +57,11 @@ def build(
         raise ValidationError(f"-f {file} is a task file; acrtask build builds a Dockerfile.",
                               f"Run it with: acrtask run -f {file} -c {source}")
     changes = TaskChanges(
-        context=source, file=file, images=tuple(validate.image_name(i, registry) for i in image or ()),
+        context=source, file=file, images=tuple(image or ()),  # checked by the service, under -r
         arguments=arguments, target=target, platform=Platform.parse(platform) if platform else None,
         push_enabled=not no_push, no_cache=no_cache, timeout=validate.timeout(timeout) if timeout is not None else None,
         builder=validate.enum_value(BuilderName, builder, "--builder") if builder else None,
-        registry=validate.registry_name(registry) if registry else None,
+        registry=scope.login_server(registry),
     )
     _run(changes, "QuickBuild", no_logs)
 
@@ -97,7 +98,7 @@ def run(
         platform=Platform.parse(platform) if platform else None,
         timeout=validate.timeout(timeout) if timeout is not None else None,
         builder=validate.enum_value(BuilderName, builder, "--builder") if builder else None,
-        registry=validate.registry_name(registry) if registry else None,
+        registry=scope.login_server(registry),
         stdin_text=sys.stdin.read() if file == "-" else None,
     )
     _run(changes, "QuickRun", no_logs)

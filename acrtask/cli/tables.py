@@ -11,7 +11,9 @@ def tasks(result: Any) -> list[dict[str, Any]]:
     items = result if isinstance(result, list) else [result]
     rows = []
     for task in items:
-        kinds = Trigger.from_dict(task.get("trigger", {})).kinds()
+        trigger = task.get("trigger") or {}
+        base = trigger.get("baseImageTrigger") or {"status": "Disabled"}  # null: created off, as az shows it
+        kinds = Trigger.from_dict({**trigger, "baseImageTrigger": base}).kinds()
         rows.append({
             "NAME": task.get("name"),
             "PLATFORM": task.get("platform", {}).get("os"),

@@ -10,10 +10,11 @@ from typing import Annotated
 import typer
 
 from acrtask import paths, validate
-from acrtask.cli import tables
+from acrtask.cli import scope, shapes, tables
 from acrtask.cli.options import GLOBAL_HELP, emit
+from acrtask.cli.scope import Registry
 from acrtask.errors import ValidationError
-from acrtask.model import BaseImageTriggerType, BuilderName, Status, UpdateTriggerPayloadType
+from acrtask.model import BaseImageTriggerType, BuilderName, Status, Task, UpdateTriggerPayloadType
 from acrtask.notify import endpoints
 from acrtask.platform import Platform
 from acrtask.service import TaskChanges, TaskService
@@ -21,8 +22,6 @@ from acrtask.state import StateStore, open_database
 
 task_app = typer.Typer(help="Manage tasks that build images and rebuild them when their bases change.",
                        epilog=GLOBAL_HELP, no_args_is_help=True)
-timer_app = typer.Typer(help="Manage a task's timer (cron) triggers.", epilog=GLOBAL_HELP, no_args_is_help=True)
-task_app.add_typer(timer_app, name="timer")
 
 Name = Annotated[str, typer.Option(
     "--name", "-n", help="The task's name: 5-50 letters, digits, - or _, not starting with -.")]
@@ -33,10 +32,6 @@ File = Annotated[str | None, typer.Option("--file", "-f", help="The Dockerfile, 
                                           "local task file stored in the task (- for standard input).")]
 Images = Annotated[list[str] | None, typer.Option(
     "--image", "-t", help="An image to push, e.g. localhost:5000/app:{{.Run.ID}}. Repeatable.")]
-Registry = Annotated[str | None, typer.Option(
-    "--registry", "-r", envvar="ACRTASK_REGISTRY",
-    help="Login server (e.g. localhost:5000): where short -t names go; {{.Run.Registry}} and $Registry in "
-    "task files.")]
 Args = Annotated[list[str] | None, typer.Option(
     "--arg", help="Build argument NAME[=VALUE]; without a value it is read from the environment at run time.")]
 SecretArgs = Annotated[list[str] | None, typer.Option(
@@ -61,6 +56,12 @@ CommitTrigger = Annotated[str | None, typer.Option(
     "--commit-trigger-enabled", help="Rebuild on new commits of a git context: true|false. "
     "Default: true for git contexts.")]
 Builder = Annotated[str | None, typer.Option("--builder", help="auto|buildah|docker|podman. Default: auto.")]
+GitToken = Annotated[str | None, typer.Option(
+    "--git-access-token", help="A token (GitHub PAT, ...) to clone an https git context and poll its commits. Kept "
+    "as a secret in the state file, never shown; it reaches git through its environment, not its arguments.")]
+PullRequestTrigger = Annotated[str | None, typer.Option(
+    "--pull-request-trigger-enabled", help="Recorded as az does (true|false, bare = true); pull requests are not "
+    "polled: they need the git host's webhook.")]
 SetValues = Annotated[list[str] | None, typer.Option(
     "--set", help="A value for a task file, NAME=VALUE, read there as {{.Values.NAME}}. Repeatable.")]
 SetSecrets = Annotated[list[str] | None, typer.Option(
@@ -94,7 +95,9 @@ def _changes(
     args: list[str] | None, secret_args: list[str] | None, target: str | None, platform: str | None,
     no_push: str | None, no_cache: str | None, status: str | None, timeout: int | None,
     base_trigger: str | None, base_trigger_type: str | None, schedules: list[str] | None,
-    commit_trigger: str | None, builder: str | None, *, set_values: list[str] | None = None,
+    commit_trigger: str | None, builder: str | None, *, git_access_token: str | None = None,
+    pull_request_trigger: str | None = None, base_trigger_name: str | None = None,
+    source_trigger_name: str | None = None, set_values: list[str] | None = None,
     set_secrets: list[str] | None = None, values_file: str | None = None, cmd: str | None = None,
     update_endpoint: str | None = None, update_payload_type: str | None = None, update_token: str | None = None,
 ) -> TaskChanges:
@@ -117,7 +120,7 @@ def _changes(
     return TaskChanges(
         context=context,
         file=file,
-        images=tuple(validate.image_name(i, registry) for i in images) if images else None,
+        images=tuple(images) if images else None,  # checked against the task's registry by the service
         arguments=arguments,
         target=target,
         platform=Platform.parse(platform) if platform is not None else None,
@@ -133,7 +136,11 @@ def _changes(
         commit_trigger_enabled=None if commit_trigger is None else validate.boolean(
             commit_trigger, "--commit-trigger-enabled"),
         builder=validate.enum_value(BuilderName, builder, "--builder") if builder is not None else None,
-        registry=validate.registry_name(registry) if registry else None,
+        registry=scope.login_server(registry),
+        git_access_token=git_access_token,
+        pull_request_trigger_enabled=_pull_requests(pull_request_trigger),
+        base_image_trigger_name=validate.timer_name(base_trigger_name) if base_trigger_name is not None else None,
+        source_trigger_name=validate.timer_name(source_trigger_name) if source_trigger_name is not None else None,
         values=values, values_file=values_file, cmd=cmd,
         stdin_text=sys.stdin.read() if file == "-" else None,
         update_trigger_endpoint=update_endpoint if not update_endpoint else endpoints.check_url(
@@ -143,6 +150,20 @@ def _changes(
         if update_payload_type is not None else None,
         update_trigger_token=update_token,
     )
+
+
+def _pull_requests(value: str | None) -> bool | None:
+    if value is None:
+        return None
+    enabled = validate.boolean(value, "--pull-request-trigger-enabled")
+    if enabled:
+        scope.note("Pull-request triggers are recorded but not run here: acrtask polls branches for commits, and "
+                   "pull requests would need the git host's webhook.")
+    return enabled
+
+
+def _shown(task: Task, with_secure_properties: bool = False) -> dict:
+    return shapes.task(task.to_dict(reveal_secrets=with_secure_properties), with_secure_properties)
 
 
 @task_app.command(epilog="Examples:\n\n"
@@ -160,17 +181,26 @@ def create(
     base_image_trigger_enabled: BaseTrigger = None, base_image_trigger_type: BaseTriggerType = None,
     schedule: Schedules = None, commit_trigger_enabled: CommitTrigger = None, builder: Builder = None,
     set_value: SetValues = None, set_secret: SetSecrets = None, values: ValuesFile = None, cmd: Cmd = None,
-    import_source: Import = None, update_trigger_endpoint: UpdateEndpoint = None,
-    update_trigger_payload_type: UpdatePayloadType = None, update_trigger_token: UpdateToken = None,
+    import_source: Import = None, git_access_token: GitToken = None,
+    pull_request_trigger_enabled: PullRequestTrigger = None,
+    base_image_trigger_name: Annotated[str | None, typer.Option(
+        "--base-image-trigger-name", help="The base-image trigger's name. Default: defaultBaseimageTriggerName.")]
+    = None,
+    source_trigger_name: Annotated[str | None, typer.Option(
+        "--source-trigger-name", help="The commit trigger's name. Default: defaultSourceTriggerName.")] = None,
+    update_trigger_endpoint: UpdateEndpoint = None, update_trigger_payload_type: UpdatePayloadType = None,
+    update_trigger_token: UpdateToken = None,
 ) -> None:
     """Create a task: a Dockerfile build (-c), a multi-step task file (-f acr-task.yaml, --cmd), or a copy of an
     image (--import)."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, schedule,
-                       commit_trigger_enabled, builder, set_values=set_value, set_secrets=set_secret,
+                       commit_trigger_enabled, builder, git_access_token=git_access_token,
+                       pull_request_trigger=pull_request_trigger_enabled, base_trigger_name=base_image_trigger_name,
+                       source_trigger_name=source_trigger_name, set_values=set_value, set_secrets=set_secret,
                        values_file=values, cmd=cmd, update_endpoint=update_trigger_endpoint,
                        update_payload_type=update_trigger_payload_type, update_token=update_trigger_token)
-    emit(_service().create(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
+    emit(_shown(_service().create(name, replace(changes, import_source=import_source))), tables.tasks)
 
 
 @task_app.command(epilog="Examples:\n\n"
@@ -185,96 +215,67 @@ def update(
     set_value: SetValues = None, set_secret: SetSecrets = None, values: ValuesFile = None,
     import_source: Annotated[str | None, typer.Option(
         "--import", help="A copy task's new source (its recorded digest is forgotten: run it again).")] = None,
+    git_access_token: GitToken = None, pull_request_trigger_enabled: PullRequestTrigger = None,
     update_trigger_endpoint: UpdateEndpoint = None, update_trigger_payload_type: UpdatePayloadType = None,
     update_trigger_token: UpdateToken = None,
 ) -> None:
     """Update a task: flags not given stay as they are."""
     changes = _changes(context, file, image, registry, arg, secret_arg, target, platform, no_push, no_cache,
                        status, timeout, base_image_trigger_enabled, base_image_trigger_type, None,
-                       commit_trigger_enabled, builder, set_values=set_value, set_secrets=set_secret,
+                       commit_trigger_enabled, builder, git_access_token=git_access_token,
+                       pull_request_trigger=pull_request_trigger_enabled, set_values=set_value, set_secrets=set_secret,
                        values_file=values, update_endpoint=update_trigger_endpoint,
                        update_payload_type=update_trigger_payload_type, update_token=update_trigger_token)
-    emit(_service().update(name, replace(changes, import_source=import_source)).to_dict(), tables.tasks)
+    emit(_shown(_service().update(name, replace(changes, import_source=import_source))), tables.tasks)
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task show -n app-build -o table\n\n"
                   "  acrtask task show -n app-build --query trigger.baseImageTrigger.status -o tsv")
-def show(name: Name) -> None:
+def show(
+    name: Name, registry: Registry = None,
+    with_secure_properties: Annotated[str | None, typer.Option(
+        "--with-secure-properties", help="Show secret values too (secret args, the git token, registry "
+        "passwords): true|false (bare = true).")] = None,
+) -> None:
     """Show a task, with the base images its last run used."""
-    emit(_service().shown(name)[0], tables.tasks)
+    reveal = with_secure_properties is not None and validate.boolean(with_secure_properties,
+                                                                     "--with-secure-properties")
+    found = _service().shown(name, scope.login_server(registry), reveal)[0]
+    emit(shapes.task(found, reveal), tables.tasks)
 
 
 @task_app.command("list", epilog="Examples:\n\n  acrtask task list -o table\n\n"
                   "  acrtask task list --query \"[?status=='Enabled'].name\"")
-def list_tasks() -> None:
-    """List the tasks."""
-    emit(_service().shown(), tables.tasks)
+def list_tasks(registry: Registry = None) -> None:
+    """List the tasks (of the registry -r names, if given)."""
+    emit([shapes.task(found) for found in _service().shown(None, scope.login_server(registry))], tables.tasks)
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task delete -n app-build --yes")
 def delete(
-    name: Name,
+    name: Name, registry: Registry = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
 ) -> None:
     """Delete a task."""
     service = _service()
-    service.ensure_exists(name)  # an unknown task fails before the prompt
+    server = scope.login_server(registry)
+    service.ensure_exists(name, server)  # an unknown task fails before the prompt
     if not yes:
         if not sys.stdin.isatty():
             raise ValidationError(f"Deleting the task '{name}' needs confirmation.", "Pass --yes.")
         if not typer.confirm(f"Are you sure you want to delete the task '{name}'?"):
             return
-    service.delete(name)
-
-
-TimerName = Annotated[str, typer.Option("--timer-name", help="The timer's name: 1-50 letters, digits, - or _.")]
-
-
-@timer_app.command("add", epilog="Examples:\n\n"
-                   "  acrtask task timer add -n app-build --timer-name nightly --schedule '0 3 * * *'")
-def timer_add(
-    name: Name, timer_name: TimerName,
-    schedule: Annotated[str, typer.Option("--schedule", help="CRON: 5 fields, UTC.")],
-    enabled: Annotated[str, typer.Option("--enabled", help="true|false.")] = "true",
-) -> None:
-    """Add a timer trigger to a task."""
-    timers = _service().timer_add(name, timer_name, schedule, validate.boolean(enabled, "--enabled"))
-    emit([t.to_dict() for t in timers], tables.timers)
-
-
-@timer_app.command("update", epilog="Examples:\n\n"
-                   "  acrtask task timer update -n app-build --timer-name nightly --enabled false")
-def timer_update(
-    name: Name, timer_name: TimerName,
-    schedule: Annotated[str | None, typer.Option("--schedule", help="CRON: 5 fields, UTC.")] = None,
-    enabled: Annotated[str | None, typer.Option("--enabled", help="true|false.")] = None,
-) -> None:
-    """Change a timer's schedule or status."""
-    flag = None if enabled is None else validate.boolean(enabled, "--enabled")
-    emit([t.to_dict() for t in _service().timer_update(name, timer_name, schedule, flag)], tables.timers)
-
-
-@timer_app.command("remove", epilog="Examples:\n\n"
-                   "  acrtask task timer remove -n app-build --timer-name nightly")
-def timer_remove(name: Name, timer_name: TimerName) -> None:
-    """Remove a timer trigger."""
-    emit([t.to_dict() for t in _service().timer_remove(name, timer_name)], tables.timers)
-
-
-@timer_app.command("list", epilog="Examples:\n\n  acrtask task timer list -n app-build -o table")
-def timer_list(name: Name) -> None:
-    """List a task's timer triggers."""
-    emit([t.to_dict() for t in _service().timer_list(name)], tables.timers)
+    service.delete(name, server)
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task graph -o mermaid\n\n"
                   "  acrtask task graph -o dot | dot -Tsvg > tasks.svg")
-def graph() -> None:
+def graph(registry: Registry = None) -> None:
     """Show tasks, the images they push and the base images they build on: -o mermaid, dot or json."""
     from acrtask import graph as graphs
     from acrtask.cli import options
 
-    built = graphs.build(_service().all())
+    built = graphs.build(_service().all(scope.login_server(registry)))
     if options.current.output == "mermaid":
         sys.stdout.write(graphs.to_mermaid(built) + "\n")
     elif options.current.output == "dot":

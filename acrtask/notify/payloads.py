@@ -43,8 +43,9 @@ def update_trigger(run: Run, event_id: str, timestamp: str) -> dict[str, Any]:
         "status": shown["status"],
         "platform": shown["platform"],
         "reason": run.trigger.reason(),
-        "imageUpdateTrigger": {"id": event_id, "timestamp": timestamp,
-                               **shown.get("imageUpdateTrigger", {"images": []})},
+        # The envelope's event id and time, over the run's own (which names the base update, not this POST).
+        "imageUpdateTrigger": {**shown.get("imageUpdateTrigger", {"images": []}), "id": event_id,
+                               "timestamp": timestamp},
     }
 
 

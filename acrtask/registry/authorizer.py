@@ -80,7 +80,8 @@ class Authorize:
             credentials = await self.load_credentials()
             if credentials is None:
                 raise RegistryError(f"{where}: {self._host} requires a login.",
-                                    f"Log in with `docker login {self._registry}`; acrtask reads the Docker config.",
+                                    f"Log in with `docker login {self._registry}` (acrtask reads the Docker config), "
+                                    "or give a task its own login with `acrtask task credential add`.",
                                     code="UNAUTHORIZED", status=401)
             if sent and sent == credentials.basic_header():
                 raise status_error(401, reply.content, where, self._host, self._registry)

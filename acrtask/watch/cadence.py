@@ -53,8 +53,8 @@ def is_public(registry: str) -> bool:
 
 
 def pushed_registries(tasks: Iterable[Task]) -> frozenset[str]:
-    """The registries tasks push to (stored image names are fully qualified: registry/repository:tag)."""
-    return frozenset(name.partition("/")[0].lower() for task in tasks for name in task.step.image_names)
+    """The registries tasks push to (short -t names are under the task's registry)."""
+    return frozenset(name.partition("/")[0].lower() for task in tasks for name in task.qualified_image_names)
 
 
 def schedule_of(registry: str, marked: frozenset[str], pushed: frozenset[str]) -> Schedule:

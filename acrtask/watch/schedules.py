@@ -52,7 +52,7 @@ class TimerSchedule:
         return min(self._next.values(), default=math.inf)
 
 
-LsRemote = Callable[[str, str | None], str]
+LsRemote = Callable[..., str]  # (location, branch, token=...) -> the branch head's commit
 
 
 class CommitPoller:
@@ -83,7 +83,8 @@ class CommitPoller:
                 continue
             try:
                 ctx = contexts.parse(task.step.context_path)
-                head = self.ls_remote(ctx.location, ctx.branch)
+                token = task.step.context_access_token  # --git-access-token, for an https context
+                head = self.ls_remote(ctx.location, ctx.branch, **({"token": token} if token else {}))
             except Exception as exc:  # an unreachable remote must not stop the loop
                 log.warning("Could not read the branch head of task %s: %s", task.name, exc)
                 continue

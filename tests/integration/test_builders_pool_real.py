@@ -100,7 +100,7 @@ def run_all_while_slots_are_held(bench: Workbench, names: list[str], endpoint: s
         for name in names:
             assert bench.acrtask("task", "run", "-n", name, "--no-wait", "-o", "none").code == 0
         waiting = "Every slot of the build endpoints for linux/amd64 is taken; waiting for one."
-        wait_for(lambda: all(waiting in bench.acrtask("task", "logs", "-n", name).out for name in names), 120,
+        wait_for(lambda: all(waiting in bench.log_so_far(name) for name in names), 120,
                  "every run to wait for a slot")
         assert {r["status"] for r in bench.runs()} == {"Running"}
     finally:

@@ -75,5 +75,5 @@ def test_graph_of_the_quickstart_tasks_is_valid_mermaid(bench: Workbench) -> Non
     text = mermaid.out
     assert f'("{bench.host}/baseimages/node:15-alpine")' in text
     assert '["hello-world"]' in text and '["baseimage"]' in text
-    assert "-->|Runtime| task_hello_world" in text
+    assert "-->|RunTime| task_hello_world" in text
     assert "task_baseimage -->|pushes|" in text

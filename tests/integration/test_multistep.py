@@ -67,7 +67,7 @@ def test_build_push_and_cmd_steps_run_in_order_and_record_what_they_did(bench: W
     assert pushed["digest"] == bench.digest("app", "ca1") == run["outputImages"][0]["digest"]
     assert fetch_manifest(bench.host, "app", "ca1")["layers"]
     deps = bench.task("multi-task")["step"]["baseImageDependencies"]
-    assert [(d["repository"], d["stepId"], d["type"]) for d in deps] == [("base/runtime", "build-app", "Runtime")]
+    assert [(d["repository"], d["stepId"], d["type"]) for d in deps] == [("base/runtime", "build-app", "RunTime")]
 
 
 

@@ -126,7 +126,7 @@ def test_the_update_trigger_post_reaches_a_local_receiver_with_acr_fields(bench:
     assert post.headers["Content-Type"] == "application/json"
     body = post.body
     assert (body["action"], body["task"], body["runId"], body["runType"]) == ("baseImageUpdate", "app-task",
-                                                                              run["runId"], "AutoBuild")
+                                                                              run["runId"], "AutoRun")
     assert body["imageUpdateTrigger"]["images"] == [{"registry": bench.host, "repository": "baseimages/node",
                                                      "tag": "1", "digest": new, "previousDigest": old}]
     assert body["imageUpdateTrigger"]["id"] == body["id"]

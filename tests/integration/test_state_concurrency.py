@@ -22,7 +22,7 @@ def bench(registry, tmp_path: Path, buildah_env: dict[str, str]) -> Workbench:
 
 def recorded_digest(bench: Workbench, task: str) -> str:
     deps = bench.task(task)["step"]["baseImageDependencies"]
-    return next(d["digest"] for d in deps if d["type"] == "Runtime")
+    return next(d["digest"] for d in deps if d["type"] == "RunTime")
 
 
 def test_thirty_creates_a_watch_and_a_run_at_once_lose_nothing(bench: Workbench) -> None:

@@ -71,5 +71,13 @@ class Workbench:
         args = ["task", "list-runs", "--top", "1000"] + (["-n", task] if task else [])
         return list(reversed(self.acrtask(*args).json()))  # oldest first
 
+    def log_so_far(self, task: str | None = None) -> str:
+        """The log of the task's last run as it is now (`task logs` would follow a running run to its end)."""
+        runs = self.runs(task)
+        if not runs:
+            return ""
+        log = self.home / "runs" / f"{runs[-1]['runId']}.log"
+        return log.read_text(errors="replace") if log.exists() else ""
+
     def task(self, name: str) -> dict[str, Any]:
         return self.acrtask("task", "show", "-n", name).json()
