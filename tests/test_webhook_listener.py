@@ -20,7 +20,7 @@ import pytest
 
 from acrtask.watch.payloads import PushEvent
 from acrtask.watch.webhook import MAX_BODY, WebhookServer
-from tests.integration.test_watch import wait_for
+from tests.support.waiting import wait_for
 from tests.test_webhook import DEEP, WRONG_SHAPES, distribution_event
 
 TOKEN = "s3cret"

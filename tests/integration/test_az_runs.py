@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_watch import wait_for
 from tests.integration.workbench import Workbench
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

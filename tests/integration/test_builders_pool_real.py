@@ -15,9 +15,9 @@ import pytest
 from acrtask.builders.pool import SlotFiles
 from acrtask.endpoints import EndpointStore
 from acrtask.state import Database, StateStore
-from tests.integration.test_watch import wait_for
 from tests.integration.workbench import Workbench
 from tests.support.podman import PodmanService
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

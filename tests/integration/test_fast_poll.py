@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_import import access_log
-from tests.integration.test_watch import app_on_base, wait_for
+from tests.integration.test_watch import app_on_base
 from tests.integration.workbench import Workbench
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

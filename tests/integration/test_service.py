@@ -12,10 +12,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_watch import app_on_base, stop, wait_for
+from tests.integration.test_watch import app_on_base, stop
 from tests.integration.workbench import Workbench
 from tests.support.receiver import Receiver
 from tests.support.registry import free_port
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_watch import stop, wait_for
+from tests.integration.test_watch import stop
 from tests.integration.workbench import Workbench
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

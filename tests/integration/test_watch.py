@@ -6,13 +6,13 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.integration.workbench import Workbench
 from tests.support import LocalRegistry
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -20,15 +20,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def bench(registry, tmp_path: Path, buildah_env: dict[str, str]) -> Workbench:
     return Workbench(registry, tmp_path, buildah_env)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
