@@ -6,15 +6,13 @@ Writers lock a sibling lock file and re-read under it, as the state file's write
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from acrtask.errors import NotFoundError, StateError, ValidationError
-from acrtask.files import atomic_write
+from acrtask.files import atomic_write, exclusive_lock
 from acrtask.notify.targets import NotifyTarget
 
 SCHEMA_VERSION = 1
@@ -68,15 +66,10 @@ class NotifyStore:
 
     @contextmanager
     def _targets(self) -> Iterator[dict[str, NotifyTarget]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             targets = self._load()
             yield targets
             document = {"schemaVersion": SCHEMA_VERSION, "targets": {
                 name: {k: v for k, v in t.to_dict(reveal_url=True).items() if k != "name"}
                 for name, t in sorted(targets.items())}}
             atomic_write(self.path, (json.dumps(document, indent=2) + "\n").encode(), mode=0o600)
-        finally:
-            os.close(fd)
