@@ -81,3 +81,13 @@ class BuildError(AcrTaskError):
     """A build or push failed, or the builder could not be started."""
 
     exit_code = 1
+
+
+class BuildTimeoutError(BuildError):
+    """A build step ran past its timeout; its processes were stopped."""
+
+
+class BuildCanceledError(BuildError):
+    """The build was canceled (Ctrl-C, `cancel.set()`); its processes were stopped."""
+
+    exit_code = 130  # the shell's convention for "ended by SIGINT"

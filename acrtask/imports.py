@@ -17,8 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from acrtask import validate
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
-from acrtask.errors import ValidationError
+from acrtask.errors import BuildCanceledError, BuildTimeoutError, ValidationError
 from acrtask.model import (
     BaseImageDependency,
     BaseImageTrigger,

@@ -22,8 +22,7 @@ from typing import Any, Protocol
 from acrtask import context as contexts
 from acrtask import dockerfile, imports, instructions, task_credentials
 from acrtask.builders.base import Builder, BuildSpec
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
-from acrtask.errors import AcrTaskError
+from acrtask.errors import AcrTaskError, BuildCanceledError, BuildTimeoutError
 from acrtask.insecure import insecure_registries
 from acrtask.model import (
     Argument,

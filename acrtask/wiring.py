@@ -16,12 +16,12 @@ from acrtask import builders, paths
 from acrtask.builders.endpoint import Endpoint
 from acrtask.builders.pool import Pool, SlotFiles
 from acrtask.builders.pooled import PooledBuilder
-from acrtask.builders.process import RUN_TAG
 from acrtask.builders.remote import RemoteEngine
 from acrtask.endpoints import EndpointStore
 from acrtask.errors import AcrTaskError
 from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
 from acrtask.platform import Platform
+from acrtask.process import RUN_TAG
 from acrtask.reference import ImageRef
 from acrtask.runner import Runner
 from acrtask.runs import RunStore, pid_alive

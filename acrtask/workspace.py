@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from acrtask import context as contexts
-from acrtask.builders import process
+from acrtask import process
 from acrtask.errors import AcrTaskError
 from acrtask.model import Task
 

@@ -282,7 +282,7 @@ def test_log_tail_error_line(lines: list[str], expected: str) -> None:
 
 def test_builds_get_what_they_need_and_none_of_acrtasks_secrets() -> None:
     from acrtask.builders.base import builder_env, child_env
-    from acrtask.builders.process import RUN_TAG
+    from acrtask.process import RUN_TAG
 
     parent = {
         "PATH": "/usr/bin", "HOME": "/root", "LANG": "C.UTF-8", "LC_ALL": "C", "TMPDIR": "/var/tmp",

@@ -15,10 +15,9 @@ from acrtask.builders.base import BuildSpec
 from acrtask.builders.endpoint import Endpoint
 from acrtask.builders.pool import BACKOFF_MAX, BACKOFF_MIN, Health, Pool, SlotFiles
 from acrtask.builders.pooled import PooledBuilder
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.builders.remote import EndpointLostError, EndpointUnavailableError, Probe
 from acrtask.endpoints import EndpointStore
-from acrtask.errors import BuildError
+from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.platform import Platform
 
 AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64")

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.builders.process import (
+from acrtask.errors import BuildError
+from acrtask.process import (
     BuildCanceledError,
     BuildTimeoutError,
     LineRedactor,
     capture,
     run,
 )
-from acrtask.errors import BuildError
 from tests.support.procs import zombie_children
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}

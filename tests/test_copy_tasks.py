@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from acrtask import imports
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
-from acrtask.errors import ValidationError
+from acrtask.errors import BuildCanceledError, BuildTimeoutError, ValidationError
 from acrtask.model import DependencyType, Task
 from acrtask.reference import ImageRef
 from acrtask.registry.copy import CopyResult

@@ -7,7 +7,7 @@ from acrtask.builders.base import (
     BuildSpec,
     select,
 )
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
+from acrtask.errors import BuildCanceledError, BuildTimeoutError
 
 __all__ = [
     "BUILDER_NAMES",

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from acrtask import dockerfile, insecure
-from acrtask.builders import process
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
-from acrtask.errors import AcrTaskError, BuildError, ValidationError
+from acrtask import dockerfile, insecure, process
+from acrtask.errors import AcrTaskError, BuildCanceledError, BuildError, BuildTimeoutError, ValidationError
 from acrtask.reference import ImageRef
 
 __all__ = [

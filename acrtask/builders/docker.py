@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from acrtask.builders import process
+from acrtask import process
 from acrtask.builders.base import (
     BuildResult,
     BuildSpec,

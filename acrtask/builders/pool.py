@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from acrtask.builders.endpoint import Endpoint
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
 from acrtask.builders.remote import Probe
 from acrtask.endpoints import EndpointStore
-from acrtask.errors import BuildError
+from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.files import exclusive_lock
 from acrtask.platform import Platform
 

@@ -16,8 +16,8 @@ from dataclasses import replace
 from acrtask.builders.base import BuildResult, BuildSpec
 from acrtask.builders.endpoint import Endpoint
 from acrtask.builders.pool import Pool
-from acrtask.builders.process import BuildTimeoutError
 from acrtask.builders.remote import EndpointLostError, EndpointUnavailableError, RemoteEngine
+from acrtask.errors import BuildTimeoutError
 from acrtask.platform import Platform
 
 __all__ = ["PooledBuilder"]

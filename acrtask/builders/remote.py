@@ -28,13 +28,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from acrtask.builders import buildah, process
+from acrtask import process
+from acrtask.builders import buildah
 from acrtask.builders.authfile import AuthFiles, CredentialLookup, private_auth
 from acrtask.builders.base import BuildResult, BuildSpec, base_images, builder_env, child_env, which
 from acrtask.builders.docker import Docker
 from acrtask.builders.endpoint import Endpoint, Engine
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
-from acrtask.errors import BuildError, ValidationError
+from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError, ValidationError
 from acrtask.files import exclusive_lock
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef

@@ -8,7 +8,7 @@ besides: `push` one locally built image and report its digest, and `run` a comma
   `buildah run` has no entrypoint of its own, so the command line is made here the way `docker run`
   makes it: entryPoint (or the image's ENTRYPOINT) followed by the step's arguments (or the image's CMD).
 - docker and podman: `docker run [--rm] --name N --pull=... IMAGE ARGS`.
-Every command goes through builders/process.py: own process group, stopped on timeout or cancel.
+Every command goes through process.py: own process group, stopped on timeout or cancel.
 Environment values are passed as `-e NAME=VALUE` (buildah has no way to take them from its own
 environment); the logged command line has secret values replaced by `***`.
 """
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from acrtask.builders import buildah, docker, process
+from acrtask import process
+from acrtask.builders import buildah, docker
 from acrtask.errors import BuildError
 
 Log = Callable[[str], None]

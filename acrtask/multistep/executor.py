@@ -3,7 +3,7 @@
 Per step: `startDelay`, then (1 + `repeat`) executions, each retried up to `retries` times after
 `retryDelay` seconds, all within the step's `timeout`; `ignoreErrors` lets the run go on after a
 failure. A failure that is not ignored, the run's total timeout, or a cancel stops every running step
-(their process groups, through builders/process.py) and starts no other. What each step does is
+(their process groups, through process.py) and starts no other. What each step does is
 `perform`'s business; this module only schedules, times and records.
 """
 
@@ -16,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
-from acrtask.errors import AcrTaskError
+from acrtask.errors import AcrTaskError, BuildCanceledError, BuildTimeoutError
 from acrtask.model import StepRecord, StepStatus
 from acrtask.multistep.document import Loaded
 from acrtask.multistep.spec import StepSpec

@@ -23,8 +23,7 @@ from pathlib import Path
 
 from acrtask import dockerfile, instructions
 from acrtask.builders.base import Builder, BuildSpec
-from acrtask.builders.process import BuildCanceledError, BuildTimeoutError
-from acrtask.errors import AcrTaskError, BuildError, ValidationError
+from acrtask.errors import AcrTaskError, BuildCanceledError, BuildError, BuildTimeoutError, ValidationError
 from acrtask.model import BaseImageDependency, OutputImage, Run, StepRecord, Task, parse_time
 from acrtask.multistep import document, templates
 from acrtask.multistep.document import Loaded

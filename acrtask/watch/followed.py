@@ -9,9 +9,9 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
-from acrtask.builders.process import kill_tagged
 from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus
+from acrtask.process import kill_tagged
 from acrtask.runs import RunStore, pid_alive
 from acrtask.state.runs import run_number
 

@@ -245,7 +245,7 @@ def test_cancel_from_another_thread_stops_the_build(
 def test_a_real_build_does_not_inherit_acrtasks_own_secrets(
     registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
 ) -> None:
-    from acrtask.builders.process import RUN_TAG
+    from acrtask.process import RUN_TAG
 
     tag = f"{tmp_path}:ca1"
     parent = {**strict_env, "ACRTASK_WEBHOOK_TOKEN": "hook-s3cret-4711", "DOCKER_PASSWORD": "pw-s3cret-4711",

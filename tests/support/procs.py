@@ -24,7 +24,7 @@ def zombie_children() -> list[int]:
 
 def descendants(root: int) -> set[int]:
     """Every live process below `root` (not `root` itself), from /proc."""
-    from acrtask.builders.process import _proc_table, _tree
+    from acrtask.process import _proc_table, _tree
 
     table = _proc_table() or {}
     return {pid for pid in _tree(table, [root]) if pid != root and table[pid].state not in ("Z", "X")}

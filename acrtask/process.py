@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from acrtask.errors import BuildError
+from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 
 __all__ = [
     "KILL_GRACE",
@@ -41,16 +41,6 @@ _DRAIN = 2.0  # at most this long to read what is left in the pipe once the chil
 _CHUNK = 65536
 _MAX_LINE = 65536  # a longer line without a newline is logged in pieces (still redacted)
 _NEWLINE = re.compile(r"\r\n|\r|\n")  # a lone \r (progress output) ends a line too
-
-
-class BuildTimeoutError(BuildError):
-    """A build step ran past its timeout; its processes were stopped."""
-
-
-class BuildCanceledError(BuildError):
-    """The build was canceled (Ctrl-C, `cancel.set()`); its processes were stopped."""
-
-    exit_code = 130  # the shell's convention for "ended by SIGINT"
 
 
 class LineRedactor:
