@@ -30,7 +30,6 @@ from acrtask.model import (
     Trigger,
     UpdateTriggerPayloadType,
     document_login_server,
-    format_time,
 )
 from acrtask.multistep import tasks as multistep_tasks
 from acrtask.multistep.run import NO_CONTEXT
@@ -38,6 +37,7 @@ from acrtask.notify.endpoints import apply_settings
 from acrtask.platform import Platform
 from acrtask.reference import names_registry
 from acrtask.state import StateStore, documents
+from acrtask.times import format_time
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from acrtask.builders import BuildCanceledError, BuildSpec, BuildTimeoutError, s
 from acrtask.builders.base import Steps
 from acrtask.builders.docker import Docker
 from acrtask.errors import BuildError, ValidationError
+from acrtask.platform import Platform
 
 SH_PATH = os.environ.get("PATH", "/usr/bin:/bin")
 
@@ -22,7 +23,7 @@ SH_PATH = os.environ.get("PATH", "/usr/bin:/bin")
 def spec(**overrides: object) -> BuildSpec:
     fields: dict = dict(
         context_dir=Path("/src"), dockerfile=Path("/src/Dockerfile"), images=("r.example.com/a:1",),
-        build_args={}, secret_args={}, target=None, platform="linux/amd64", no_cache=False, push=True,
+        build_args={}, secret_args={}, target=None, platform=Platform.parse("linux/amd64"), no_cache=False, push=True,
         insecure_registries=frozenset(), annotations={},
     )
     fields.update(overrides)

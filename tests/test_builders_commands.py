@@ -13,6 +13,7 @@ import pytest
 
 from acrtask.builders import buildah, docker, podman
 from acrtask.builders.base import BuildSpec, LogTail, is_insecure, pull_insecure
+from acrtask.platform import Platform
 
 CTX = Path("/src/app")
 DOCKERFILE = CTX / "Dockerfile"
@@ -28,7 +29,7 @@ def spec(**overrides: object) -> BuildSpec:
         build_args={"VERSION": "1.2 beta"},
         secret_args={},
         target=None,
-        platform="linux/arm/v7",
+        platform=Platform.parse("linux/arm/v7"),
         no_cache=False,
         push=True,
         insecure_registries=frozenset(),

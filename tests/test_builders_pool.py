@@ -172,8 +172,8 @@ class FailingEngine:
 def spec(tmp_path: Path) -> BuildSpec:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     return BuildSpec(context_dir=tmp_path, dockerfile=tmp_path / "Dockerfile", images=("reg.example.com/a:1",),
-                     build_args={}, secret_args={}, target=None, platform="linux/amd64", no_cache=False, push=True,
-                     insecure_registries=frozenset(), annotations={}, timeout=60.0)
+                     build_args={}, secret_args={}, target=None, platform=Platform.parse("linux/amd64"), no_cache=False,
+                     push=True, insecure_registries=frozenset(), annotations={}, timeout=60.0)
 
 
 def test_an_endpoint_gone_before_the_build_started_sends_it_elsewhere_then_a_real_failure_stays(
@@ -215,7 +215,8 @@ def test_with_endpoints_a_single_build_goes_to_the_pool_and_a_multi_step_task_st
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from acrtask import wiring
     from acrtask.builders.base import select
-    from acrtask.model import RunTrigger, StepType
+    from acrtask.model import StepType
+    from acrtask.run_record import RunTrigger
     from acrtask.runs import RunStore
     from acrtask.state import Database
     from tests.test_triggers import task

@@ -232,6 +232,6 @@ def test_with_no_credentials_the_auth_file_is_empty_so_the_client_sends_none() -
 def test_the_auth_file_covers_bases_and_outputs(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM base.example.com/os:1 AS b\nFROM scratch\nCOPY --from=b / /\n")
     spec = BuildSpec(context_dir=tmp_path, dockerfile=tmp_path / "Dockerfile", images=("out.example.com/app:1",),
-                     build_args={}, secret_args={}, target=None, platform="linux/amd64", no_cache=False, push=True,
-                     insecure_registries=frozenset(), annotations={})
+                     build_args={}, secret_args={}, target=None, platform=Platform.parse("linux/amd64"), no_cache=False,
+                     push=True, insecure_registries=frozenset(), annotations={})
     assert remote._registries(spec) == {"base.example.com", "out.example.com"}

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from acrtask import triggers
-from acrtask.model import (
-    BaseImageDependency,
-    BaseImageTrigger,
-    BaseImageTriggerType,
-    DependencyType,
-    Status,
-    Step,
-    Task,
-    Trigger,
-    TriggerKind,
-)
+from acrtask import explain, triggers
+from acrtask.dependency import BaseImageDependency, DependencyType
+from acrtask.model import BaseImageTrigger, BaseImageTriggerType, Status, Step, Task, Trigger
+from acrtask.platform import Platform
+from acrtask.reference import ImageRef
+from acrtask.run_record import TriggerKind
 
 OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 P_OLD, P_NEW = "sha256:" + "c" * 64, "sha256:" + "d" * 64
@@ -25,7 +19,8 @@ def dep(image: str, type_: DependencyType = DependencyType.RUNTIME, digest: str 
         platform_digest: str | None = P_OLD, pinned: bool = False) -> BaseImageDependency:
     name, _, tag = image.rpartition(":")
     registry, _, repository = name.partition("/")
-    return BaseImageDependency(type_, registry, repository, tag, digest, platform_digest, "linux/amd64", pinned)
+    return BaseImageDependency(type_, ImageRef(registry, repository, tag), digest, platform_digest,
+                               Platform("linux", "amd64"), pinned)
 
 
 def task(name: str, deps: list[BaseImageDependency] | None, outputs: tuple[str, ...] = (), *,
@@ -85,8 +80,8 @@ def test_a_moved_tag_runs_the_task_and_says_why() -> None:
     name, trigger = decision.runs[0]
     assert name == "app-task"
     assert (trigger.kind, trigger.base_image, trigger.old_digest, trigger.new_digest) == (
-        TriggerKind.BASE_IMAGE_UPDATE, BASE, OLD, NEW)
-    assert trigger.reason() == f"base image {BASE} changed: {'a' * 12} -> {'b' * 12}"
+        TriggerKind.BASE_IMAGE_UPDATE, ImageRef.parse(BASE), OLD, NEW)
+    assert explain.reason(trigger) == f"base image {BASE} changed: {'a' * 12} -> {'b' * 12}"
 
 
 def test_an_unchanged_tag_runs_nothing() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from acrtask.errors import AcrTaskError
-from acrtask.model import Run, RunStatus
 from acrtask.process import kill_tagged
+from acrtask.run_record import Run, RunStatus
 from acrtask.runs import RunStore, pid_alive
 from acrtask.state.runs import run_number
 
