@@ -26,8 +26,9 @@ from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, RunType
 from acrtask.runner import Runner
 from acrtask.runs import RunStore, pid_alive
-from acrtask.service import RunOverrides, TaskService
+from acrtask.service import TaskService
 from acrtask.state import Database, StateStore, open_database
+from acrtask.task_changes import RunOverrides
 from acrtask.triggers import BaseKey
 from acrtask.workspace import Workspace
 

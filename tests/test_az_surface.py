@@ -14,7 +14,7 @@ from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
 from acrtask.model import Task
 from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
-from acrtask.service import RunOverrides
+from acrtask.task_changes import RunOverrides
 from tests.cli_helpers import run_cli
 
 HOST = "localhost:5000"

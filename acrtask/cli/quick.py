@@ -19,7 +19,7 @@ from acrtask.errors import ValidationError
 from acrtask.model import BuilderName
 from acrtask.platform import Platform
 from acrtask.run_record import RunTrigger, RunType
-from acrtask.service import TaskChanges
+from acrtask.task_changes import TaskChanges
 
 NoLogs = Annotated[bool, typer.Option("--no-logs", help="Do not stream the log; print the run when it ends.")]
 

@@ -50,7 +50,7 @@ def run(
     """Run a task now: build (or run its steps), push, and record the base images it used."""
     from acrtask import wiring
     from acrtask.multistep import tasks as multistep_tasks
-    from acrtask.service import RunOverrides
+    from acrtask.task_changes import RunOverrides
 
     extra = tuple(validate.argument(a, False) for a in arg or ()) + tuple(
         validate.argument(a, True) for a in secret_arg or ())
