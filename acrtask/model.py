@@ -15,6 +15,7 @@ from typing import Any
 from acrtask import stored
 from acrtask.dependency import BaseImageDependency
 from acrtask.platform import Platform
+from acrtask.reference import names_registry
 from acrtask.stored import drop_none
 
 DEFAULT_BASE_IMAGE_TRIGGER_NAME = "defaultBaseimageTriggerName"
@@ -269,8 +270,6 @@ class Step:
 def _login_server(registry: str | None, image_names: Any) -> str | None:
     if registry:
         return registry
-    from acrtask.reference import names_registry
-
     first = next(iter(image_names or ()), "")
     return first.partition("/")[0].lower() if first and names_registry(first) else None
 
@@ -344,8 +343,6 @@ class Task:
     @property
     def qualified_image_names(self) -> tuple[str, ...]:
         """The -t names with the registry's login server in front of short ones, as ACR pushes them."""
-        from acrtask.reference import names_registry
-
         return tuple(name if names_registry(name) or not self.registry else f"{self.registry}/{name}"
                      for name in self.step.image_names)
 
