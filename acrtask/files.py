@@ -6,8 +6,6 @@ import fcntl
 import os
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 STALE_TEMP_AGE = 60.0  # seconds: a temporary file this old and unlocked belongs to a writer that died
@@ -52,16 +50,57 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         os.close(dir_fd)
 
 
-@contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created 0600) for the body; closing the file releases it."""
+class HeldLock:
+    """An exclusive flock held on an open file. Closing the file frees it: `release`, leaving a `with`,
+    or the process ending (so a killed holder never leaves a lock behind)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd  # the open lock file, for a holder that writes who it is into it
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            os.close(self.fd)
+
+    def __enter__(self) -> HeldLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _open_lock_file(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def exclusive_lock(path: Path) -> HeldLock:
+    """Wait for an exclusive flock on `path` (created 0600) and hold it: `with exclusive_lock(p): ...`."""
+    fd = _open_lock_file(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return HeldLock(fd)
+
+
+def try_lock(path: Path) -> HeldLock | None:
+    """An exclusive flock on `path` (created 0600) if nobody holds one now, else None; never waits."""
+    fd = _open_lock_file(path)
+    if not _try_flock(fd):
+        os.close(fd)
+        return None
+    return HeldLock(fd)
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def remove_stale_temp_files(path: Path, max_age: float = STALE_TEMP_AGE, now: float | None = None) -> list[Path]:
@@ -85,11 +124,12 @@ def remove_stale_temp_files(path: Path, max_age: float = STALE_TEMP_AGE, now: fl
         try:
             if now - os.fstat(fd).st_mtime < max_age:
                 continue
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if not _try_flock(fd):
+                continue  # a live writer still holds it
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
         except OSError:
-            continue  # locked by a live writer, or cannot be removed: leave it
+            continue  # cannot be removed: leave it
         finally:
             os.close(fd)
     return removed

@@ -8,7 +8,6 @@ files are renamed `*.migrated` (logs stay where they are) and one line on stderr
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from acrtask.errors import StateError
+from acrtask.files import HeldLock, exclusive_lock, real_path
 from acrtask.model import Run
 from acrtask.state import documents, toml_io
 from acrtask.state.runs import RunRecords, run_number
@@ -158,16 +158,14 @@ def _rename_old_files(legacy: LegacyHome) -> None:
             os.replace(path, path.with_name(path.name + MIGRATED))
 
 
-def _lock(legacy: LegacyHome) -> int | None:
+def _lock(legacy: LegacyHome) -> HeldLock | None:
     if not legacy.state_file.exists():
         return None
-    target = Path(os.path.realpath(legacy.state_file))  # older versions lock beside a symlink's target
-    fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    target = real_path(legacy.state_file)  # older versions lock beside a symlink's target
+    return exclusive_lock(target.with_name(target.name + ".lock"))
 
 
-def _unlock(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)
+def _unlock(lock: HeldLock | None) -> None:
+    if lock is not None:
+        lock.release()
 
