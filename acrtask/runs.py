@@ -16,10 +16,11 @@ from pathlib import Path
 from acrtask.errors import NotFoundError
 from acrtask.files import HeldLock, try_lock
 from acrtask.model import OutputImage, Run, RunStatus, RunTrigger, Task, format_time
+from acrtask.runids import process_tag
 from acrtask.state.db import Database
-from acrtask.state.runs import RUN_ID_PREFIX, RunRecords
+from acrtask.state.runs import RunRecords
 
-__all__ = ["DEFAULT_KEEP", "RUN_ID_PREFIX", "RunStore", "pid_alive"]
+__all__ = ["DEFAULT_KEEP", "RunStore", "pid_alive"]
 
 DEFAULT_KEEP = 1000
 
@@ -120,7 +121,7 @@ class RunStore:
 
     def process_tag(self, run_id: str) -> str:
         """What a run's build processes carry in ACRTASK_RUN_ID: unique across homes (ids are not)."""
-        return f"{self.folder.resolve()}:{run_id}"
+        return process_tag(str(self.folder.resolve()), run_id)
 
     def task_lock(self, task: str, cancel: threading.Event) -> _TaskLock:
         return _TaskLock(self.folder / "locks" / f"{task}.lock", cancel)

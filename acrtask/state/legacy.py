@@ -20,8 +20,9 @@ from typing import Any
 from acrtask.errors import StateError
 from acrtask.files import HeldLock, exclusive_lock, real_path
 from acrtask.model import Run
+from acrtask.runids import PREFIX, run_id, run_number
 from acrtask.state import documents, toml_io
-from acrtask.state.runs import RunRecords, run_number
+from acrtask.state.runs import RunRecords
 from acrtask.state.tasks import TaskTransaction
 
 log = logging.getLogger("acrtask.state")
@@ -47,7 +48,7 @@ class LegacyHome:
     def records(self) -> list[tuple[int, Path]]:
         if not self.runs_dir.is_dir():
             return []
-        found = [(run_number(path.stem), path) for path in self.runs_dir.glob("ca*.json")]
+        found = [(run_number(path.stem), path) for path in self.runs_dir.glob(f"{PREFIX}*.json")]
         return sorted((number, path) for number, path in found if number is not None)
 
     def present(self) -> bool:
@@ -120,7 +121,7 @@ def _import(conn: sqlite3.Connection, legacy: LegacyHome) -> str:
 
     _check_counts(conn, len(state.tasks), dependency_count, runs, legacy)
     return (f"Moved {len(state.tasks)} task(s) and {runs} run record(s) from {legacy.state_file} and "
-            f"{legacy.runs_dir}/*.json into the state database; run ids continue at ca{next_number + 1}.")
+            f"{legacy.runs_dir}/*.json into the state database; run ids continue at {run_id(next_number + 1)}.")
 
 
 def _read_run(path: Path) -> dict[str, Any]:
