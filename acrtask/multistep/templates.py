@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acrtask.errors import ValidationError
+from acrtask.platform import DEFAULT_PLATFORM
 from acrtask.shellvars import PORTABLE_NAME
 
 RUN_FIELDS = ("ID", "SharedVolume", "Registry", "RegistryName", "Date", "OS", "Architecture", "Commit",
@@ -61,8 +62,8 @@ class RunValues:
     id: str
     registry: str | None = None  # None: the task has no registry, and {{.Run.Registry}} is an error
     date: str = ""
-    os: str = "linux"
-    architecture: str = "amd64"
+    os: str = DEFAULT_PLATFORM.os
+    architecture: str = DEFAULT_PLATFORM.architecture
     commit: str = ""
     branch: str = ""
     task_name: str = ""
