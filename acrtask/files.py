@@ -1,4 +1,6 @@
-"""Writing files so that a reader never sees half of one: temporary file, fsync, rename, fsync folder."""
+"""Files that several acrtask processes share: writing one so that a reader never sees half of it (temporary
+file, fsync, rename, fsync folder), and the lock files they take (an exclusive flock, freed when its holder
+closes the file or dies): `exclusive_lock` waits for one, `try_lock` never waits. No other module flocks."""
 
 from __future__ import annotations
 
@@ -24,10 +26,11 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace the file at `path` with `data`, whole or not at all.
 
     A symlink is written through: the temporary file goes beside the link's target and replaces the
-    target, so the link stays a link. The temporary file is locked while it is written, so
-    `remove_stale_temp_files` never takes one a live writer still uses.
+    target, so the link stays a link. Temporary files that killed writers left beside it go first; the
+    temporary file is locked while it is written, so no other writer takes one that is still in use.
     """
     target = real_path(path)
+    _remove_stale_temp_files(target)
     prefix, suffix = _temp_pattern(target)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=suffix)
     try:
@@ -103,33 +106,27 @@ def _try_flock(fd: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(path: Path, max_age: float = STALE_TEMP_AGE, now: float | None = None) -> list[Path]:
-    """Remove the temporary files of `path` left by writers that were killed mid-write.
-
-    Only files older than `max_age` seconds that nobody holds locked are taken. Returns what was removed.
-    """
-    target = real_path(path)
+def _remove_stale_temp_files(target: Path) -> None:
+    """Remove the temporary files of `target` left by writers that were killed mid-write: only those older
+    than STALE_TEMP_AGE that nobody holds locked."""
     prefix, suffix = _temp_pattern(target)
-    now = time.time() if now is None else now
-    removed = []
+    now = time.time()
     try:
         candidates = [p for p in target.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(suffix)]
     except OSError:
-        return []
+        return
     for candidate in candidates:
         try:
             fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:
             continue  # gone already, or not ours to touch
         try:
-            if now - os.fstat(fd).st_mtime < max_age:
+            if now - os.fstat(fd).st_mtime < STALE_TEMP_AGE:
                 continue
             if not _try_flock(fd):
                 continue  # a live writer still holds it
             candidate.unlink(missing_ok=True)
-            removed.append(candidate)
         except OSError:
             continue  # cannot be removed: leave it
         finally:
             os.close(fd)
-    return removed

@@ -1,6 +1,6 @@
-"""files.py: whole-or-nothing writes through symlinks, the temporary files of killed writers (what
-builders.toml is written with; the tasks live in the state database, tests/test_state_*.py), and the
-one lock helper every lock file of acrtask is taken with."""
+"""files.py: whole-or-nothing writes through symlinks that clear the temporary files of killed writers (what
+builders.toml and notify.json are written with; the tasks live in the state database, tests/test_state_*.py),
+and the one lock helper every lock file of acrtask is taken with."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from acrtask.files import atomic_write, exclusive_lock, remove_stale_temp_files, try_lock
+from acrtask.files import atomic_write, exclusive_lock, try_lock
 
 
 def _backdate(path: Path, seconds: float = 120) -> None:
@@ -18,7 +18,7 @@ def _backdate(path: Path, seconds: float = 120) -> None:
     os.utime(path, (moment, moment))
 
 
-def test_only_old_unlocked_temp_files_are_stale(tmp_path: Path) -> None:
+def test_a_write_removes_only_old_unlocked_temp_files_of_its_file(tmp_path: Path) -> None:
     target = tmp_path / "builders.toml"
     old, fresh, held, other = (tmp_path / name for name in (
         ".builders.toml.old1.tmp", ".builders.toml.new1.tmp", ".builders.toml.held.tmp", ".runs.json.old2.tmp"))
@@ -26,9 +26,21 @@ def test_only_old_unlocked_temp_files_are_stale(tmp_path: Path) -> None:
         path.write_bytes(b"x")
     for path in (old, held, other):
         _backdate(path)
-    with exclusive_lock(held):
-        assert remove_stale_temp_files(target) == [old]
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (fresh, held, other))
+    with exclusive_lock(held):  # a live writer, however slow
+        atomic_write(target, b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in (target, fresh, held, other))
+    assert target.read_bytes() == b"new"
+
+
+def test_a_write_through_a_link_cleans_beside_the_target(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "targets.json"
+    (tmp_path / "targets.json").symlink_to(target)
+    left = tmp_path / "real" / ".targets.json.old1.tmp"
+    left.write_bytes(b"x")
+    _backdate(left)
+    atomic_write(tmp_path / "targets.json", b"{}")
+    assert not left.exists() and target.read_bytes() == b"{}"
 
 
 def test_atomic_write_through_a_chain_of_links(tmp_path: Path) -> None:
