@@ -13,7 +13,7 @@ from acrtask.errors import ManifestNotFoundError, RegistryError
 from acrtask.platform import Platform
 from acrtask.registry import BlockingRegistryClient, CheckKey, RegistryClient, Resolved
 from acrtask.registry.media import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST
-from tests.test_registry_fakes import (
+from tests.support.fake_registry import (
     ALICE,
     FakeNet,
     StaticCredentials,

@@ -13,7 +13,7 @@ import pytest
 from acrtask.errors import RegistryError
 from acrtask.registry.copy import copy_image
 from acrtask.registry.media import OCI_INDEX, OCI_MANIFEST
-from tests.test_registry_fakes import REALM_HOST, FakeNet, FakeRegistry, digest_of, ref, run
+from tests.support.fake_registry import REALM_HOST, FakeNet, FakeRegistry, digest_of, ref, run
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"

@@ -17,7 +17,7 @@ from acrtask.registry.transport import (
     status_error,
     transport_error,
 )
-from tests.test_registry_fakes import ALICE, FakeNet, Script, ref, resolve_with, run
+from tests.support.fake_registry import ALICE, FakeNet, Script, ref, resolve_with, run
 
 # -- retries -------------------------------------------------------------------------------------------------
 
