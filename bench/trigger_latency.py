@@ -56,6 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from acrtask.registry.media import OCI_MANIFEST  # noqa: E402
 from acrtask.runids import run_id, run_id_of_tag  # noqa: E402
 from tests.support import LocalRegistry, buildah_env, push_base_image  # noqa: E402
 from tests.support.registry import free_port  # noqa: E402
@@ -63,7 +64,6 @@ from tests.support.registry import free_port  # noqa: E402
 TARGET_MS = 100.0
 TOKEN = "bench-webhook-token"
 REAL_BUILDAH = "/usr/bin/buildah"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 WRAPPER = r"""#!/bin/bash
 # Bench wrapper: stamp the start (and, for push, the end) of every buildah the watch process runs.

@@ -210,12 +210,12 @@ def test_portable_names_are_narrower_than_arg_names(name: str, portable: bool, a
 
 @pytest.mark.parametrize(("name", "portable", "arg"), NAMES)
 def test_every_place_that_takes_a_name_takes_the_same_ones(name: str, portable: bool, arg: bool) -> None:
-    from acrtask.builders import BuildSpec
     from acrtask.errors import ValidationError
     from acrtask.multistep.buildcmd import parse_build
     from acrtask.multistep.spec import parse
     from acrtask.multistep.tasks import value
     from acrtask.validate import argument
+    from tests.support.builds import build_spec
 
     def taken(check: Callable[[], object]) -> bool:
         try:
@@ -226,10 +226,7 @@ def test_every_place_that_takes_a_name_takes_the_same_ones(name: str, portable: 
 
     places = {
         "--arg": lambda: argument(f"{name}=1", is_secret=False),
-        "BuildSpec": lambda: BuildSpec(context_dir=Path("/src"), dockerfile=Path("/src/Dockerfile"),
-                                       images=("r.example.com/a:1",), build_args={name: "1"}, secret_args={},
-                                       target=None, platform="linux/amd64", no_cache=False, push=True,
-                                       insecure_registries=frozenset(), annotations={}),
+        "BuildSpec": lambda: build_spec(build_args={name: "1"}),
         "--build-arg": lambda: parse_build(shlex.join(["--build-arg", f"{name}=1", "."])),
         "--set": lambda: value(f"{name}=1", "--set", is_secret=False),
         "env": lambda: parse(f"steps:\n  - cmd: bash\n    env: [{json.dumps(name + '=1')}]\n"),
