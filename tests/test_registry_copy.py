@@ -1,6 +1,6 @@
-"""registry/copy.py against the scripted fake registry, for what the local registry cannot show: token
-scopes (it has no token service), a blob upload that fails half-way, a source that sends wrong bytes.
-Copies between real registries are in tests/integration/test_import.py."""
+"""registry/copy.py and registry/blobs.py against the scripted fake registry, for what the local registry
+cannot show: token scopes (it has no token service), a blob upload that fails half-way, a source that sends
+wrong bytes. Copies between real registries are in tests/integration/test_import.py."""
 
 from __future__ import annotations
 
