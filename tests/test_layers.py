@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "acrtask"
 PURE = [name for name in ("model", "reference", "platform", "dockerfile", "shellvars", "triggers", "validate", "graph",
-                         "stored", "instructions", "dockerargs", "graph_svg", "insecure", "dependency",
+                         "stored", "instructions", "dockerargs", "graph_svg", "insecure", "runids", "dependency",
                          "run_record", "run_shape", "explain", "times")
         if (PACKAGE / f"{name}.py").exists()]
 

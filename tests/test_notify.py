@@ -22,7 +22,7 @@ from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from tests.cli_helpers import run_cli, state_dump, stored_task
 from tests.support.receiver import Receiver
-from tests.test_triggers import NEW, OLD, dep, task
+from tests.support.tasks import NEW, OLD, dep, task
 
 TOKEN = "tr1gger-s3cret-value"
 

@@ -15,6 +15,7 @@ from acrtask.model import Step, Task
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.run_record import RunTrigger
+from acrtask.runids import run_number
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore
 
@@ -107,5 +108,5 @@ def test_sigkill_mid_transaction_loses_no_committed_change(tmp_path: Path) -> No
     finally:
         db.close()
     assert len(committed) >= KILLS  # every writer committed before it was killed
-    numbers = [int(run_id[2:]) for run_id in committed.values()]
+    numbers = [run_number(run_id) for run_id in committed.values()]
     assert len(set(numbers)) == len(numbers)  # never reused, across all the crashes

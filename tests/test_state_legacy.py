@@ -18,6 +18,7 @@ import pytest
 
 from acrtask import wiring
 from acrtask.run_record import RunTrigger, facts
+from acrtask.runids import run_id
 from acrtask.state import Database, StateStore
 from tests.cli_helpers import run_cli, state_dump
 
@@ -38,7 +39,7 @@ def stored(home: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     tasks = StateStore(Database(home / "state.db")).documents(unknown_keys=True)
     conn = sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True)
     try:
-        runs = {f"ca{n}": json.loads(doc) for n, doc in conn.execute("SELECT number, document FROM runs")}
+        runs = {run_id(n): json.loads(doc) for n, doc in conn.execute("SELECT number, document FROM runs")}
         settings = dict(conn.execute("SELECT key, value FROM settings"))
     finally:
         conn.close()
@@ -85,10 +86,10 @@ def test_the_old_files_move_into_the_database_with_nothing_lost(home: Path) -> N
     assert "baseImageDependencies" not in tasks["never-run"]["step"]
     assert tasks["arm-variant"]["step"]["baseImageDependencies"] == []
     # Run records keep their facts; what they stored for show (reason, name, runType AutoBuild) is shown again.
-    assert runs == {run_id: facts(run) for run_id, run in old_runs.items()}
-    assert all("reason" in run and "reason" not in runs[run_id] for run_id, run in old_runs.items())
-    for run_id, run in old_runs.items():
-        shown = run_cli("task", "show-run", "--run-id", run_id).json()
+    assert runs == {name: facts(run) for name, run in old_runs.items()}
+    assert all("reason" in run and "reason" not in runs[name] for name, run in old_runs.items())
+    for name, run in old_runs.items():
+        shown = run_cli("task", "show-run", "--run-id", name).json()
         assert {k: v for k, v in shown.items() if k not in AZ_FILLED} == _run_as_now(run)
     assert json.loads(settings["stateTomlSections"]) == {"futureSection": old_state["futureSection"]}
 
