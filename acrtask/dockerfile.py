@@ -31,6 +31,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from acrtask.dependency import DependencyType
 from acrtask.dockerargs import BUILDER_ARGS, FROM_HINT
 from acrtask.dockerargs import declare as _declare
 from acrtask.dockerargs import image as _image
@@ -40,7 +41,6 @@ from acrtask.instructions import Instruction as _Instruction
 from acrtask.instructions import dequote as _dequote
 from acrtask.instructions import read as _read_instructions
 from acrtask.instructions import words as _words
-from acrtask.model import DependencyType
 from acrtask.reference import ImageRef
 from acrtask.shellvars import Scope as _Scope
 from acrtask.shellvars import shown

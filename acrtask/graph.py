@@ -35,12 +35,12 @@ def build(tasks: Iterable[Task]) -> Graph:
         for image in sorted(task.qualified_image_names):
             images.add(image)
             edges.append(Edge(task.name, image, "pushes"))
-        triggering = {dep.image for dep in triggering_dependencies(task)}
+        triggering = {dep.name for dep in triggering_dependencies(task)}
         for dep in task.step.dependencies:
-            images.add(dep.image)
-            edges.append(Edge(dep.image, task.name, str(dep.type)))
-            if dep.image in triggering:
-                watched.add((dep.image, task.name))
+            images.add(dep.name)
+            edges.append(Edge(dep.name, task.name, str(dep.type)))
+            if dep.name in triggering:
+                watched.add((dep.name, task.name))
     return Graph(tuple(t.name for t in task_list), tuple(sorted(images)), tuple(edges), frozenset(watched))
 
 

@@ -17,23 +17,15 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from acrtask import validate
+from acrtask.dependency import BaseImageDependency, DependencyType
 from acrtask.errors import BuildCanceledError, BuildTimeoutError, ValidationError
-from acrtask.model import (
-    BaseImageDependency,
-    BaseImageTrigger,
-    DependencyType,
-    OutputImage,
-    Status,
-    Step,
-    Task,
-    Trigger,
-)
+from acrtask.model import BaseImageTrigger, Status, Step, Task, Trigger
 from acrtask.notify.endpoints import apply_settings
 from acrtask.reference import ImageRef
 
 if TYPE_CHECKING:
     from acrtask.registry.copy import CopyResult
-    from acrtask.service import TaskChanges
+    from acrtask.task_changes import TaskChanges
 
 LogSink = Callable[[str], None]
 
@@ -146,7 +138,7 @@ def refuse_import_on_build_task(task: Task, changes: TaskChanges) -> None:
 
 
 def run(task: Task, copier: ImageCopier, sink: LogSink, cancel: threading.Event,
-        clock: Callable[[], float] = time.monotonic) -> tuple[list[BaseImageDependency], tuple[OutputImage, ...]]:
+        clock: Callable[[], float] = time.monotonic) -> tuple[list[BaseImageDependency], tuple[ImageRef, ...]]:
     """A copy task's run: copy the source by digest to the target (overwriting it: that is the point), and
     return the dependency to record (the source, at the digest copied) and the image pushed."""
     source = ImageRef.parse(task.step.import_source or "")
@@ -165,7 +157,6 @@ def run(task: Task, copier: ImageCopier, sink: LogSink, cancel: threading.Event,
             if clock() >= deadline:
                 future.cancel()
                 raise BuildTimeoutError(f"the copy took longer than the task's timeout ({task.timeout}s)") from None
-    dependency = BaseImageDependency(type=DependencyType.RUNTIME, registry=source.registry,
-                                     repository=source.repository, tag=source.tag, digest=result.digest,
-                                     pinned=source.is_pinned)
-    return [dependency], (OutputImage(target.registry, target.repository, target.tag, result.digest),)
+    dependency = BaseImageDependency(type=DependencyType.RUNTIME, image=replace(source, digest=None),
+                                     digest=result.digest, pinned=source.is_pinned)
+    return [dependency], (replace(target, digest=result.digest),)

@@ -1,20 +1,22 @@
-"""The task model: frozen values with one dict shape (az's camelCase) for storage and for output.
+"""Task definitions: a task, its step and triggers, as frozen values with one dict shape, az's camelCase task.
 
-`to_dict(reveal_secrets=False)` is what users see; tasks are stored with
-`reveal_secrets=True`. TOML has no null, so None values are left out of dicts and come back as
-defaults in `from_dict`.
+A task's stored document is the shape az shows (`task show` prints it without building a Task), so
+`to_dict(reveal_secrets=True)` is what is stored and `to_dict()` leaves secret values out. TOML has no
+null, so None values are left out of dicts and come back as defaults in `from_dict`. What a run records
+is in run_record.py; the bases a task builds on in dependency.py.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 from acrtask import stored
+from acrtask.dependency import BaseImageDependency
 from acrtask.platform import Platform
+from acrtask.reference import names_registry
+from acrtask.stored import drop_none
 
 DEFAULT_BASE_IMAGE_TRIGGER_NAME = "defaultBaseimageTriggerName"
 DEFAULT_SOURCE_TRIGGER_NAME = "defaultSourceTriggerName"
@@ -30,19 +32,6 @@ class BaseImageTriggerType(StrEnum):
     RUNTIME = "Runtime"
 
 
-class DependencyType(StrEnum):
-    RUNTIME = "RunTime"  # the API's spelling (BaseImageDependencyType); "Runtime" is read too
-    BUILD_TIME = "BuildTime"
-
-    @classmethod
-    def parse(cls, text: str) -> DependencyType:
-        """Any case: state files written before the API's spelling say "Runtime"."""
-        for member in cls:
-            if member.value.lower() == text.lower():
-                return member
-        raise ValueError(f"{text!r} is not a dependency type (RunTime or BuildTime)")
-
-
 class StepType(StrEnum):
     DOCKER = "Docker"
     FILE_TASK = "FileTask"  # a multi-step task file read from the context at run time
@@ -56,10 +45,6 @@ class BuilderName(StrEnum):
     PODMAN = "podman"
 
 
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in values.items() if value is not None}
-
-
 @dataclass(frozen=True)
 class Argument:
     """A build argument. `value` None means: read the environment variable of that name at run time."""
@@ -70,49 +55,12 @@ class Argument:
 
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
         shown = self.value if (reveal_secrets or not self.is_secret) else None
-        return _drop_none({"name": self.name, "value": shown, "isSecret": self.is_secret})
+        return drop_none({"name": self.name, "value": shown, "isSecret": self.is_secret})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Argument:
         return cls(name=stored.text(data, "name"), value=stored.optional_text(data, "value"),
                    is_secret=bool(data.get("isSecret", False)))
-
-
-@dataclass(frozen=True)
-class BaseImageDependency:
-    """A base image a build used, with the digests seen just before that build."""
-
-    type: DependencyType
-    registry: str
-    repository: str
-    tag: str | None
-    digest: str | None
-    platform_digest: str | None = None
-    platform: str | None = None  # the platform the digest was chosen for (FROM --platform or the task's)
-    pinned: bool = False  # FROM image@sha256:...: recorded, but can never trigger
-    step: str | None = None  # the build step of a multi-step task whose Dockerfile uses it
-
-    @property
-    def image(self) -> str:
-        """The tag watched, fully qualified: registry/repository:tag."""
-        return f"{self.registry}/{self.repository}:{self.tag}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_none({
-            "type": str(self.type), "registry": self.registry, "repository": self.repository,
-            "tag": self.tag, "digest": self.digest, "platformDigest": self.platform_digest,
-            "platform": self.platform, "isPinned": self.pinned or None, "stepId": self.step,
-        })
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BaseImageDependency:
-        return cls(
-            type=DependencyType.parse(stored.text(data, "type")), registry=stored.text(data, "registry"),
-            repository=stored.text(data, "repository"), tag=stored.optional_text(data, "tag"),
-            digest=stored.optional_text(data, "digest"), platform_digest=stored.optional_text(data, "platformDigest"),
-            platform=stored.optional_text(data, "platform"), pinned=bool(data.get("isPinned", False)),
-            step=stored.optional_text(data, "stepId"),
-        )
 
 
 @dataclass(frozen=True)
@@ -144,7 +92,7 @@ class SourceTrigger:
         return {
             "name": self.name,
             "status": str(self.status),
-            "sourceRepository": _drop_none({
+            "sourceRepository": drop_none({
                 "sourceControlType": "Git", "repositoryUrl": self.repository_url, "branch": self.branch,
             }),
             "sourceTriggerEvents": ["commit", "pullrequest"] if self.pull_request else ["commit"],
@@ -189,7 +137,7 @@ class BaseImageTrigger:
             # Shown as set, never by value (as a secret argument's value is left out).
             data["updateTriggerToken"] = self.update_trigger_token if reveal_secrets else None
             data["isUpdateTriggerTokenSet"] = True
-        return _drop_none(data)
+        return drop_none(data)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaseImageTrigger:
@@ -224,17 +172,6 @@ class Trigger:
             timers=tuple(TimerTrigger.from_dict(t) for t in stored.tables(data, "timerTriggers")),
             sources=tuple(SourceTrigger.from_dict(s) for s in stored.tables(data, "sourceTriggers")),
         )
-
-    def kinds(self) -> list[str]:
-        """The TRIGGERS column of `task list -o table`: enabled trigger kinds, sorted as az does."""
-        kinds = []
-        if self.base_image.status is Status.ENABLED:
-            kinds.append("BASE_IMAGE")
-        if any(source.status is Status.ENABLED for source in self.sources):
-            kinds.append("SOURCE")
-        if any(timer.status is Status.ENABLED for timer in self.timers):
-            kinds.append("TIMER")
-        return kinds
 
 
 @dataclass(frozen=True)
@@ -275,7 +212,7 @@ class Step:
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
         if self.is_multistep:
             return self._multistep_dict(reveal_secrets)
-        return _drop_none({
+        return drop_none({
             "type": "Import" if self.is_import else "Docker",
             "importSource": self.import_source,
             "contextPath": self.context_path,
@@ -291,7 +228,7 @@ class Step:
         })
 
     def _multistep_dict(self, reveal_secrets: bool) -> dict[str, Any]:
-        return _drop_none({
+        return drop_none({
             "type": str(self.type),
             "contextPath": self.context_path,
             "contextAccessToken": self.context_access_token if reveal_secrets else None,
@@ -333,8 +270,6 @@ class Step:
 def _login_server(registry: str | None, image_names: Any) -> str | None:
     if registry:
         return registry
-    from acrtask.reference import names_registry
-
     first = next(iter(image_names or ()), "")
     return first.partition("/")[0].lower() if first and names_registry(first) else None
 
@@ -408,13 +343,11 @@ class Task:
     @property
     def qualified_image_names(self) -> tuple[str, ...]:
         """The -t names with the registry's login server in front of short ones, as ACR pushes them."""
-        from acrtask.reference import names_registry
-
         return tuple(name if names_registry(name) or not self.registry else f"{self.registry}/{name}"
                      for name in self.step.image_names)
 
     def to_dict(self, reveal_secrets: bool = False) -> dict[str, Any]:
-        return _drop_none({
+        return drop_none({
             "name": self.name,
             "status": str(self.status),
             "platform": self.platform.to_dict(),
@@ -441,222 +374,3 @@ class Task:
             registry=stored.optional_text(data, "registry"),
             credentials=credentials_from_dict(stored.table(data, "credentials", {})),
         )
-
-
-# Runs: one build of a task, recorded from queueing to its end.
-
-
-class RunStatus(StrEnum):
-    """ACR's run statuses, all of them (`list-runs --run-status` takes each); acrtask's runs go Queued,
-    Running, then one of the last five. Started is ACR's short step between Queued and Running."""
-
-    QUEUED = "Queued"
-    STARTED = "Started"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    CANCELED = "Canceled"
-    ERROR = "Error"
-    TIMEOUT = "Timeout"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self not in (RunStatus.QUEUED, RunStatus.STARTED, RunStatus.RUNNING)
-
-
-class TriggerKind(StrEnum):
-    MANUAL = "Manual"
-    BASE_IMAGE_UPDATE = "BaseImageUpdate"
-    TIMER = "Timer"
-    COMMIT = "Commit"
-
-
-def _short(digest: str | None) -> str:
-    return digest.split(":", 1)[-1][:12] if digest else "none"
-
-
-@dataclass(frozen=True)
-class RunTrigger:
-    """Why a run happened. For a base image update: which base, and its digest before and after."""
-
-    kind: TriggerKind = TriggerKind.MANUAL
-    base_image: str | None = None       # fully qualified name:tag of the base that moved
-    old_digest: str | None = None
-    new_digest: str | None = None
-    timer_name: str | None = None
-    schedule_occurrence: str | None = None
-    commit_id: str | None = None
-    upstream_run_id: str | None = None  # the run whose push moved the base, when acrtask pushed it
-    base_image_step: str | None = None  # the build step of a multi-step task that uses the base
-
-    def reason(self) -> str:
-        if self.kind is TriggerKind.BASE_IMAGE_UPDATE:
-            via = f", pushed by run {self.upstream_run_id}" if self.upstream_run_id else ""
-            step = f" (step {self.base_image_step})" if self.base_image_step else ""
-            return (f"base image {self.base_image}{step} changed: {_short(self.old_digest)} -> "
-                    f"{_short(self.new_digest)}{via}")
-        if self.kind is TriggerKind.TIMER:
-            return f"timer {self.timer_name} ({self.schedule_occurrence})"
-        if self.kind is TriggerKind.COMMIT:
-            return f"commit {self.commit_id}"
-        return "manual run"
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_none({
-            "kind": str(self.kind), "baseImage": self.base_image, "oldDigest": self.old_digest,
-            "newDigest": self.new_digest, "timerName": self.timer_name,
-            "scheduleOccurrence": self.schedule_occurrence, "commitId": self.commit_id,
-            "upstreamRunId": self.upstream_run_id, "baseImageStep": self.base_image_step,
-        })
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunTrigger:
-        return cls(
-            kind=TriggerKind(data.get("kind", "Manual")), base_image=data.get("baseImage"),
-            old_digest=data.get("oldDigest"), new_digest=data.get("newDigest"), timer_name=data.get("timerName"),
-            schedule_occurrence=data.get("scheduleOccurrence"), commit_id=data.get("commitId"),
-            upstream_run_id=data.get("upstreamRunId"), base_image_step=data.get("baseImageStep"),
-        )
-
-
-@dataclass(frozen=True)
-class OutputImage:
-    registry: str
-    repository: str
-    tag: str | None
-    digest: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_none({"registry": self.registry, "repository": self.repository, "tag": self.tag,
-                           "digest": self.digest})
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> OutputImage:
-        return cls(data["registry"], data["repository"], data.get("tag"), data["digest"])
-
-
-class StepStatus(StrEnum):
-    """A multi-step run's step, as acr-builder logs it ("Step ID: x marked as successful")."""
-
-    SKIPPED = "skipped"
-    IN_PROGRESS = "inprogress"
-    SUCCESSFUL = "successful"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """One step of a multi-step run: what it was, how it went, what it built, pushed and built on."""
-
-    id: str
-    type: str  # build | push | cmd
-    status: StepStatus = StepStatus.SKIPPED
-    start_time: str | None = None
-    finish_time: str | None = None
-    error: str | None = None  # with status successful: an error ignored (ignoreErrors)
-    images: tuple[str, ...] = ()  # a build step's tags
-    output_images: tuple[OutputImage, ...] = ()  # a push step's images, with digests
-    dependencies: tuple[BaseImageDependency, ...] = ()  # a build step's bases, with digests
-
-    def to_dict(self) -> dict[str, Any]:
-        return _drop_none({
-            "stepId": self.id, "type": self.type, "status": str(self.status), "startTime": self.start_time,
-            "finishTime": self.finish_time, "error": self.error, "images": list(self.images) or None,
-            "outputImages": [i.to_dict() for i in self.output_images] or None,
-            "baseImageDependencies": [d.to_dict() for d in self.dependencies] or None,
-        })
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StepRecord:
-        return cls(
-            id=data["stepId"], type=data["type"], status=StepStatus(data.get("status", "skipped")),
-            start_time=data.get("startTime"), finish_time=data.get("finishTime"), error=data.get("error"),
-            images=tuple(data.get("images", [])),
-            output_images=tuple(OutputImage.from_dict(i) for i in data.get("outputImages", [])),
-            dependencies=tuple(BaseImageDependency.from_dict(d) for d in data.get("baseImageDependencies", [])),
-        )
-
-
-@dataclass(frozen=True)
-class Run:
-    run_id: str
-    task: str
-    status: RunStatus
-    trigger: RunTrigger
-    create_time: str
-    platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
-    start_time: str | None = None
-    finish_time: str | None = None
-    output_images: tuple[OutputImage, ...] = ()
-    error: str | None = None
-    commit_id: str | None = None
-    pid: int | None = None  # the process that runs it, so a crashed one can be told from a live one
-    registry: str | None = None  # the login server of its task, so -r can scope runs
-    # az's runType when set (QuickBuild / QuickRun: `acrtask build` / `acrtask run`, runs of no task); else a run
-    # of a task, by hand or by a trigger, is an AutoRun, as ACR's task runs are (AutoBuild is its legacy kind).
-    run_type: str | None = None
-    steps: tuple[StepRecord, ...] = ()  # a multi-step run's steps, in file order
-    agent: str | None = None  # the build endpoint it was placed on; None: this machine
-    agent_lost: bool = False  # the endpoint stopped answering during the build
-
-    def duration_seconds(self) -> float | None:
-        if not self.start_time or not self.finish_time:
-            return None
-        return (parse_time(self.finish_time) - parse_time(self.start_time)).total_seconds()
-
-    def to_dict(self) -> dict[str, Any]:
-        """az's run shape (runId, status, outputImages, imageUpdateTrigger, ...), plus `reason`."""
-        data: dict[str, Any] = {
-            "runId": self.run_id, "name": self.run_id, "task": self.task, "status": str(self.status),
-            "runType": self.run_type or "AutoRun",
-            "createTime": self.create_time, "startTime": self.start_time,
-            "finishTime": self.finish_time, "platform": self.platform.to_dict(),
-            "outputImages": [image.to_dict() for image in self.output_images],
-            "runErrorMessage": self.error, "trigger": self.trigger.to_dict(), "reason": self.trigger.reason(),
-            "pid": self.pid, "registry": self.registry, "steps": [step.to_dict() for step in self.steps] or None,
-            "agentPoolName": self.agent, "agentLost": self.agent_lost or None,
-        }
-        trigger = self.trigger
-        if trigger.kind is TriggerKind.BASE_IMAGE_UPDATE and trigger.base_image:
-            name, _, tag = trigger.base_image.rpartition(":")
-            registry, _, repository = name.partition("/")
-            data["imageUpdateTrigger"] = {
-                # One id per base update: every run the same move of the same tag started shares it.
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{trigger.base_image}@{trigger.new_digest}")),
-                "timestamp": self.create_time,
-                "images": [_drop_none({"registry": registry, "repository": repository, "tag": tag,
-                                       "digest": trigger.new_digest, "previousDigest": trigger.old_digest})]}
-        elif trigger.kind is TriggerKind.TIMER:
-            data["timerTrigger"] = _drop_none({"timerTriggerName": trigger.timer_name,
-                                               "scheduleOccurrence": trigger.schedule_occurrence})
-        elif trigger.kind is TriggerKind.COMMIT:
-            data["sourceTrigger"] = _drop_none({"eventType": "commit", "commitId": trigger.commit_id})
-        if self.commit_id:
-            data["sourceCommitId"] = self.commit_id
-        return _drop_none(data)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Run:
-        return cls(
-            run_id=data["runId"], task=data["task"], status=RunStatus(data["status"]),
-            trigger=RunTrigger.from_dict(data.get("trigger", {})), create_time=data["createTime"],
-            platform=Platform.from_dict(data.get("platform", {"os": "linux", "architecture": "amd64"})),
-            start_time=data.get("startTime"), finish_time=data.get("finishTime"),
-            output_images=tuple(OutputImage.from_dict(i) for i in data.get("outputImages", [])),
-            error=data.get("runErrorMessage"), commit_id=data.get("sourceCommitId"), pid=data.get("pid"),
-            # Only the quick kinds are facts of their own; AutoRun (and the AutoBuild older records say) is a task's.
-            registry=data.get("registry"), run_type=data.get("runType") if data.get("runType") in _QUICK else None,
-            steps=tuple(StepRecord.from_dict(step) for step in data.get("steps", [])),
-            agent=data.get("agentPoolName"), agent_lost=bool(data.get("agentLost", False)),
-        )
-
-
-_QUICK = ("QuickBuild", "QuickRun")
-
-
-def format_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))

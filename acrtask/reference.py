@@ -117,12 +117,15 @@ def _host_of(registry: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ImageRef:
-    """A fully qualified image reference. Build it with `parse`, which normalises the way Docker does."""
+    """A fully qualified image reference. Build it with `parse`, which normalises the way Docker does; values
+    read back from storage (already normal) are built directly. Without a digest it names a tag: what watch
+    checks (one HEAD per distinct registry/repository/tag), what a task builds on, what a trigger says moved;
+    with one, an image a run pushed."""
 
     registry: str
     repository: str
     tag: str | None
-    digest: str | None
+    digest: str | None = None
 
     @classmethod
     def parse(cls, text: str, default_registry: str | None = None) -> ImageRef:
@@ -182,6 +185,11 @@ class ImageRef:
         tag = f":{self.tag}" if self.tag is not None else ""
         digest = f"@{self.digest}" if self.digest is not None else ""
         return self.name + tag + digest
+
+    def __lt__(self, other: ImageRef) -> bool:
+        """Sorted by registry, repository, tag, digest (no tag or digest first): watch checks tags in this order."""
+        return ((self.registry, self.repository, self.tag or "", self.digest or "")
+                < (other.registry, other.repository, other.tag or "", other.digest or ""))
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from acrtask.errors import AcrTaskError
-from acrtask.model import Run
+from acrtask.run_record import Run
 from acrtask.runs import pid_alive
 
 POLL = 0.2  # seconds between looks at a quiet log

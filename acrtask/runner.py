@@ -20,28 +20,21 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from acrtask import context as contexts
-from acrtask import dockerfile, imports, instructions, task_credentials
+from acrtask import dockerfile, explain, imports, instructions, task_credentials
 from acrtask.builders.base import Builder, BuildSpec
+from acrtask.dependency import BaseImageDependency
 from acrtask.errors import AcrTaskError, BuildCanceledError, BuildTimeoutError
 from acrtask.insecure import insecure_registries
-from acrtask.model import (
-    Argument,
-    BaseImageDependency,
-    OutputImage,
-    Run,
-    RunStatus,
-    RunTrigger,
-    StepRecord,
-    Task,
-    parse_time,
-)
+from acrtask.model import Argument, Task
 from acrtask.multistep import engine as engines
 from acrtask.multistep import run as multistep
 from acrtask.multistep import templates
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger, RunType, StepRecord
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
+from acrtask.times import parse_time
 
 log = logging.getLogger("acrtask.runner")
 
@@ -113,11 +106,10 @@ class Runner:
         self.workspace_for = workspace_for
         self.environ = dict(os.environ if environ is None else environ)
 
-    def queue(self, task: Task, trigger: RunTrigger, run_type: str | None = None) -> Run:
-        """A Queued run; `run_type` QuickBuild / QuickRun for `acrtask build` / `acrtask run`."""
+    def queue(self, task: Task, trigger: RunTrigger, run_type: RunType | None = None) -> Run:
+        """A Queued run; `run_type` for `acrtask build` / `acrtask run`."""
         run = self.runs.create(task, trigger)
-        kind = run_type or ("AutoRun" if task.step.is_multistep else None)
-        return self.runs.save(replace(run, run_type=kind)) if kind else run
+        return self.runs.save(replace(run, run_type=run_type)) if run_type else run
 
     def execute(self, run: Run, task: Task, emit: LogSink, cancel: threading.Event,
                 extra_args: tuple[Argument, ...] = ()) -> Run:
@@ -202,7 +194,7 @@ class Runner:
     def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
                sink: LogSink, cancel: threading.Event, resolver: DigestResolver,
                copier: imports.ImageCopier | None) -> Run:
-        sink(f"Run ID: {run.run_id}, task {task.name or '(quick run)'}: {run.trigger.reason()}")
+        sink(f"Run ID: {run.run_id}, task {task.name or '(quick run)'}: {explain.reason(run.trigger)}")
         if task.step.is_import:
             if copier is None:
                 raise AcrTaskError(f"The task '{task.name}' is a copy task, and this runner cannot copy images.")
@@ -235,7 +227,7 @@ class Runner:
                            BASE_DIGEST_ANNOTATION: runtime_dep.digest or ""}
         spec = BuildSpec(
             context_dir=context_dir, dockerfile=dockerfile_path, images=tuple(str(o) for o in outputs),
-            build_args=plain, secret_args=secret, target=task.step.target, platform=str(task.platform),
+            build_args=plain, secret_args=secret, target=task.step.target, platform=task.platform,
             no_cache=task.step.no_cache, push=task.step.is_push_enabled,
             insecure_registries=insecure_hosts(outputs + [b.image for b in scan.bases], self.environ),
             annotations=annotations, timeout=budget,
@@ -245,14 +237,11 @@ class Runner:
         registries = [o.registry for o in outputs] + [b.image.registry for b in scan.bases]
         with task_credentials.build_auth(task, registries) as auth_file:
             result = builder.build(replace(spec, auth_file=auth_file), sink, cancel)
-        pushed = tuple(
-            OutputImage(ref.registry, ref.repository, ref.tag, result.pushed[str(ref)])
-            for ref in outputs if str(ref) in result.pushed
-        )
+        pushed = tuple(replace(ref, digest=result.pushed[str(ref)]) for ref in outputs if str(ref) in result.pushed)
         return self._succeeded(run, task.name, dependencies, pushed, sink)
 
     def _succeeded(self, run: Run, task_name: str, dependencies: list[BaseImageDependency],
-                   pushed: tuple[OutputImage, ...], sink: LogSink) -> Run:
+                   pushed: tuple[ImageRef, ...], sink: LogSink) -> Run:
         self._record_dependencies(task_name, dependencies)
         sink(_dependency_report(dependencies))
         # The latest record: the builder may have noted where it built (a build endpoint).
@@ -303,9 +292,8 @@ class Runner:
             resolved = (resolver or self.resolver).resolve(base.image, platform)
             sink(f"Base image {base.image}: {resolved.digest}")
             found.append(BaseImageDependency(
-                type=base.type, registry=base.image.registry, repository=base.image.repository,
-                tag=base.image.tag, digest=resolved.digest, platform_digest=resolved.platform_digest,
-                platform=str(platform), pinned=base.image.is_pinned,
+                type=base.type, image=replace(base.image, digest=None), digest=resolved.digest,
+                platform_digest=resolved.platform_digest, platform=platform, pinned=base.image.is_pinned,
             ))
         return found
 
@@ -363,7 +351,7 @@ def _dependency_report(dependencies: list[BaseImageDependency]) -> str:
         return "The following dependencies were found: none (FROM scratch)."
     lines = ["The following dependencies were found:"]
     for dep in dependencies:
-        lines.append(f"- {dep.type}: {dep.registry}/{dep.repository}:{dep.tag} {dep.digest}")
+        lines.append(f"- {dep.type}: {dep.image.name}:{dep.image.tag} {dep.digest}")
     return "\n".join(lines)
 
 

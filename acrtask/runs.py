@@ -15,10 +15,13 @@ from pathlib import Path
 
 from acrtask.errors import NotFoundError
 from acrtask.files import HeldLock, try_lock
-from acrtask.model import OutputImage, Run, RunStatus, RunTrigger, Task, format_time
+from acrtask.model import Task
+from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger
 from acrtask.runids import process_tag
 from acrtask.state.db import Database
 from acrtask.state.runs import RunRecords
+from acrtask.times import format_time
 
 __all__ = ["DEFAULT_KEEP", "RunStore", "pid_alive"]
 
@@ -66,7 +69,7 @@ class RunStore:
         return self.records.save(run)
 
     def finish(self, run: Run, status: RunStatus, error: str | None = None,
-               output_images: tuple[OutputImage, ...] | None = None) -> Run:
+               output_images: tuple[ImageRef, ...] | None = None) -> Run:
         outputs = run.output_images if output_images is None else output_images
         return self.save(replace(run, status=status, error=error, finish_time=self.now(), output_images=outputs))
 

@@ -1,4 +1,4 @@
-"""Reading dicts loaded from storage (TOML, JSON): typed getters that refuse a value of the wrong shape.
+"""Stored dicts (TOML, JSON): typed getters that refuse a value of the wrong shape, and `drop_none` for writing.
 
 A string where a list belongs is refused, not read as a list of its characters. Each raises TypeError
 (or KeyError for a missing key) naming the key, for the caller to report with the file it read.
@@ -48,3 +48,8 @@ def strings(data: dict[str, Any], key: str) -> tuple[str, ...]:
     if not all(isinstance(value, str) for value in values):
         raise TypeError(f"{key!r} must be a list of strings")
     return tuple(values)
+
+
+def drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    """A dict to store: TOML has no null, so None values are left out (and read back as defaults)."""
+    return {key: value for key, value in values.items() if value is not None}

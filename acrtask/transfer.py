@@ -14,8 +14,9 @@ from typing import Any
 
 from acrtask import validate
 from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
-from acrtask.model import Argument, Task, format_time
+from acrtask.model import Argument, Task
 from acrtask.state import StateStore, TaskTransaction, documents, toml_io
+from acrtask.times import format_time
 
 _NOTHING = "Fix the file; nothing was imported."
 

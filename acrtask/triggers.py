@@ -8,28 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from acrtask.model import (
-    BaseImageDependency,
-    BaseImageTriggerType,
-    DependencyType,
-    RunTrigger,
-    Status,
-    Task,
-    TriggerKind,
-)
+from acrtask.dependency import BaseImageDependency, DependencyType
+from acrtask.model import BaseImageTriggerType, Status, Task
 from acrtask.multistep.templates import RunValues, stable_name
+from acrtask.platform import Platform
+from acrtask.reference import ImageRef
+from acrtask.run_record import RunTrigger, TriggerKind
 
-
-@dataclass(frozen=True, order=True)
-class BaseKey:
-    """One tag to check: one HEAD request, however many tasks and platforms share it."""
-
-    registry: str
-    repository: str
-    tag: str
-
-    def __str__(self) -> str:
-        return f"{self.registry}/{self.repository}:{self.tag}"
+# One tag to check (an ImageRef without a digest): one HEAD request, however many tasks and platforms share it.
+BaseKey = ImageRef
 
 
 @dataclass(frozen=True)
@@ -41,7 +28,12 @@ class Interest:
 
 
 def key_of(dep: BaseImageDependency) -> BaseKey:
-    return BaseKey(dep.registry, dep.repository, dep.tag or "")
+    return dep.image
+
+
+def _watched_name(dep: BaseImageDependency) -> str | None:
+    """The tag a dependency builds on, as the names tasks push are written; None for FROM image@sha256:..."""
+    return str(dep.image) if dep.image.tag is not None else None
 
 
 def triggering_dependencies(task: Task) -> list[BaseImageDependency]:
@@ -51,7 +43,8 @@ def triggering_dependencies(task: Task) -> list[BaseImageDependency]:
     wanted = task.trigger.base_image.type
     return [
         dep for dep in task.step.dependencies
-        if not dep.pinned and dep.tag and (wanted is BaseImageTriggerType.ALL or dep.type is DependencyType.RUNTIME)
+        if not dep.pinned and dep.image.tag
+        and (wanted is BaseImageTriggerType.ALL or dep.type is DependencyType.RUNTIME)
     ]
 
 
@@ -72,7 +65,8 @@ def dependency_graph(tasks: Iterable[Task]) -> dict[str, set[str]]:
             producers.setdefault(image, set()).add(task.name)
     graph: dict[str, set[str]] = {}
     for task in task_list:
-        graph[task.name] = {p for dep in task.step.dependencies for p in producers.get(dep.image, ())}
+        graph[task.name] = {p for dep in task.step.dependencies if (name := _watched_name(dep))
+                            for p in producers.get(name, ())}
     return graph
 
 
@@ -156,7 +150,7 @@ def _add_interests(result: WatchPlan, task: Task, shared: bool = False) -> None:
         result.never_run.append(task.name)
     for dep in triggering_dependencies(task):
         # A base that a cycle peer pushes would rebuild the cycle for ever: never let it trigger.
-        if dep.image in result.cycle_images.get(task.name, ()):
+        if _watched_name(dep) in result.cycle_images.get(task.name, ()):
             continue
         key = key_of(dep)
         if shared:
@@ -168,7 +162,7 @@ def graph_edges(task: Task | None) -> tuple[frozenset[str], frozenset[str]]:
     """What of a task shapes the graph: the stable images it pushes and the images it builds on."""
     if task is None:
         return frozenset(), frozenset()
-    return frozenset(stable_outputs(task)), frozenset(dep.image for dep in task.step.dependencies)
+    return frozenset(stable_outputs(task)), frozenset(str(dep.image) for dep in task.step.dependencies)
 
 
 def replan(previous: WatchPlan, before: Mapping[str, Task], after: Mapping[str, Task],
@@ -224,7 +218,7 @@ def changed(interests: Iterable[Interest], digest: str) -> list[Interest]:
     return [i for i in interests if i.dependency.digest != digest]
 
 
-def decide(interests: Iterable[Interest], digest: str, platform_digest: Callable[[str | None], str | None],
+def decide(interests: Iterable[Interest], digest: str, platform_digest: Callable[[Platform | None], str | None],
            upstream_run_id: str | None = None) -> Decision:
     """Which tasks run for a tag now at `digest`.
 

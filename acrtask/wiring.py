@@ -19,14 +19,16 @@ from acrtask.builders.pooled import PooledBuilder
 from acrtask.builders.remote import RemoteEngine
 from acrtask.endpoints import EndpointStore
 from acrtask.errors import AcrTaskError
-from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
+from acrtask.model import Argument, Task
 from acrtask.platform import DEFAULT_PLATFORM, Platform
 from acrtask.process import RUN_TAG
 from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger, RunType
 from acrtask.runner import Runner
 from acrtask.runs import RunStore, pid_alive
-from acrtask.service import RunOverrides, TaskService
+from acrtask.service import TaskService
 from acrtask.state import Database, StateStore, open_database
+from acrtask.task_changes import RunOverrides
 from acrtask.triggers import BaseKey
 from acrtask.workspace import Workspace
 
@@ -84,14 +86,11 @@ class RegistryTagChecker:
         self.client = client
 
     def digests(self, keys: list[BaseKey]) -> dict[BaseKey, str | Exception]:
-        refs = {key: ImageRef(key.registry, key.repository, key.tag, None) for key in keys}
-        results = self.client.check_many(list(refs.values()))
-        return {key: (r if isinstance(r, Exception) else r.digest) for key, r in
-                ((key, results[ref]) for key, ref in refs.items())}
+        results = self.client.check_many(keys)
+        return {key: (r if isinstance(r, Exception) else r.digest) for key, r in ((key, results[key]) for key in keys)}
 
-    def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
-        ref = ImageRef(key.registry, key.repository, key.tag, None)
-        return self.client.platform_digest(ref, digest, Platform.parse(platform) if platform else DEFAULT_PLATFORM)
+    def platform_digest(self, key: BaseKey, digest: str, platform: Platform | None) -> str | None:
+        return self.client.platform_digest(key, digest, platform or DEFAULT_PLATFORM)
 
     def cap_circuit(self, seconds: float) -> None:
         self.client.cap_circuit(seconds)
@@ -108,7 +107,7 @@ class RunService:
     def task(self, name: str, registry: str | None = None) -> Task:
         return self.tasks.show(name, registry)
 
-    def queue(self, task: Task, trigger: RunTrigger, run_type: str | None = None) -> Run:
+    def queue(self, task: Task, trigger: RunTrigger, run_type: RunType | None = None) -> Run:
         return self.runner.queue(task, trigger, run_type)
 
     def execute(self, run: Run, task: Task, emit: Callable[[str], None], cancel: threading.Event,

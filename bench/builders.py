@@ -45,8 +45,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from acrtask.model import parse_time  # noqa: E402
 from acrtask.state import Database, StateStore  # noqa: E402
+from acrtask.times import parse_time  # noqa: E402
 from tests.support import LocalRegistry, buildah_env, push_base_image  # noqa: E402
 from tests.support.podman import PodmanService  # noqa: E402
 from tests.support.procs import descendants  # noqa: E402

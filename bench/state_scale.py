@@ -30,15 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from acrtask.model import (  # noqa: E402
-    Argument,
-    BaseImageDependency,
-    DependencyType,
-    Step,
-    Task,
-    TimerTrigger,
-    Trigger,
-)
+from acrtask.dependency import BaseImageDependency, DependencyType  # noqa: E402
+from acrtask.model import Argument, Step, Task, TimerTrigger, Trigger  # noqa: E402
+from acrtask.platform import DEFAULT_PLATFORM  # noqa: E402
+from acrtask.reference import ImageRef  # noqa: E402
 from acrtask.state import Database, StateStore  # noqa: E402
 
 BASES = 100
@@ -48,8 +43,8 @@ RECORD_PAIRS = 8  # the recordings of a round are measured as this many pairs
 
 def dependency(i: int, digest_char: str = "a") -> BaseImageDependency:
     digest = "sha256:" + digest_char * 64
-    return BaseImageDependency(DependencyType.RUNTIME, "localhost:5000", f"bench/base{i % BASES}", "1", digest,
-                               digest, "linux/amd64")
+    return BaseImageDependency(DependencyType.RUNTIME, ImageRef("localhost:5000", f"bench/base{i % BASES}", "1"),
+                               digest, digest, DEFAULT_PLATFORM)
 
 
 def fill(home: Path, count: int) -> StateStore:

@@ -101,7 +101,7 @@ def write_wrapper(folder: Path, log: Path) -> Path:
 
 def fake_history(home: Path, count: int) -> None:
     """`count` finished run records (as a long-running watch accumulates), numbered before the real ones."""
-    from acrtask.model import Run
+    from acrtask.run_record import Run
     from acrtask.state import Database
     from acrtask.state.runs import RunRecords
 
@@ -118,11 +118,14 @@ def fake_history(home: Path, count: int) -> None:
 
 def add_filler_tasks(env: dict[str, str], count: int, host: str, digest: str, context: Path) -> None:
     """`count` watched tasks that never trigger: a current Runtime dependency on filler/base:1."""
-    from acrtask.model import BaseImageDependency, DependencyType, Step, Task
+    from acrtask.dependency import BaseImageDependency, DependencyType
+    from acrtask.model import Step, Task
+    from acrtask.platform import DEFAULT_PLATFORM
+    from acrtask.reference import ImageRef
     from acrtask.state import Database, StateStore
 
-    dep = BaseImageDependency(type=DependencyType.RUNTIME, registry=host, repository="filler/base", tag="1",
-                              digest=digest, platform_digest=digest, platform="linux/amd64")
+    dep = BaseImageDependency(type=DependencyType.RUNTIME, image=ImageRef(host, "filler/base", "1"),
+                              digest=digest, platform_digest=digest, platform=DEFAULT_PLATFORM)
     db = Database(Path(env["ACRTASK_HOME"]) / "state.db")
     with StateStore(db).transaction() as tx:
         for i in range(count):

@@ -49,7 +49,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from acrtask.model import BaseImageDependency, DependencyType, Step, Task  # noqa: E402
+from acrtask.dependency import BaseImageDependency, DependencyType  # noqa: E402
+from acrtask.model import Step, Task  # noqa: E402
+from acrtask.platform import DEFAULT_PLATFORM  # noqa: E402
+from acrtask.reference import ImageRef  # noqa: E402
 from acrtask.registry.http import USER_AGENT  # noqa: E402
 from acrtask.registry.media import OCI_MANIFEST  # noqa: E402
 from acrtask.state import Database, StateStore  # noqa: E402
@@ -74,8 +77,8 @@ def write_state(home: Path, host: str, bases: list[tuple[str, str, str]], tasks:
         for i in range(tasks):
             repository, tag, digest = bases[i % len(bases)]
             name = f"app-{i:05d}"
-            dep = BaseImageDependency(type=DependencyType.RUNTIME, registry=host, repository=repository, tag=tag,
-                                      digest=digest, platform_digest=digest, platform="linux/amd64")
+            dep = BaseImageDependency(type=DependencyType.RUNTIME, image=ImageRef(host, repository, tag),
+                                      digest=digest, platform_digest=digest, platform=DEFAULT_PLATFORM)
             tx.save(Task(
                 name=name,
                 step=Step(context_path=str(context), image_names=(f"{host}/apps/app{i:05d}:latest",),

@@ -9,18 +9,12 @@ from pathlib import Path
 import pytest
 
 from acrtask import registries, runlogs, wiring, workspace
+from acrtask.dependency import BaseImageDependency, DependencyType
 from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
-from acrtask.model import (
-    BaseImageDependency,
-    DependencyType,
-    OutputImage,
-    Run,
-    RunStatus,
-    RunTrigger,
-    Task,
-    TriggerKind,
-)
-from acrtask.service import RunOverrides
+from acrtask.model import Task
+from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
+from acrtask.task_changes import RunOverrides
 from tests.cli_helpers import run_cli
 
 HOST = "localhost:5000"
@@ -152,15 +146,17 @@ def test_trigger_names_pull_requests_and_a_trigger_created_off(home: Path, tmp_p
 def _seed(home: Path, ctx: Path) -> None:
     assert create(ctx, "baseexample1", "--schedule", "0 21 * * *").code == 0
     store = wiring.state_store()
-    deps = (BaseImageDependency(DependencyType.RUNTIME, HOST, "baseimages/node", "15-alpine", "sha256:" + "a" * 64),
-            BaseImageDependency(DependencyType.BUILD_TIME, HOST, "tools", "1", "sha256:" + "b" * 64))
+    deps = (BaseImageDependency(DependencyType.RUNTIME, ImageRef(HOST, "baseimages/node", "15-alpine"),
+                                "sha256:" + "a" * 64),
+            BaseImageDependency(DependencyType.BUILD_TIME, ImageRef(HOST, "tools", "1"), "sha256:" + "b" * 64))
     assert store.record_dependencies("baseexample1", deps)
     runs = wiring.run_store()
     task = store.get("baseexample1")
     assert task is not None
     first = runs.create(task, RunTrigger())
-    runs.finish(first, RunStatus.SUCCEEDED, output_images=(OutputImage(HOST, "hello", "ca1", "sha256:" + "c" * 64),))
-    runs.create(task, RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=f"{HOST}/baseimages/node:15-alpine",
+    runs.finish(first, RunStatus.SUCCEEDED, output_images=(ImageRef(HOST, "hello", "ca1", "sha256:" + "c" * 64),))
+    runs.create(task, RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE,
+                                 base_image=ImageRef.parse(f"{HOST}/baseimages/node:15-alpine"),
                                  old_digest="sha256:" + "a" * 64, new_digest="sha256:" + "d" * 64))
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from acrtask.builders import buildah, docker, podman
 from acrtask.builders.base import BuildSpec, LogTail, is_insecure, pull_insecure
+from acrtask.platform import Platform
 from tests.support.builds import build_spec
 
 CTX = Path("/src/app")
@@ -25,7 +26,7 @@ def spec(**overrides: object) -> BuildSpec:
         context_dir=CTX,
         images=("myreg.example.com/app:1", "localhost:5000/app:1"),
         build_args={"VERSION": "1.2 beta"},
-        platform="linux/arm/v7",
+        platform=Platform.parse("linux/arm/v7"),
         annotations={"org.opencontainers.image.base.name": "docker.io/library/alpine:3.19"},
     )
     fields.update(overrides)

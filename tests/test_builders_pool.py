@@ -214,7 +214,8 @@ def test_with_endpoints_a_single_build_goes_to_the_pool_and_a_multi_step_task_st
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from acrtask import wiring
     from acrtask.builders.base import select
-    from acrtask.model import RunTrigger, StepType
+    from acrtask.model import StepType
+    from acrtask.run_record import RunTrigger
     from acrtask.runs import RunStore
     from acrtask.state import Database
     from tests.support.tasks import task

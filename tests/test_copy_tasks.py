@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from acrtask import imports
+from acrtask.dependency import DependencyType
 from acrtask.errors import BuildCanceledError, BuildTimeoutError, ValidationError
-from acrtask.model import DependencyType, Task
+from acrtask.model import Task
 from acrtask.reference import ImageRef
 from acrtask.registry.copy import CopyResult
 from tests.cli_helpers import run_cli
@@ -142,7 +143,7 @@ class FutureCopier:
 
 
 def _changes(**fields):
-    from acrtask.service import TaskChanges
+    from acrtask.task_changes import TaskChanges
 
     return TaskChanges(**fields)
 
@@ -160,7 +161,7 @@ def _ran(task: Task, future: Future[CopyResult]):
 def test_a_copy_run_records_the_source_at_the_digest_copied() -> None:
     task = imports.new_task("node-copy", _changes(import_source="node:20", images=(f"{REG}/base/node:20",)))
     [dep] = _ran(task, Future())
-    assert (dep.type, dep.registry, dep.repository, dep.tag, dep.digest) == (
+    assert (dep.type, dep.image.registry, dep.image.repository, dep.image.tag, dep.digest) == (
         DependencyType.RUNTIME, "docker.io", "library/node", "20", DIGEST)
     assert dep.platform_digest is None and not dep.pinned  # every platform is copied: any move runs it
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 from acrtask import graph
-from acrtask.model import BaseImageTriggerType, DependencyType
+from acrtask.dependency import DependencyType
+from acrtask.model import BaseImageTriggerType
 from tests.support.tasks import dep, task
 
 TASKS = [

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from acrtask.errors import ValidationError
-from acrtask.model import StepStatus
 from acrtask.multistep import document, engine, graph, templates
 from acrtask.multistep.buildcmd import BuildCommand, parse_build
 from acrtask.multistep.errors import TaskFileError
 from acrtask.multistep.executor import Ending, Executor, StepContext
+from acrtask.run_record import StepStatus
 
 RUN = templates.RunValues(id="ca7", registry="myreg.azurecr.io:443", date="20240305-060708z", commit="abc",
                           branch="main", task_name="app-task", shared_volume="/tmp/run")

@@ -12,20 +12,14 @@ from pathlib import Path
 import pytest
 
 from acrtask.errors import StateError, ValidationError
-from acrtask.model import (
-    BaseImageTrigger,
-    Run,
-    RunStatus,
-    RunTrigger,
-    Task,
-    TriggerKind,
-    UpdateTriggerPayloadType,
-)
+from acrtask.model import BaseImageTrigger, Task, UpdateTriggerPayloadType
 from acrtask.notify import endpoints, payloads
 from acrtask.notify.delivery import Delivery, Dispatcher
 from acrtask.notify.notifier import Notifier
 from acrtask.notify.store import NotifyStore
 from acrtask.notify.targets import Format, NotifyTarget, RunEvent, parse_events
+from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from tests.cli_helpers import run_cli, state_dump, stored_task
 from tests.support.receiver import Receiver
 from tests.support.tasks import NEW, OLD, dep, task
@@ -121,7 +115,7 @@ def test_task_create_and_update_take_the_update_trigger_flags(home: Path, ctx: P
 # Payloads.
 
 def _run(status: RunStatus = RunStatus.QUEUED, error: str | None = None) -> Run:
-    trigger = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image="reg.local:5000/base/node:1",
+    trigger = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=ImageRef.parse("reg.local:5000/base/node:1"),
                          old_digest=OLD, new_digest=NEW)
     return Run("ca7", "app-task", status, trigger, "2026-01-05T03:40:02.000000Z",
                start_time="2026-01-05T03:40:03.000000Z",

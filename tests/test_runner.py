@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from acrtask.model import Argument, Run, RunStatus, RunTrigger, Step, Task
+from acrtask.model import Argument, Step, Task
 from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger
 from acrtask.runner import build_arguments, fill_in, insecure_hosts
 from tests.support.runner import offline_runner
 
@@ -33,7 +34,8 @@ def test_insecure_hosts_match_the_registry_clients_rules() -> None:
 
 
 def test_an_unexpected_failure_still_ends_the_run_recorded_and_redacted(tmp_path) -> None:
-    from acrtask.model import RunStatus, RunTrigger, Step, Task
+    from acrtask.model import Step, Task
+    from acrtask.run_record import RunStatus, RunTrigger
 
     ctx = tmp_path / "ctx"
     ctx.mkdir()

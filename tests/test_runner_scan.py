@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from acrtask import dockerfile
-from acrtask.model import Run, RunStatus, RunTrigger, Step, Task
+from acrtask.model import Step, Task
+from acrtask.run_record import Run, RunStatus, RunTrigger
 from tests.support.runner import offline_runner
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 from acrtask.errors import NotFoundError
-from acrtask.model import RunStatus, RunTrigger, Step, Task, TriggerKind
+from acrtask.model import Step, Task
+from acrtask.reference import ImageRef
+from acrtask.run_record import RunStatus, RunTrigger, TriggerKind
+from acrtask.run_shape import az_run
 from acrtask.runs import RunStore
 from acrtask.state import Database
 
@@ -67,13 +70,13 @@ def test_unknown_run(store: RunStore) -> None:
         store.last()
 
 
-def test_records_round_trip_with_their_reason(store: RunStore) -> None:
-    trigger = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image="r.io/base:1",
+def test_records_round_trip_and_show_their_reason(store: RunStore) -> None:
+    trigger = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=ImageRef.parse("r.io/base:1"),
                          old_digest="sha256:" + "a" * 64, new_digest="sha256:" + "b" * 64, upstream_run_id="ca0")
     run = store.create(TASK, trigger)
     loaded = store.get(run.run_id)
     assert loaded == run
-    shown = loaded.to_dict()
+    shown = az_run(loaded)
     assert shown["reason"] == "base image r.io/base:1 changed: aaaaaaaaaaaa -> bbbbbbbbbbbb, pushed by run ca0"
     assert shown["imageUpdateTrigger"]["images"] == [{"registry": "r.io", "repository": "base", "tag": "1",
                                                       "digest": "sha256:" + "b" * 64,

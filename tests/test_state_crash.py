@@ -10,7 +10,11 @@ import signal
 import time
 from pathlib import Path
 
-from acrtask.model import BaseImageDependency, DependencyType, RunTrigger, Step, Task
+from acrtask.dependency import BaseImageDependency, DependencyType
+from acrtask.model import Step, Task
+from acrtask.platform import Platform
+from acrtask.reference import ImageRef
+from acrtask.run_record import RunTrigger
 from acrtask.runids import run_number
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore
@@ -19,8 +23,8 @@ KILLS = 100
 
 
 def _task(number: int) -> Task:
-    deps = tuple(BaseImageDependency(DependencyType.RUNTIME, "reg.local:5000", f"base{number % 7}", str(i),
-                                     f"sha256:{number:064x}", None, "linux/amd64") for i in range(3))
+    deps = tuple(BaseImageDependency(DependencyType.RUNTIME, ImageRef("reg.local:5000", f"base{number % 7}", str(i)),
+                                     f"sha256:{number:064x}", None, Platform("linux", "amd64")) for i in range(3))
     return Task(name=f"task-{number:06d}", step=Step(context_path="/src", image_names=(f"reg.local:5000/a{number}:1",),
                                                     base_image_dependencies=deps))
 

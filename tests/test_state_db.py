@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.model import BaseImageDependency, DependencyType, Status, Step, Task, TimerTrigger, Trigger
+from acrtask.dependency import BaseImageDependency, DependencyType
+from acrtask.model import Status, Step, Task, TimerTrigger, Trigger
+from acrtask.platform import Platform
+from acrtask.reference import ImageRef
 from acrtask.state import Database, StateStore, schema, tasks
 from tests.cli_helpers import run_cli, state_dump
 
@@ -18,7 +21,8 @@ DIGEST = "sha256:" + "a" * 64
 
 
 def dep(repository: str, tag: str = "1", digest: str = DIGEST) -> BaseImageDependency:
-    return BaseImageDependency(DependencyType.RUNTIME, "reg.local:5000", repository, tag, digest, digest, "linux/amd64")
+    return BaseImageDependency(DependencyType.RUNTIME, ImageRef("reg.local:5000", repository, tag), digest, digest,
+                               Platform("linux", "amd64"))
 
 
 def task(name: str, deps: tuple[BaseImageDependency, ...] | None = None) -> Task:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from acrtask import wiring
-from acrtask.model import RunTrigger
+from acrtask.run_record import RunTrigger
 from acrtask.state import documents
 from tests.cli_helpers import Result, run_cli, state_dump
 

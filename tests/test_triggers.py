@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from acrtask import triggers
-from acrtask.model import BaseImageTriggerType, DependencyType, Task, TriggerKind
+from acrtask import explain, triggers
+from acrtask.dependency import DependencyType
+from acrtask.model import BaseImageTriggerType, Task
+from acrtask.reference import ImageRef
+from acrtask.run_record import TriggerKind
 from tests.support.tasks import NEW, OLD, P_NEW, P_OLD, dep, task
 
 BASE = "reg.local:5000/base:1"
@@ -52,8 +55,8 @@ def test_a_moved_tag_runs_the_task_and_says_why() -> None:
     name, trigger = decision.runs[0]
     assert name == "app-task"
     assert (trigger.kind, trigger.base_image, trigger.old_digest, trigger.new_digest) == (
-        TriggerKind.BASE_IMAGE_UPDATE, BASE, OLD, NEW)
-    assert trigger.reason() == f"base image {BASE} changed: {'a' * 12} -> {'b' * 12}"
+        TriggerKind.BASE_IMAGE_UPDATE, ImageRef.parse(BASE), OLD, NEW)
+    assert explain.reason(trigger) == f"base image {BASE} changed: {'a' * 12} -> {'b' * 12}"
 
 
 def test_an_unchanged_tag_runs_nothing() -> None:

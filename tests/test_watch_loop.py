@@ -14,7 +14,9 @@ import pytest
 
 from acrtask import triggers
 from acrtask.errors import AcrTaskError
-from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
+from acrtask.model import Task
+from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore
 from acrtask.triggers import BaseKey
@@ -156,7 +158,6 @@ def test_a_second_watch_on_the_same_state_is_refused(tmp_path: Path) -> None:
 
 
 def test_pushes_of_other_processes_are_noticed_whatever_order_their_records_appear_in(tmp_path: Path) -> None:
-    from acrtask.model import OutputImage
 
     watcher, _, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(OLD))
     watcher._reload(force=True)
@@ -165,7 +166,7 @@ def test_pushes_of_other_processes_are_noticed_whatever_order_their_records_appe
     for _ in range(30):
         run = watcher.runs.create(producer, RunTrigger())
         pushed.append(replace(run, pid=1, status=RunStatus.SUCCEEDED,
-                              output_images=(OutputImage("reg.local:5000", "base", "1", NEW),)))
+                              output_images=(ImageRef("reg.local:5000", "base", "1", NEW),)))
     for run in reversed(pushed):  # newest record written first: ids appear out of order
         watcher.runs.save(run)
     found = watcher.followed.pushed(own=set())

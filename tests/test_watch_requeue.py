@@ -9,13 +9,15 @@ from pathlib import Path
 import pytest
 
 from acrtask.builders.pool import EndpointStatus
-from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
+from acrtask.model import Task
+from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.watch.requeue import should_requeue
 from tests.support.tasks import NEW, P_NEW, dep, task
 from tests.test_watch_loop import BASE, Events, ScriptedRegistry, make
 
-BASE_UPDATE = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=BASE)
+BASE_UPDATE = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=ImageRef.parse(BASE))
 
 
 def finished(status: RunStatus, *, lost: bool, trigger: RunTrigger = BASE_UPDATE, run_id: str = "ca1") -> Run:

@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from acrtask import graph as graphs
 from acrtask.errors import ManifestNotFoundError, RegistryError, StateError
 from acrtask.graph_svg import MAX_NODES, layout, to_svg
-from acrtask.model import Run, RunStatus, RunTrigger, TriggerKind
+from acrtask.reference import ImageRef
+from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from acrtask.watch.board import Picture, StatusBoard
 from acrtask.watch.checks import CheckResult
 from acrtask.watch.health import Health
@@ -201,8 +202,8 @@ def _pages(token: str | None = "s3cret-token") -> ServicePages:
                         running=(("ca9", "app-task"),), last_trigger=f"app-task: {EVIL}")
     board.latest = Picture(1000.0, snapshot, (evil_task,))
     run = Run("ca8", "app-task", RunStatus.FAILED, RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE,
-              base_image="reg.local:5000/base:1", old_digest=OLD, new_digest=NEW), "2026-01-05T03:40:02Z",
-              error=EVIL)
+              base_image=ImageRef.parse("reg.local:5000/base:1"), old_digest=OLD, new_digest=NEW),
+              "2026-01-05T03:40:02Z", error=EVIL)
     health = Health(lambda: None)
     return ServicePages(WatchMetrics(), health, board, lambda: [run], token, clock=lambda: 1001.0)
 

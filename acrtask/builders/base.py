@@ -19,6 +19,7 @@ from typing import Protocol
 
 from acrtask import dockerfile, insecure, process
 from acrtask.errors import AcrTaskError, BuildCanceledError, BuildError, BuildTimeoutError, ValidationError
+from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.shellvars import is_portable_name
 
@@ -70,11 +71,13 @@ class BuildSpec:
 
     context_dir: Path
     dockerfile: Path  # absolute
-    images: tuple[str, ...]  # fully qualified tags, {{.Run.ID}} already filled
+    # The names the builder tags (and pushes), {{.Run.ID}} filled: a task's fully qualified, a task file's build
+    # step's as written (`app:1`; parsed, it would be docker.io/library/app:1, another name in buildah's storage).
+    images: tuple[str, ...]
     build_args: Mapping[str, str]
     secret_args: Mapping[str, str]
     target: str | None
-    platform: str  # "linux/amd64", "linux/arm/v7"
+    platform: Platform
     no_cache: bool
     push: bool
     insecure_registries: frozenset[str]  # "host:port" reached over plain HTTP / without TLS verification

@@ -56,7 +56,7 @@ def command(spec: BuildSpec, workdir: Path, *, pull_insecure: bool, program: str
     (podman 4's remote client neither writes nor forwards it). `authfile` is read by the client.
     """
     verb = "bud" if program == "buildah" else "build"  # `bud` also works on buildah before 1.24
-    bud = [program, *remote, verb, "--format", "oci", "--platform", spec.platform, "-f", str(spec.dockerfile)]
+    bud = [program, *remote, verb, "--format", "oci", "--platform", str(spec.platform), "-f", str(spec.dockerfile)]
     if program == "podman":
         bud.append("--pull=newer")  # podman's default is "missing": a moved base would not be pulled
     if spec.secret_args:

@@ -56,7 +56,7 @@ def command(spec: BuildSpec, metadata_file: Path, *, buildx: bool, load: bool = 
     Docker engine here to load into.
     """
     # --pull: docker prefers a cached FROM image otherwise, and a moved base would be built on stale.
-    common = ["--platform", spec.platform, "-f", str(spec.dockerfile), "--pull"]
+    common = ["--platform", str(spec.platform), "-f", str(spec.dockerfile), "--pull"]
     if spec.no_cache:
         common.append("--no-cache")
     if spec.target:

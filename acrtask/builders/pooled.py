@@ -18,7 +18,6 @@ from acrtask.builders.endpoint import Endpoint
 from acrtask.builders.pool import Pool
 from acrtask.builders.remote import EndpointLostError, EndpointUnavailableError, RemoteEngine
 from acrtask.errors import BuildTimeoutError
-from acrtask.platform import Platform
 
 __all__ = ["PooledBuilder"]
 
@@ -43,7 +42,7 @@ class PooledBuilder:
         return bool(self.pool.endpoints())
 
     def build(self, spec: BuildSpec, log: Callable[[str], None], cancel: threading.Event) -> BuildResult:
-        platform = Platform.parse(spec.platform)
+        platform = spec.platform
         deadline = None if spec.timeout is None else self.clock() + spec.timeout
         while True:
             lease = self.pool.acquire(platform, cancel, deadline, log)

@@ -16,14 +16,15 @@ from acrtask.cli import scope
 from acrtask.cli.runs import _stderr, execute_and_report
 from acrtask.cli.task import Builder, Cmd, PlatformOpt, Registry, SetSecrets, SetValues, Target, Timeout, ValuesFile
 from acrtask.errors import ValidationError
-from acrtask.model import BuilderName, RunTrigger
+from acrtask.model import BuilderName
 from acrtask.platform import Platform
-from acrtask.service import TaskChanges
+from acrtask.run_record import RunTrigger, RunType
+from acrtask.task_changes import TaskChanges
 
 NoLogs = Annotated[bool, typer.Option("--no-logs", help="Do not stream the log; print the run when it ends.")]
 
 
-def _run(changes: TaskChanges, run_type: str, no_logs: bool) -> None:
+def _run(changes: TaskChanges, run_type: RunType, no_logs: bool) -> None:
     from acrtask import wiring
 
     service = wiring.run_service()
@@ -63,7 +64,7 @@ def build(
         builder=validate.enum_value(BuilderName, builder, "--builder") if builder else None,
         registry=scope.login_server(registry),
     )
-    _run(changes, "QuickBuild", no_logs)
+    _run(changes, RunType.QUICK_BUILD, no_logs)
 
 
 def run(
@@ -101,4 +102,4 @@ def run(
         registry=scope.login_server(registry),
         stdin_text=sys.stdin.read() if file == "-" else None,
     )
-    _run(changes, "QuickRun", no_logs)
+    _run(changes, RunType.QUICK_RUN, no_logs)

@@ -18,7 +18,8 @@ from acrtask.cli.options import emit
 from acrtask.cli.scope import Registry
 from acrtask.cli.task import Args, SecretArgs, SetSecrets, SetValues, task_app
 from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
-from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
+from acrtask.model import Argument, Task
+from acrtask.run_record import Run, RunStatus, RunTrigger
 
 RunId = Annotated[str, typer.Option("--run-id", help="The run's ID, e.g. ca3.")]
 NoFormat = Annotated[bool, typer.Option("--no-format", help="Print the log as it is (acrtask never colours it; "
@@ -28,10 +29,6 @@ NoFormat = Annotated[bool, typer.Option("--no-format", help="Print the log as it
 def _stderr(message: str) -> None:
     if not options.current.only_show_errors:
         sys.stderr.write(message + "\n")
-
-
-def _run_shown(run: Run) -> dict:
-    return shapes.run(run.to_dict())
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task run -n hello-world\n\n"
@@ -53,7 +50,7 @@ def run(
     """Run a task now: build (or run its steps), push, and record the base images it used."""
     from acrtask import wiring
     from acrtask.multistep import tasks as multistep_tasks
-    from acrtask.service import RunOverrides
+    from acrtask.task_changes import RunOverrides
 
     extra = tuple(validate.argument(a, False) for a in arg or ()) + tuple(
         validate.argument(a, True) for a in secret_arg or ())
@@ -70,7 +67,7 @@ def run(
     _stderr(f"Queued a run with ID: {queued.run_id}")
     if no_wait:
         service.start_detached(queued, extra, overrides)
-        emit(_run_shown(queued), tables.runs)
+        emit(shapes.run(queued), tables.runs)
         return
     execute_and_report(service, queued, task, extra, no_logs)
 
@@ -88,7 +85,7 @@ def execute_and_report(service: RunService, queued: Run, task: Task, extra: tupl
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if no_logs:
-        emit(_run_shown(finished), tables.runs)
+        emit(shapes.run(finished), tables.runs)
     if finished.status is not RunStatus.SUCCEEDED:
         seconds = round(finished.duration_seconds() or 0)
         raise AcrTaskError(f"Run ID: {finished.run_id} {_verb(finished.status)} after {seconds}s. "
@@ -169,13 +166,13 @@ def list_runs(
     if image is not None:
         wanted = _image_digest(image, server)
         runs = [r for r in runs if any((o.registry, o.repository, o.digest) == wanted for o in r.output_images)]
-    emit([_run_shown(r) for r in runs[:top]], tables.runs)
+    emit([shapes.run(r) for r in runs[:top]], tables.runs)
 
 
 @task_app.command("show-run", epilog="Examples:\n\n  acrtask task show-run --run-id ca3")
 def show_run(run_id: RunId, registry: Registry = None) -> None:
     """Show a run: status, trigger and reason, times, output images."""
-    emit(_run_shown(_one_run(run_id, scope.login_server(registry))), tables.runs)
+    emit(shapes.run(_one_run(run_id, scope.login_server(registry))), tables.runs)
 
 
 @task_app.command("cancel-run", epilog="Examples:\n\n  acrtask task cancel-run --run-id ca3")

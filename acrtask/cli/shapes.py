@@ -1,6 +1,7 @@
-"""What `-o json` shows of tasks and runs: the stored document, with the fields az fills that have a local
-equivalent (`id`, `type`, `provisioningState`, `lastUpdatedTime`), secrets masked, and a base-image trigger
-that was created off shown as az shows it (null). Made from the stored dicts, so it works on any store."""
+"""What `-o json` shows of tasks and runs, with the fields az fills that have a local equivalent (`id`, `type`,
+`provisioningState`, `lastUpdatedTime`). A task: its stored document, secrets masked, and a base-image trigger
+that was created off shown as az shows it (null), made from the stored dict so that listing builds no Task.
+A run: az's shape of its record's facts (run_shape.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import copy
 from typing import Any
 
 from acrtask.model import document_login_server
+from acrtask.run_record import Run
+from acrtask.run_shape import az_run
 
 TASK_TYPE = "Microsoft.ContainerRegistry/registries/tasks"
 RUN_TYPE = "Microsoft.ContainerRegistry/registries/runs"
@@ -57,10 +60,10 @@ def credential_list(document: dict[str, Any]) -> dict[str, Any]:
     return found.get("customRegistries", {}) if found else {}
 
 
-def run(document: dict[str, Any]) -> dict[str, Any]:
-    shown = dict(document)
-    shown["id"] = f"{_scope(document.get('registry'))}/runs/{document.get('runId')}"
+def run(record: Run) -> dict[str, Any]:
+    shown = az_run(record)
+    shown["id"] = f"{_scope(record.registry)}/runs/{record.run_id}"
     shown["type"] = RUN_TYPE
     shown["provisioningState"] = "Succeeded"
-    shown["lastUpdatedTime"] = document.get("finishTime") or document.get("startTime") or document.get("createTime")
+    shown["lastUpdatedTime"] = record.finish_time or record.start_time or record.create_time
     return shown

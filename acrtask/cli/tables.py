@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from acrtask import explain
+
 
 def tasks(result: Any) -> list[dict[str, Any]]:
-    from acrtask.model import Trigger
-
     items = result if isinstance(result, list) else [result]
     rows = []
     for task in items:
-        trigger = task.get("trigger") or {}
-        base = trigger.get("baseImageTrigger") or {"status": "Disabled"}  # null: created off, as az shows it
-        kinds = Trigger.from_dict({**trigger, "baseImageTrigger": base}).kinds()
+        kinds = explain.trigger_kinds(task.get("trigger") or {})
         rows.append({
             "NAME": task.get("name"),
             "PLATFORM": task.get("platform", {}).get("os"),
@@ -34,7 +32,7 @@ _TRIGGER_NAMES = {"Manual": "Manual", "BaseImageUpdate": "Image Update", "Timer"
 
 
 def runs(result: Any) -> list[dict[str, Any]]:
-    from acrtask.model import parse_time
+    from acrtask.times import parse_time
 
     items = result if isinstance(result, list) else [result]
     rows = []

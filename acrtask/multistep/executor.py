@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from acrtask.errors import AcrTaskError, BuildCanceledError, BuildTimeoutError
-from acrtask.model import StepRecord, StepStatus
 from acrtask.multistep.document import Loaded
 from acrtask.multistep.spec import StepSpec
+from acrtask.run_record import StepRecord, StepStatus
 
 Log = Callable[[str], None]
 _TICK = 0.1  # how often the scheduler looks at the cancel event and the run's deadline

@@ -23,8 +23,9 @@ from pathlib import Path
 
 from acrtask import dockerfile, instructions
 from acrtask.builders.base import Builder, BuildSpec
+from acrtask.dependency import BaseImageDependency
 from acrtask.errors import AcrTaskError, BuildCanceledError, BuildError, BuildTimeoutError, ValidationError
-from acrtask.model import BaseImageDependency, OutputImage, Run, StepRecord, Task, parse_time
+from acrtask.model import Task
 from acrtask.multistep import document, templates
 from acrtask.multistep.document import Loaded
 from acrtask.multistep.engine import Container, Engine
@@ -32,6 +33,8 @@ from acrtask.multistep.executor import Ending, Executor, StepContext
 from acrtask.multistep.spec import DEFAULT_WORKING_DIRECTORY, StepSpec
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
+from acrtask.run_record import Run, StepRecord
+from acrtask.times import parse_time
 
 Log = Callable[[str], None]
 Resolve = Callable[[Sequence[dockerfile.BaseImage], Platform, Log], list[BaseImageDependency]]
@@ -58,7 +61,7 @@ class Job:
 @dataclass(frozen=True)
 class Result:
     dependencies: list[BaseImageDependency]
-    pushed: tuple[OutputImage, ...]
+    pushed: tuple[ImageRef, ...]
     stable_images: tuple[str, ...]  # pushed names that every run pushes the same (no {{.Run.ID}})
 
 
@@ -203,7 +206,7 @@ class _Steps:
         refs = [ImageRef.parse(tag) for tag in tags] + [base.image for base in scan.bases]
         spec = BuildSpec(
             context_dir=build_context, dockerfile=file, images=tags, build_args=plain, secret_args=secret,
-            target=build.target, platform=str(platform), no_cache=build.no_cache, push=False,
+            target=build.target, platform=platform, no_cache=build.no_cache, push=False,
             insecure_registries=frozenset(ref.registry for ref in refs if self.is_insecure(ref)),
             annotations=annotations, labels=dict(build.labels), timeout=context.remaining(),
         )
@@ -236,7 +239,7 @@ class _Steps:
             digest = self.engine.push(image, self.is_insecure(ref), context.log, context.stop, context.deadline,
                                       self.secrets)
             context.log(f"Pushed {image}: {digest}")
-            pushed.append(OutputImage(ref.registry, ref.repository, ref.tag, digest))
+            pushed.append(replace(ref, digest=digest))
         context.record = replace(context.record, output_images=tuple(pushed))
 
     # -- cmd -----------------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ import yaml
 
 from acrtask import context as contexts
 from acrtask.errors import BuildError, ValidationError
-from acrtask.model import Argument, Run, RunStatus, RunTrigger, Step, StepType, Task
+from acrtask.model import Argument, Step, StepType, Task
 from acrtask.multistep import document
 from acrtask.multistep import run as runs
 from acrtask.multistep.run import NO_CONTEXT
+from acrtask.run_record import Run, RunStatus, RunTrigger
 from acrtask.shellvars import is_portable_name
 
 # ACR treats these as task files, everything else as a Dockerfile (docs: "Supported task filename extensions").

@@ -13,12 +13,14 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from acrtask.errors import AcrTaskError
-from acrtask.model import Run, Task, TriggerKind, UpdateTriggerPayloadType, format_time
+from acrtask.model import Task, UpdateTriggerPayloadType
 from acrtask.notify import payloads
 from acrtask.notify.delivery import Delivery, Dispatcher
 from acrtask.notify.endpoints import redact
 from acrtask.notify.store import NotifyStore
 from acrtask.notify.targets import NotifyTarget, RunEvent
+from acrtask.run_record import Run, TriggerKind
+from acrtask.times import format_time
 from acrtask.watch.observer import Observer
 
 TOKEN_ENV = "ACRTASK_UPDATE_TRIGGER_TOKEN"  # the Token payload's bearer when a task stores none

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from acrtask.model import Run, RunStatus, TriggerKind
+from acrtask import explain
 from acrtask.notify.targets import Format, RunEvent
+from acrtask.run_record import Run, RunStatus, TriggerKind
+from acrtask.run_shape import az_run
 
 UPDATE_TRIGGER_ACTION = "baseImageUpdate"
 _FAILED = frozenset({RunStatus.FAILED, RunStatus.ERROR, RunStatus.TIMEOUT})
@@ -32,7 +34,7 @@ def run_event(run: Run, queued: bool) -> RunEvent | None:
 def update_trigger(run: Run, event_id: str, timestamp: str) -> dict[str, Any]:
     """What the task's update-trigger endpoint gets when a base image update queued `run`."""
     assert run.trigger.kind is TriggerKind.BASE_IMAGE_UPDATE
-    shown = run.to_dict()
+    shown = az_run(run)
     return {
         "id": event_id,
         "timestamp": timestamp,
@@ -42,7 +44,7 @@ def update_trigger(run: Run, event_id: str, timestamp: str) -> dict[str, Any]:
         "runType": shown["runType"],
         "status": shown["status"],
         "platform": shown["platform"],
-        "reason": run.trigger.reason(),
+        "reason": explain.reason(run.trigger),
         # The envelope's event id and time, over the run's own (which names the base update, not this POST).
         "imageUpdateTrigger": {**shown.get("imageUpdateTrigger", {"images": []}), "id": event_id,
                                "timestamp": timestamp},
@@ -52,10 +54,10 @@ def update_trigger(run: Run, event_id: str, timestamp: str) -> dict[str, Any]:
 def line(run: Run, event: RunEvent) -> str:
     """One sentence for chat and logs."""
     if event is RunEvent.TRIGGERED:
-        return f"acrtask queued run {run.run_id} of {run.task}: {run.trigger.reason()}"
+        return f"acrtask queued run {run.run_id} of {run.task}: {explain.reason(run.trigger)}"
     seconds = round(run.duration_seconds() or 0)
     text = (f"acrtask run {run.run_id} of {run.task} {run.status.value.lower()} after {seconds}s "
-            f"({run.trigger.reason()})")
+            f"({explain.reason(run.trigger)})")
     return text + (f": {run.error}" if run.error and event is RunEvent.FAILED else "")
 
 
@@ -71,6 +73,6 @@ def run_notification(run: Run, event: RunEvent, fmt: Format, timestamp: str) -> 
         colour = {RunEvent.SUCCEEDED: "2EB886", RunEvent.FAILED: "D00000"}.get(event, "0078D4")
         return {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": text,
                 "themeColor": colour, "title": f"acrtask: {run.task} {event}", "text": text}
-    record = {k: v for k, v in run.to_dict().items() if k != "pid"}
+    record = {k: v for k, v in az_run(run).items() if k != "pid"}
     return {"event": str(event), "timestamp": timestamp, "task": run.task, "runId": run.run_id,
-            "status": str(run.status), "reason": run.trigger.reason(), "run": record}
+            "status": str(run.status), "reason": explain.reason(run.trigger), "run": record}

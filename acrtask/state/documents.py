@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from acrtask.model import BaseImageDependency, Task
+from acrtask.dependency import BaseImageDependency
+from acrtask.model import Task
 
 DEPENDENCIES = "baseImageDependencies"
 

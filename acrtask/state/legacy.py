@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from acrtask.errors import StateError
+from acrtask.errors import StateError, ValidationError
 from acrtask.files import HeldLock, exclusive_lock, real_path
-from acrtask.model import Run
+from acrtask.run_record import Run, facts
 from acrtask.runids import PREFIX, run_id, run_number
 from acrtask.state import documents, toml_io
 from acrtask.state.runs import RunRecords
@@ -111,8 +111,8 @@ def _import(conn: sqlite3.Connection, legacy: LegacyHome) -> str:
     for number, path in legacy.records():
         raw_run = _read_run(path)
         run = Run.from_dict(raw_run)
-        shown = run.to_dict()
-        RunRecords.insert(conn, number, run, documents.overlay(shown, documents.unknown(raw_run, shown)))
+        stored = run.to_dict()  # keys a newer acrtask wrote are kept; the ones older ones stored for show are not
+        RunRecords.insert(conn, number, run, documents.overlay(stored, documents.unknown(facts(raw_run), stored)))
         runs += 1
         highest = max(highest, number)
     counter = _read_counter(legacy.counter)
@@ -129,7 +129,7 @@ def _read_run(path: Path) -> dict[str, Any]:
         raw = json.loads(path.read_text(encoding="utf-8"))
         Run.from_dict(raw)
         return raw  # type: ignore[no-any-return]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ValidationError) as exc:
         raise StateError(f"Run record {path} is corrupt ({exc}), so the old files were not moved into the "
                          "state database.", f"Fix or delete {path} (it is only history) and run the command "
                          "again.") from exc

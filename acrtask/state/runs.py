@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from acrtask.errors import StateError
-from acrtask.model import Run, RunStatus
+from acrtask.errors import StateError, ValidationError
+from acrtask.run_record import Run, RunStatus
 from acrtask.runids import run_id, run_number
 from acrtask.state.db import Database
 
@@ -95,7 +95,7 @@ class RunRecords:
         for number, document in self.db.query(f"SELECT number, document FROM runs {tail}", params):
             try:
                 runs.append(Run.from_dict(json.loads(document)))
-            except (ValueError, KeyError, TypeError) as exc:
+            except (ValueError, KeyError, TypeError, ValidationError) as exc:
                 raise StateError(f"Run record {run_id(number)} in {self.db.path} is corrupt: {exc}.",
                                  "It is only history: 'acrtask task list-runs' works again once it is pruned.") \
                     from exc

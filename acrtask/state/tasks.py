@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from acrtask.dependency import BaseImageDependency
 from acrtask.errors import StateError
 from acrtask.memory import collector_paused
-from acrtask.model import BaseImageDependency, Task
+from acrtask.model import Task
 from acrtask.state import documents
 from acrtask.state.db import Database
 
@@ -109,7 +110,7 @@ class TaskTransaction:
             before = previous[position] if previous is not None and position < len(previous) else None
             document, extra = documents.dependency_document(dep, before)
             row = (_json(document), _dumps(extra))
-            base = [dep.registry, dep.repository, dep.tag]
+            base = [dep.image.registry, dep.image.repository, dep.image.tag]
             if position in stored and stored[position][0] == base:
                 if stored[position][1] != row:
                     self.conn.execute("UPDATE dependencies SET document = ?, extra = ? WHERE task = ? AND position = ?",

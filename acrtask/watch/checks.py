@@ -15,17 +15,18 @@ from typing import Protocol
 
 from acrtask import triggers
 from acrtask.errors import RegistryError
+from acrtask.platform import Platform
 from acrtask.registry.health import CircuitOpenError, is_outage
 from acrtask.triggers import BaseKey, Interest
 
-PlatformKey = tuple[BaseKey, str | None]
+PlatformKey = tuple[BaseKey, Platform | None]
 
 
 class TagChecker(Protocol):
     def digests(self, keys: list[BaseKey]) -> dict[BaseKey, str | Exception]:
         """The digest each tag points to now (one HEAD each), or the error for that tag."""
 
-    def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
+    def platform_digest(self, key: BaseKey, digest: str, platform: Platform | None) -> str | None:
         """The manifest digest for `platform` under the tag's `digest` (itself for a single manifest)."""
 
     def cap_circuit(self, seconds: float) -> None:
@@ -44,10 +45,10 @@ class CheckResult:
     # Read on the check's thread for the tags that moved, so the loop never waits on a registry.
     platforms: dict[PlatformKey, str | None | Exception]
 
-    def platform_lookup(self, key: BaseKey) -> Callable[[str | None], str | None]:
+    def platform_lookup(self, key: BaseKey) -> Callable[[Platform | None], str | None]:
         """`platform -> digest` for triggers.decide, from what was read; raises what reading it raised."""
 
-        def lookup(platform: str | None) -> str | None:
+        def lookup(platform: Platform | None) -> str | None:
             if (key, platform) not in self.platforms:
                 raise StalePlatformsError(str(key))
             found = self.platforms[(key, platform)]

@@ -10,8 +10,8 @@ from typing import NamedTuple
 
 from acrtask.errors import AcrTaskError
 from acrtask.files import try_lock
-from acrtask.model import Run, RunStatus
 from acrtask.process import kill_tagged
+from acrtask.run_record import Run, RunStatus
 from acrtask.runids import run_number
 from acrtask.runs import RunStore, pid_alive
 

@@ -21,11 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from acrtask import triggers
+from acrtask import explain, triggers
 from acrtask.builders.pool import EndpointStatus
 from acrtask.errors import AcrTaskError, StateError
 from acrtask.memory import collector_paused
-from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind
+from acrtask.model import Status, Task
+from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.triggers import BaseKey
@@ -320,8 +321,8 @@ class Watcher:
             return
         self._own_runs.add(run.run_id)
         self.pending[task_name] = _Pending(task_name, trigger, run)
-        self.last_trigger = f"{task_name}: {trigger.reason()}"
-        self.view.event(f"Queued run {run.run_id} of {task_name}: {trigger.reason()}")
+        self.last_trigger = f"{task_name}: {explain.reason(trigger)}"
+        self.view.event(f"Queued run {run.run_id} of {task_name}: {explain.reason(trigger)}")
         self.observer.queued(task, run)
 
     def _queue_failed(self, task_name: str, trigger: RunTrigger, key: BaseKey | None, failures: int,
@@ -329,12 +330,12 @@ class Watcher:
         reason = error.message.rstrip(".") if isinstance(error, StateError) else str(error)  # not its hint
         if self.options.once:  # --once does not wait for the disk: the trigger counts as a failed run
             self.failed_runs += 1
-            self.view.event(f"ERROR: Could not queue a run of {task_name} ({trigger.reason()}): {reason}. "
+            self.view.event(f"ERROR: Could not queue a run of {task_name} ({explain.reason(trigger)}): {reason}. "
                             "It was not started; free the disk or raise the open-file limit, and run again.")
             return
         delay = self.deferred.put(task_name, trigger, key, failures, error, self.clock())
         if failures == 1:  # one line, not one per try
-            self.view.event(f"ERROR: Could not queue a run of {task_name} ({trigger.reason()}): {reason}. "
+            self.view.event(f"ERROR: Could not queue a run of {task_name} ({explain.reason(trigger)}): {reason}. "
                             "It was not started; watch goes on and tries again (first in "
                             f"{delay:.0f}s) until it can. Free the disk or raise the open-file limit.")
 

@@ -22,8 +22,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from acrtask import triggers
 from acrtask.errors import ManifestNotFoundError, RegistryError
-from acrtask.model import Run, RunStatus, Task
+from acrtask.model import Task
 from acrtask.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
+from acrtask.run_record import Run, RunStatus
 from acrtask.triggers import BaseKey, Interest
 from acrtask.watch.checks import CheckResult
 from acrtask.watch.observer import Observer

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from acrtask.model import Run, Task
+from acrtask.model import Task
+from acrtask.run_record import Run
 from acrtask.triggers import BaseKey, Interest
 from acrtask.watch.checks import CheckResult
 

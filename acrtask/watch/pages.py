@@ -22,7 +22,7 @@ from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
 
 from acrtask import __version__
-from acrtask.model import Run
+from acrtask.run_record import Run
 from acrtask.watch import statuspage
 from acrtask.watch.board import StatusBoard
 from acrtask.watch.health import Health

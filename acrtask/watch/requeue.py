@@ -9,7 +9,7 @@ other processes started.
 
 from __future__ import annotations
 
-from acrtask.model import Run, RunStatus, TriggerKind
+from acrtask.run_record import Run, RunStatus, TriggerKind
 
 
 def should_requeue(run: Run, *, ours: bool, retries: set[str]) -> bool:

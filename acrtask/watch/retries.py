@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from acrtask.model import RunTrigger
 from acrtask.registry.health import CircuitOpenError
+from acrtask.run_record import RunTrigger
 from acrtask.triggers import BaseKey
 
 

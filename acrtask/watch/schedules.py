@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from acrtask import context as contexts
-from acrtask.model import Run, RunTrigger, Status, Task, TriggerKind, format_time
+from acrtask.model import Status, Task
+from acrtask.run_record import Run, RunTrigger, TriggerKind
+from acrtask.times import format_time
 
 log = logging.getLogger("acrtask.watch")
 

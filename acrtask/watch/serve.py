@@ -9,11 +9,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from acrtask.errors import ValidationError
-from acrtask.model import Run
 from acrtask.notify.delivery import Dispatcher
 from acrtask.notify.endpoints import insecure_hosts, is_loopback
 from acrtask.notify.notifier import Notifier
 from acrtask.notify.store import NotifyStore
+from acrtask.run_record import Run
 from acrtask.watch.board import StatusBoard
 from acrtask.watch.health import Health
 from acrtask.watch.metrics import EndpointStates, WatchMetrics

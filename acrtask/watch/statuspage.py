@@ -15,9 +15,11 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from acrtask import explain
 from acrtask import graph as graphs
 from acrtask.graph_svg import MAX_NODES, to_svg
-from acrtask.model import Run, Task
+from acrtask.model import Task
+from acrtask.run_record import Run
 from acrtask.watch.board import Picture
 from acrtask.watch.health import Verdict
 
@@ -89,7 +91,7 @@ def _table(headers: list[str], rows: list[list[str]], empty: str) -> str:
 def _run_cells(run: Run) -> list[str]:
     return [f"<code>{escape(run.run_id)}</code>", escape(run.task),
             f'<span class="{escape(run.status.value)}">{escape(run.status.value)}</span>',
-            escape(run.trigger.reason()), escape(run.create_time.replace("T", " ")[:19] + "Z"),
+            escape(explain.reason(run.trigger)), escape(run.create_time.replace("T", " ")[:19] + "Z"),
             escape(f"{run.duration_seconds():.0f}s") if run.duration_seconds() is not None else "-",
             escape(run.error or "")]
 
@@ -99,8 +101,9 @@ def _tasks(tasks: tuple[Task, ...], latest: dict[str, Run]) -> str:
     for task in tasks:
         run = latest.get(task.name)
         last = "-" if run is None else (f'<code>{escape(run.run_id)}</code> <span class="{escape(run.status.value)}">'
-                                        f'{escape(run.status.value)}</span>: {escape(run.trigger.reason())}')
-        rows.append([escape(task.name), escape(task.status.value), escape(", ".join(task.trigger.kinds()) or "-"),
+                                        f'{escape(run.status.value)}</span>: {escape(explain.reason(run.trigger))}')
+        kinds = explain.trigger_kinds(task.trigger.to_dict())
+        rows.append([escape(task.name), escape(task.status.value), escape(", ".join(kinds) or "-"),
                      "<br>".join(escape(i) for i in task.step.image_names) or "-", last])
     return _table(["Task", "Status", "Triggers", "Pushes", "Latest run"], rows, "No tasks.")
 
@@ -175,6 +178,7 @@ def to_json(facts: StatusFacts) -> dict[str, Any]:
                          for b in snap.bases]
         data["running"] = [{"runId": run_id, "task": task} for run_id, task in snap.running]
         data["queued"] = list(snap.pending)
-    data["recentRuns"] = [{"runId": r.run_id, "task": r.task, "status": str(r.status), "reason": r.trigger.reason(),
-                           "createTime": r.create_time, "error": r.error} for r in facts.runs[:25]]
+    data["recentRuns"] = [{"runId": r.run_id, "task": r.task, "status": str(r.status),
+                           "reason": explain.reason(r.trigger), "createTime": r.create_time, "error": r.error}
+                          for r in facts.runs[:25]]
     return data

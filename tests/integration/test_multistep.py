@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.model import parse_time
+from acrtask.times import parse_time
 from tests.integration.workbench import Workbench
 from tests.support import fetch_manifest
 

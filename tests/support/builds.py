@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from acrtask.builders import BuildSpec
+from acrtask.platform import DEFAULT_PLATFORM
 
 SECRET = "tok-7f3a9c-very-secret"  # a secret build arg's value, looked for in logs, history and argv
 
@@ -14,7 +15,7 @@ def build_spec(context_dir: Path = Path("/src"), **overrides: object) -> BuildSp
     """A spec building `context_dir`/Dockerfile unless `dockerfile` says otherwise."""
     fields: dict = dict(
         context_dir=context_dir, dockerfile=context_dir / "Dockerfile", images=("r.example.com/a:1",),
-        build_args={}, secret_args={}, target=None, platform="linux/amd64", no_cache=False, push=True,
+        build_args={}, secret_args={}, target=None, platform=DEFAULT_PLATFORM, no_cache=False, push=True,
         insecure_registries=frozenset(), annotations={},
     )
     fields.update(overrides)

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from acrtask.model import Run, Task
+from acrtask.model import Task
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
+from acrtask.run_record import Run
 from acrtask.runner import Runner
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore

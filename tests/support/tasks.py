@@ -6,16 +6,10 @@ manifest), so a test reads as "the base moved from OLD to NEW".
 
 from __future__ import annotations
 
-from acrtask.model import (
-    BaseImageDependency,
-    BaseImageTrigger,
-    BaseImageTriggerType,
-    DependencyType,
-    Status,
-    Step,
-    Task,
-    Trigger,
-)
+from acrtask.dependency import BaseImageDependency, DependencyType
+from acrtask.model import BaseImageTrigger, BaseImageTriggerType, Status, Step, Task, Trigger
+from acrtask.platform import DEFAULT_PLATFORM
+from acrtask.reference import ImageRef
 
 OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 P_OLD, P_NEW = "sha256:" + "c" * 64, "sha256:" + "d" * 64
@@ -25,7 +19,8 @@ def dep(image: str, type_: DependencyType = DependencyType.RUNTIME, digest: str 
         platform_digest: str | None = P_OLD, pinned: bool = False) -> BaseImageDependency:
     name, _, tag = image.rpartition(":")
     registry, _, repository = name.partition("/")
-    return BaseImageDependency(type_, registry, repository, tag, digest, platform_digest, "linux/amd64", pinned)
+    return BaseImageDependency(type_, ImageRef(registry, repository, tag), digest, platform_digest, DEFAULT_PLATFORM,
+                               pinned)
 
 
 def task(name: str, deps: list[BaseImageDependency] | None, outputs: tuple[str, ...] = (), *,
