@@ -33,7 +33,7 @@ from acrtask.reference import ImageRef
 
 if TYPE_CHECKING:
     from acrtask.registry.copy import CopyResult
-    from acrtask.service import TaskChanges
+    from acrtask.task_changes import TaskChanges
 
 LogSink = Callable[[str], None]
 

@@ -12,8 +12,10 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from acrtask import builders, paths
+from acrtask import paths
+from acrtask.builders.base import Builder
 from acrtask.builders.endpoint import Endpoint
+from acrtask.builders.local import select
 from acrtask.builders.pool import Pool, SlotFiles
 from acrtask.builders.pooled import PooledBuilder
 from acrtask.builders.remote import RemoteEngine
@@ -165,7 +167,7 @@ def build_pool() -> Pool:
     return Pool(endpoint_store(), SlotFiles(paths.home() / "slots"), lambda endpoint: remote_engine(endpoint).probe())
 
 
-def _builder_for(task: Task, run: Run, runs: RunStore, env: dict[str, str]) -> builders.Builder:
+def _builder_for(task: Task, run: Run, runs: RunStore, env: dict[str, str]) -> Builder:
     """A build endpoint when there are any (the pool places it), else the task's builder on this machine.
 
     A multi-step task stays on this machine: its cmd and push steps use the images its build steps made,
@@ -173,7 +175,7 @@ def _builder_for(task: Task, run: Run, runs: RunStore, env: dict[str, str]) -> b
     """
     pool = build_pool()
     if task.step.is_multistep or not pool.endpoints():
-        return builders.select(str(task.builder), env)
+        return select(str(task.builder), env)
 
     def note(**changes: Any) -> None:
         runs.save(replace(runs.get(run.run_id), **changes))

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.builders import BuildCanceledError, BuildSpec, BuildTimeoutError, select
+from acrtask.builders import BuildCanceledError, BuildSpec, BuildTimeoutError
 from acrtask.builders.base import Steps
 from acrtask.builders.docker import Docker
+from acrtask.builders.local import select
 from acrtask.errors import BuildError, ValidationError
 
 SH_PATH = os.environ.get("PATH", "/usr/bin:/bin")

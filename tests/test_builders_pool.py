@@ -214,7 +214,7 @@ def test_an_endpoint_lost_mid_build_fails_the_run_and_is_recorded(tmp_path: Path
 def test_with_endpoints_a_single_build_goes_to_the_pool_and_a_multi_step_task_stays_here(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from acrtask import wiring
-    from acrtask.builders.base import select
+    from acrtask.builders.local import select
     from acrtask.model import RunTrigger, StepType
     from acrtask.runs import RunStore
     from acrtask.state import Database

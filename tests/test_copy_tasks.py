@@ -142,7 +142,7 @@ class FutureCopier:
 
 
 def _changes(**fields):
-    from acrtask.service import TaskChanges
+    from acrtask.task_changes import TaskChanges
 
     return TaskChanges(**fields)
 

@@ -18,7 +18,7 @@ from acrtask.cli.task import Builder, Cmd, PlatformOpt, Registry, SetSecrets, Se
 from acrtask.errors import ValidationError
 from acrtask.model import BuilderName, RunTrigger
 from acrtask.platform import Platform
-from acrtask.service import TaskChanges
+from acrtask.task_changes import TaskChanges
 
 NoLogs = Annotated[bool, typer.Option("--no-logs", help="Do not stream the log; print the run when it ends.")]
 

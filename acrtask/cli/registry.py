@@ -8,8 +8,8 @@ import typer
 
 from acrtask import paths
 from acrtask.cli.options import GLOBAL_HELP, emit
-from acrtask.registries import RegistryAliases
 from acrtask.state import open_database
+from acrtask.state.aliases import RegistryAliases
 
 registry_app = typer.Typer(
     help="Name registries for -r/--registry: 'acrtask registry add myregistry localhost:5000' makes "

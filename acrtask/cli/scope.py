@@ -22,9 +22,10 @@ def login_server(value: str | None) -> str | None:
     if value is None:
         return None
     from acrtask import paths
-    from acrtask.registries import RegistryAliases, is_login_server
+    from acrtask.registries import is_login_server
     from acrtask.registries import login_server as resolve
     from acrtask.state import open_database
+    from acrtask.state.aliases import RegistryAliases
 
     aliases = {} if is_login_server(value) else RegistryAliases(open_database(paths.state_db())).all()
     return resolve(value, aliases, os.environ)

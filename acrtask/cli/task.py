@@ -17,8 +17,9 @@ from acrtask.errors import ValidationError
 from acrtask.model import BaseImageTriggerType, BuilderName, Status, Task, UpdateTriggerPayloadType
 from acrtask.notify import endpoints
 from acrtask.platform import Platform
-from acrtask.service import TaskChanges, TaskService
+from acrtask.service import TaskService
 from acrtask.state import StateStore, open_database
+from acrtask.task_changes import TaskChanges
 
 task_app = typer.Typer(help="Manage tasks that build images and rebuild them when their bases change.",
                        epilog=GLOBAL_HELP, no_args_is_help=True)
