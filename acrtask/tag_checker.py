@@ -1,0 +1,33 @@
+"""The registry client as watch sees it (`watch.checks.TagChecker`): base tags in, digests out.
+
+An adapter between the two layers: watch speaks of `BaseKey`s and knows no registry client; the client
+speaks of `ImageRef`s and knows nothing of watch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from acrtask.platform import Platform
+from acrtask.reference import ImageRef
+from acrtask.triggers import BaseKey
+
+
+class RegistryTagChecker:
+    """The watch loop's view of the registry client: one HEAD per tag, platform digests on demand."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def digests(self, keys: list[BaseKey]) -> dict[BaseKey, str | Exception]:
+        refs = {key: ImageRef(key.registry, key.repository, key.tag, None) for key in keys}
+        results = self.client.check_many(list(refs.values()))
+        return {key: (r if isinstance(r, Exception) else r.digest) for key, r in
+                ((key, results[ref]) for key, ref in refs.items())}
+
+    def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
+        ref = ImageRef(key.registry, key.repository, key.tag, None)
+        return self.client.platform_digest(ref, digest, Platform.parse(platform or "linux/amd64"))
+
+    def cap_circuit(self, seconds: float) -> None:
+        self.client.cap_circuit(seconds)
