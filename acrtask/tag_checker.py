@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from acrtask.platform import Platform
+from acrtask.platform import DEFAULT_PLATFORM, Platform
 from acrtask.reference import ImageRef
 from acrtask.triggers import BaseKey
 
@@ -27,7 +27,7 @@ class RegistryTagChecker:
 
     def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
         ref = ImageRef(key.registry, key.repository, key.tag, None)
-        return self.client.platform_digest(ref, digest, Platform.parse(platform or "linux/amd64"))
+        return self.client.platform_digest(ref, digest, Platform.parse(platform) if platform else DEFAULT_PLATFORM)
 
     def cap_circuit(self, seconds: float) -> None:
         self.client.cap_circuit(seconds)

@@ -12,7 +12,7 @@ from acrtask.errors import ValidationError
 from acrtask.triggers import BaseKey
 from acrtask.watch.cadence import PollSchedule, Speed, is_public, parse_marks, schedule_of
 from acrtask.watch.loop import Watcher, WatchOptions
-from tests.test_triggers import NEW, OLD, P_NEW, P_OLD, dep, task
+from tests.support.tasks import NEW, OLD, P_NEW, P_OLD, dep, task
 from tests.test_watch_loop import Events, RecordingExecutor, ScriptedRegistry, stores
 
 OWN = "registry.example.com"

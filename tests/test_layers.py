@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "acrtask"
 
 # Modules that do no I/O: the pure core, tested by tables.
 PURE = ("model", "reference", "platform", "dockerfile", "shellvars", "triggers", "validate", "graph", "stored",
-        "instructions", "dockerargs", "graph_svg", "insecure", "registries", "task_changes")
+        "instructions", "dockerargs", "graph_svg", "insecure", "registries", "task_changes",
+        "runids")
 IO_MODULES = ("subprocess", "httpx", "socket", "os", "asyncio", "sqlite3", "acrtask.state", "acrtask.registry",
               "acrtask.process")
 UI_LIBRARIES = ("typer", "rich", "click")

@@ -20,7 +20,7 @@ from acrtask.state import Database, StateStore
 from acrtask.triggers import BaseKey
 from acrtask.watch.loop import Watcher, WatchOptions, _Running
 from acrtask.watch.view import Snapshot
-from tests.test_triggers import NEW, OLD, P_NEW, P_OLD, dep, task
+from tests.support.tasks import NEW, OLD, P_NEW, P_OLD, dep, task
 
 BASE = "reg.local:5000/base:1"
 KEY = BaseKey("reg.local:5000", "base", "1")

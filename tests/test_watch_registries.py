@@ -22,8 +22,8 @@ from acrtask.state import Database, StateStore
 from acrtask.tag_checker import RegistryTagChecker
 from acrtask.watch.loop import Watcher, WatchOptions
 from acrtask.watch.retries import retry_delay
-from tests.test_registry_fakes import digest_of, manifest_body
-from tests.test_triggers import NEW, dep, task
+from tests.support.fake_registry import digest_of, manifest_body
+from tests.support.tasks import NEW, dep, task
 from tests.test_watch_loop import Events, RecordingExecutor, wait_until
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]

@@ -12,7 +12,7 @@ from acrtask.endpoints import EndpointStatus
 from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.watch.requeue import should_requeue
-from tests.test_triggers import NEW, P_NEW, dep, task
+from tests.support.tasks import NEW, P_NEW, dep, task
 from tests.test_watch_loop import BASE, Events, ScriptedRegistry, make
 
 BASE_UPDATE = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=BASE)

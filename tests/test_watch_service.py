@@ -26,7 +26,7 @@ from acrtask.watch.observer import Observers
 from acrtask.watch.pages import COOKIE, ServicePages, session_value
 from acrtask.watch.systemd import SystemdNotifier
 from acrtask.watch.view import BaseStatus, Snapshot
-from tests.test_triggers import NEW, OLD, dep, task
+from tests.support.tasks import NEW, OLD, dep, task
 from tests.test_watch_loop import KEY, ScriptedRegistry, make
 
 

@@ -10,7 +10,7 @@ import pytest
 from acrtask import wiring
 from acrtask.model import RunTrigger
 from acrtask.reference import ImageRef
-from tests.test_triggers import task
+from tests.support.tasks import task
 
 
 def test_a_program_builds_each_part_once_even_when_threads_ask_together(home: Path) -> None:

@@ -4,16 +4,16 @@ of other tasks must trigger them at once, as a push by watch itself does; a run 
 
 from __future__ import annotations
 
-import fcntl
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 from acrtask.errors import AcrTaskError
+from acrtask.files import try_lock
 from acrtask.model import Run, RunStatus
 from acrtask.process import kill_tagged
+from acrtask.runids import run_number
 from acrtask.runs import RunStore, pid_alive
-from acrtask.state.runs import run_number
 
 # `task run --no-wait` records its starter's pid; the detached child puts its own there a moment after the
 # starter exits. A Queued run whose process is gone is taken as abandoned only after this long.
@@ -50,7 +50,7 @@ class FollowedRuns:
     def start(self, history: list[Run]) -> list[Settled]:
         """Take every run at start (`history`): follow the unfinished ones another live process runs; settle
         those whose process is gone (returned, oldest first, for watch to run their trigger again)."""
-        self.seen = max((run.number for run in history), default=0)
+        self.seen = max((_number(run.run_id) for run in history), default=0)
         live = [run for run in history if not run.status.is_terminal and pid_alive(run.pid)]
         self.open = {run.run_id for run in live}
         self._latest = {run.run_id: run for run in live}
@@ -66,7 +66,7 @@ class FollowedRuns:
         # A run's id is taken in the transaction that records it, so new runs are simply the higher numbers.
         new = self.runs.after(self.seen)
         if new:
-            self.seen = new[-1].number
+            self.seen = _number(new[-1].run_id)
         self.open |= {run.run_id for run in new if run.run_id not in own}
         found = {run.run_id: run for run in self.runs.several(self.open)}
         succeeded = []
@@ -119,17 +119,14 @@ class FollowedRuns:
 
 
 def hold_watch_lock(state_path: Path) -> int:
-    """One watch per state file (two would each queue a run for the same change): the lock's descriptor."""
+    """One watch per state file (two would each queue a run for the same change): the lock's descriptor
+    (closing it frees the lock)."""
     path = state_path.with_name("watch.lock")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
+    lock = try_lock(path)
+    if lock is None:
+        holder = path.read_bytes()[:32].decode(errors="replace").strip() or "unknown"
         raise AcrTaskError(f"Another acrtask watch (pid {holder}) is already watching {state_path}.",
-                           "Stop it first, or give this one its own ACRTASK_HOME.") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
+                           "Stop it first, or give this one its own ACRTASK_HOME.")
+    os.ftruncate(lock.fd, 0)
+    os.write(lock.fd, str(os.getpid()).encode())
+    return lock.fd
