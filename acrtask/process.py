@@ -1,4 +1,4 @@
-"""The one place acrtask starts a subprocess.
+"""The one place acrtask starts a subprocess (`run`, `capture`, and `start_detached` for a child that outlives us).
 
 `run` starts a command in its own session (so its own process group), streams its merged
 stdout/stderr line by line to a log callback with every secret value replaced by `***`, and stops
@@ -32,6 +32,7 @@ __all__ = [
     "LineRedactor",
     "capture",
     "run",
+    "start_detached",
 ]
 
 KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL: buildah and docker clean up well within this
@@ -328,6 +329,15 @@ def capture(argv: Sequence[str], env: Mapping[str, str], timeout: float = 10.0) 
     except BuildError:
         return 127, "\n".join(out)
     return code, "\n".join(out)
+
+
+def start_detached(argv: Sequence[str], env: Mapping[str, str]) -> None:
+    """Start `argv` in a session of its own, with no pipes, and do not wait: it outlives this process
+    (`task run --no-wait`'s child) and no signal to this terminal reaches it."""
+    subprocess.Popen(  # noqa: S603 - an argument list, never a shell
+        list(argv), env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True,
+    )
 
 
 # -- leftovers of a process that died without stopping its builds -----------------------------------

@@ -6,24 +6,19 @@ value is a name, as in `az acr task create -r myregistry`, and becomes NAME + AC
 `acrtask registry add myregistry localhost:5000` lets command lines copied from Azure's docs run against a
 local registry without edits.
 
-Aliases live in the state database's settings, under `registryAliases` (a JSON document, name -> login
-server). `RegistryAliases` is the whole of their storage: three small methods.
+Pure rules: the aliases are read and written by `state/aliases.py`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import sqlite3
 from collections.abc import Mapping
 
-from acrtask.errors import NotFoundError, ValidationError
+from acrtask.errors import ValidationError
 from acrtask.reference import ImageRef
-from acrtask.state import Database
 
 SUFFIX_ENV = "ACRTASK_REGISTRY_SUFFIX"
 AZURE_SUFFIX = ".azurecr.io"
-SETTING = "registryAliases"  # the settings key of the aliases
 _NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,48}[A-Za-z0-9])?")  # a host label; ACR's names fit
 
 
@@ -72,52 +67,3 @@ def login_server(value: str, aliases: Mapping[str, str], environ: Mapping[str, s
     if alias:
         return alias
     return normalise_server(check_name(text) + suffix(environ))
-
-
-class RegistryAliases:
-    """Registry names and the login servers they stand for, in the state database's settings (one JSON
-    document under SETTING)."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    def all(self) -> dict[str, str]:
-        rows = self.db.query("SELECT value FROM settings WHERE key = ?", (SETTING,))
-        return _parsed(rows[0][0]) if rows else {}
-
-    def add(self, name: str, server: str) -> tuple[str, str]:
-        """Add or replace an alias; returns (name, login server) as stored."""
-        key, value = check_name(name), normalise_server(server)
-        with self.db.write() as conn:
-            found = _read(conn)
-            found[key] = value
-            _write(conn, found)
-        return key, value
-
-    def remove(self, name: str) -> None:
-        key = name.strip().lower()
-        with self.db.write() as conn:
-            found = _read(conn)
-            if key not in found:
-                raise NotFoundError(f"The registry alias '{name}' could not be found.",
-                                    "Run 'acrtask registry list' to see the aliases there are.")
-            del found[key]
-            _write(conn, found)
-
-
-def _parsed(text: str) -> dict[str, str]:
-    try:
-        table = json.loads(text)
-    except ValueError:
-        return {}
-    return {str(k): v for k, v in table.items() if isinstance(v, str)} if isinstance(table, dict) else {}
-
-
-def _read(conn: sqlite3.Connection) -> dict[str, str]:
-    row = conn.execute("SELECT value FROM settings WHERE key = ?", (SETTING,)).fetchone()
-    return _parsed(row[0]) if row else {}
-
-
-def _write(conn: sqlite3.Connection, found: dict[str, str]) -> None:
-    conn.execute("INSERT INTO settings(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                 (SETTING, json.dumps(found, sort_keys=True)))

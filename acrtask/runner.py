@@ -43,9 +43,12 @@ BASE_NAME_ANNOTATION = "org.opencontainers.image.base.name"
 BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 
 
-class Resolved(Protocol):
-    digest: str
-    platform_digest: str | None
+class Resolved(Protocol):  # read-only, so that registry.Resolved (a frozen dataclass) is one
+    @property
+    def digest(self) -> str: ...
+
+    @property
+    def platform_digest(self) -> str | None: ...
 
 
 class DigestResolver(Protocol):

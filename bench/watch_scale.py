@@ -109,14 +109,16 @@ def harness_cycles(home: Path) -> tuple[float, float, int, float]:
     os.environ["ACRTASK_HOME"] = str(home)  # acrtask.paths reads it at call time
     from acrtask import wiring
     from acrtask.registry import BlockingRegistryClient
+    from acrtask.tag_checker import RegistryTagChecker
     from acrtask.watch.loop import Watcher, WatchOptions
     from acrtask.watch.view import PlainView
 
-    client = BlockingRegistryClient()  # what wiring.registry_client() builds (uncached here: fresh each round)
+    program = wiring.Program()
+    client = BlockingRegistryClient()  # what program.registry_client builds (fresh each round here)
     try:
         options = WatchOptions(poll_min=3600.0, poll_max=3600.0, once=True)
-        watcher = Watcher(wiring.state_store(), wiring.run_store(), wiring.RegistryTagChecker(client),
-                          wiring.run_service(), PlainView(io.StringIO()), options)
+        watcher = Watcher(program.state_store, program.run_store, RegistryTagChecker(client),
+                          program.run_service, PlainView(io.StringIO()), options)
         t0 = time.perf_counter()
         watcher._reload(force=True)
         load = time.perf_counter() - t0
@@ -140,6 +142,7 @@ def harness_cycles(home: Path) -> tuple[float, float, int, float]:
         return cycles[0], cycles[1], len(keys), load
     finally:
         client.close()
+        program.close()
 
 
 # Starts `watch --once` and reports its pid, then its exit code, ru_maxrss (kB) and wall time. A small process of

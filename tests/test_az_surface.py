@@ -80,8 +80,8 @@ def test_registry_aliases_scope_tasks(home: Path, ctx: Path) -> None:
 
 def test_runs_are_scoped_by_their_task_registry(home: Path, ctx: Path) -> None:
     assert create(ctx, "task-one").code == 0
-    store = wiring.run_store()
-    task = wiring.state_store().get("task-one")
+    store = wiring.Program().run_store
+    task = wiring.Program().state_store.get("task-one")
     assert task is not None
     store.create(task, RunTrigger())
     store.create(replace(task, name="elsewhere", registry="other.azurecr.io"), RunTrigger())
@@ -145,12 +145,12 @@ def test_trigger_names_pull_requests_and_a_trigger_created_off(home: Path, tmp_p
 
 def _seed(home: Path, ctx: Path) -> None:
     assert create(ctx, "baseexample1", "--schedule", "0 21 * * *").code == 0
-    store = wiring.state_store()
+    store = wiring.Program().state_store
     deps = (BaseImageDependency(DependencyType.RUNTIME, ImageRef(HOST, "baseimages/node", "15-alpine"),
                                 "sha256:" + "a" * 64),
             BaseImageDependency(DependencyType.BUILD_TIME, ImageRef(HOST, "tools", "1"), "sha256:" + "b" * 64))
     assert store.record_dependencies("baseexample1", deps)
-    runs = wiring.run_store()
+    runs = wiring.Program().run_store
     task = store.get("baseexample1")
     assert task is not None
     first = runs.create(task, RunTrigger())
@@ -245,7 +245,7 @@ def test_credential_commands_check_their_input(home: Path, ctx: Path, monkeypatc
     updated = run_cli("task", "credential", "update", "-n", "with-login", "--login-server", "localhost:5001",
                       "-u", "bob")
     assert updated.json()["localhost:5001"]["userName"]["value"] == "bob"
-    task = wiring.state_store().get("with-login")
+    task = wiring.Program().state_store.get("with-login")
     assert task is not None
     assert [(c.username, c.password) for c in task.credentials] == [("bob", "pw-from-env")]
     assert "pw-from-env" not in repr(task)
@@ -306,4 +306,4 @@ def test_logs_of_an_unknown_run_is_not_found(home: Path) -> None:
     result = run_cli("task", "logs", "--run-id", "ca9")
     assert result.code == 3
     with pytest.raises(NotFoundError):
-        wiring.run_store().get("ca9")
+        wiring.Program().run_store.get("ca9")

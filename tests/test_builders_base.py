@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.builders import BuildCanceledError, BuildTimeoutError, select
+from acrtask.builders import BuildCanceledError, BuildTimeoutError
 from acrtask.builders.base import Steps
 from acrtask.builders.docker import Docker
+from acrtask.builders.local import select
 from acrtask.errors import BuildError, ValidationError
 from tests.support.builds import build_spec
 

@@ -213,23 +213,19 @@ def test_an_endpoint_lost_mid_build_fails_the_run_and_is_recorded(tmp_path: Path
 def test_with_endpoints_a_single_build_goes_to_the_pool_and_a_multi_step_task_stays_here(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from acrtask import wiring
-    from acrtask.builders.base import select
+    from acrtask.builders.local import select
     from acrtask.model import StepType
     from acrtask.run_record import RunTrigger
-    from acrtask.runs import RunStore
-    from acrtask.state import Database
     from tests.support.tasks import task
 
     monkeypatch.setenv("ACRTASK_HOME", str(tmp_path))
     EndpointStore(tmp_path / "builders.toml").add(ep("one"))
-    wiring.build_pool.cache_clear()
+    program = wiring.Program()
     try:
-        runs = RunStore(Database(tmp_path / "state.db"), tmp_path / "runs")
         single = task("single", [])
         multi = replace(single, name="multi", step=replace(single.step, type=StepType.FILE_TASK))
-        run = runs.create(single, RunTrigger())
-        assert isinstance(wiring._builder_for(single, run, runs, {}), PooledBuilder)
-        local = wiring._builder_for(multi, run, runs, {"PATH": os.environ["PATH"]})
-        assert local.name == select("auto", {"PATH": os.environ["PATH"]}).name
+        run = program.run_store.create(single, RunTrigger())
+        assert isinstance(program.builder_for(single, run), PooledBuilder)
+        assert program.builder_for(multi, run).name == select("auto", {"PATH": os.environ["PATH"]}).name
     finally:
-        wiring.build_pool.cache_clear()
+        program.close()

@@ -87,7 +87,7 @@ def _stored(home: Path) -> dict[str, dict]:
 
 @pytest.mark.parametrize(("argv", "expected"), SHOWN, ids=[name for _, name in SHOWN])
 def test_records_stored_before_the_split_show_as_they_did(home: Path, argv: tuple[str, ...], expected: str) -> None:
-    records = wiring.run_store().records
+    records = wiring.Program().run_store.records
     with records.db.write() as conn:
         for run_id, document in OLD_RECORDS.items():
             RunRecords.insert(conn, run_number(run_id) or 0, Run.from_dict(document), document)
@@ -98,7 +98,7 @@ def test_records_stored_before_the_split_show_as_they_did(home: Path, argv: tupl
 
 @pytest.mark.parametrize(("argv", "expected"), SHOWN, ids=[name for _, name in SHOWN])
 def test_records_of_facts_show_as_before(home: Path, argv: tuple[str, ...], expected: str) -> None:
-    records = wiring.run_store().records
+    records = wiring.Program().run_store.records
     for run in the_same_runs():
         records.save(run)
     shown = run_cli(*argv)
@@ -107,7 +107,7 @@ def test_records_of_facts_show_as_before(home: Path, argv: tuple[str, ...], expe
 
 
 def test_a_record_stores_facts_only(home: Path) -> None:
-    records = wiring.run_store().records
+    records = wiring.Program().run_store.records
     for run in the_same_runs():
         records.save(run)
     stored = _stored(home)

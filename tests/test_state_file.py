@@ -96,7 +96,7 @@ def test_a_secret_value_with_bad_bytes_is_not_echoed(home: Path, ctx: Path) -> N
 def test_runs_folder_that_is_a_file(home: Path, ctx: Path) -> None:
     """Any other file the environment refuses: its name and the reason, exit 1, not "Unexpected error"."""
     assert create(ctx, "app-build", "--no-push").code == 0
-    run = wiring.run_store().create(wiring.state_store().get("app-build"), RunTrigger())
+    run = wiring.Program().run_store.create(wiring.Program().state_store.get("app-build"), RunTrigger())
     (home / "runs").rmdir() if (home / "runs").is_dir() else None
     (home / "runs").write_text("")
     assert_one_error(run_cli("task", "logs", "--run-id", run.run_id), 1, f"{home / 'runs'}", "Not a directory")

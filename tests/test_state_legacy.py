@@ -105,7 +105,7 @@ def test_the_old_files_move_into_the_database_with_nothing_lost(home: Path) -> N
     assert second.err == ""  # once only
     assert second.json() == ["ca5", "ca4", "ca3", "ca1"]
     # The next run id continues after the old counter (9), not after the newest record (ca5).
-    created = wiring.run_store().create(wiring.state_store().get("never-run"), RunTrigger())
+    created = wiring.Program().run_store.create(wiring.Program().state_store.get("never-run"), RunTrigger())
     assert created.run_id == "ca10"
 
 
@@ -234,7 +234,7 @@ def test_an_update_trigger_token_is_a_secret_on_export_and_kept_on_import(home: 
     from acrtask.model import UpdateTriggerPayloadType
 
     assert run_cli("task", "list").code == 0  # migrates
-    with wiring.state_store().transaction() as tx:  # what `task update --update-trigger-token` stores
+    with wiring.Program().state_store.transaction() as tx:  # what `task update --update-trigger-token` stores
         task = tx.get("never-run")
         tx.put(replace(task, trigger=replace(task.trigger, base_image=replace(
             task.trigger.base_image, update_trigger_endpoint="http://127.0.0.1:9/hook",

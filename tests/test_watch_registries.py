@@ -19,9 +19,9 @@ from acrtask.registry.health import CircuitOpenError, HostHealth
 from acrtask.registry.media import OCI_MANIFEST
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore
+from acrtask.tag_checker import RegistryTagChecker
 from acrtask.watch.loop import Watcher, WatchOptions
 from acrtask.watch.retries import retry_delay
-from acrtask.wiring import RegistryTagChecker
 from tests.support.fake_registry import digest_of, manifest_body
 from tests.support.tasks import NEW, dep, task
 from tests.test_watch_loop import Events, RecordingExecutor, wait_until

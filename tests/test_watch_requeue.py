@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.builders.pool import EndpointStatus
+from acrtask.endpoints import EndpointStatus
 from acrtask.model import Task
 from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind

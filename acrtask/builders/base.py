@@ -1,4 +1,5 @@
-"""What every builder shares: the build request, its result, the Builder protocol, and `select`.
+"""What every builder shares: the build request, its result, the Builder protocol, and helpers for the
+builder modules (which builder a name means is builders/local.py).
 
 Builders turn a BuildSpec into argument lists (pure `command` functions, tested by tables) and run
 them through `process.run`, the only place a subprocess starts.
@@ -24,7 +25,6 @@ from acrtask.reference import ImageRef
 from acrtask.shellvars import is_portable_name
 
 __all__ = [
-    "BUILDER_NAMES",
     "BuildCanceledError",
     "BuildResult",
     "BuildSpec",
@@ -39,11 +39,9 @@ __all__ = [
     "is_insecure",
     "pairs",
     "pull_insecure",
-    "select",
     "which",
 ]
 
-BUILDER_NAMES = ("buildah", "docker", "podman")  # "auto" tries them in this order
 # Secret args travel in the builder's environment: these names would change how the builder itself runs.
 _RESERVED_ENV = frozenset({"PATH", "HOME", "USER", "SHELL", "PWD", "TMPDIR", "TZ"})
 _RESERVED_PREFIXES = ("LD_", "LC_", "XDG_", "BUILDAH_", "STORAGE_", "CONTAINERS_", "DOCKER_", "BUILDX_",
@@ -127,33 +125,6 @@ class Builder(Protocol):
     def available(self) -> bool: ...
 
     def build(self, spec: BuildSpec, log: Callable[[str], None], cancel: threading.Event) -> BuildResult: ...
-
-
-def select(name: str, env: Mapping[str, str] | None = None) -> Builder:
-    """The builder called `name`, or for "auto" the first installed of buildah, docker, podman.
-
-    `env` is the environment the builder runs with (default: this process's, read at build time).
-    """
-    # Imported here: the builder modules import this one.
-    from acrtask.builders.buildah import Buildah
-    from acrtask.builders.docker import Docker
-    from acrtask.builders.podman import Podman
-
-    builders: dict[str, Builder] = {"buildah": Buildah(env), "docker": Docker(env), "podman": Podman(env)}
-    key = name.strip().lower()
-    if key == "auto":
-        for builder in builders.values():
-            if builder.available():
-                return builder
-        raise BuildError("No container builder found: none of buildah, docker or podman is on PATH.",
-                         "Install buildah (apt-get install buildah), docker with buildx, or podman.")
-    if key not in builders:
-        raise ValidationError(f"Unknown builder {name!r}.", f"Use one of: auto, {', '.join(BUILDER_NAMES)}.")
-    builder = builders[key]
-    if not builder.available():
-        raise BuildError(f"The builder {key} is not installed: `{key}` is not on PATH.",
-                         f"Install {key}, or pass --builder auto to use whichever builder is installed.")
-    return builder
 
 
 # -- helpers for the builder modules -----------------------------------------------------------------

@@ -8,6 +8,7 @@ import traceback
 
 import typer
 
+from acrtask import wiring
 from acrtask.cli import credential, options, quick, runs, timer, transfer, watch  # noqa: F401 - they add commands
 from acrtask.cli.builder import builder_app
 from acrtask.cli.image import image_app
@@ -92,5 +93,6 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         _error(f"Unexpected error: {type(exc).__name__}: {exc}. Run again with --debug for the traceback.")
         code = 1
+    wiring.end()  # the command's registry client and database, closed
     sys.stdout.flush()
     sys.exit(code)

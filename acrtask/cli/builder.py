@@ -19,10 +19,8 @@ Name = Annotated[str, typer.Argument(help="The endpoint's name: letters, digits,
 
 def _service():  # noqa: ANN202 - an EndpointService
     from acrtask import wiring
-    from acrtask.endpoint_service import EndpointService
 
-    return EndpointService(wiring.endpoint_store(), wiring.build_pool(),
-                           lambda endpoint: wiring.remote_engine(endpoint).probe())
+    return wiring.program().endpoint_service
 
 
 def _endpoint_rows(result: Any) -> list[dict[str, Any]]:

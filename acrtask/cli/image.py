@@ -21,13 +21,13 @@ def digest(
         "--platform", help="Also the digest of this platform's manifest: os/arch or os/arch/variant.")] = None,
 ) -> None:
     """Print the digest a tag points to (and a platform's manifest digest when asked)."""
+    from acrtask import wiring
     from acrtask.platform import Platform
     from acrtask.reference import ImageRef
-    from acrtask.registry import resolve_sync
 
     ref = ImageRef.parse(image)
     wanted = Platform.parse(platform) if platform else None
-    resolved = resolve_sync(ref, wanted)
+    resolved = wiring.program().resolve_image(ref, wanted)
     result: dict[str, str | None] = {"image": str(ref), "digest": resolved.digest,
                                      "mediaType": resolved.media_type}
     if wanted is not None:
@@ -66,9 +66,9 @@ def import_image(
     import logging
     import sys
 
+    from acrtask import wiring
     from acrtask.errors import ValidationError
     from acrtask.imports import source_of, target_of
-    from acrtask.registry import Credentials, DockerCredentials, GivenCredentials, copy_sync
 
     ref = source_of(source)
     target = target_of(ref, image, registry)
@@ -77,15 +77,16 @@ def import_image(
             raise ValidationError("--password (or ACRTASK_SOURCE_PASSWORD) and --password-stdin cannot be used "
                                   "together.", "Give the password one way.")
         password = sys.stdin.readline().rstrip("\r\n")
-    options = {}
+    login = None
     if username is not None or password is not None:
         if not username or not password:
             raise ValidationError("-u/--username and a password go together.",
                                   "Give both (the password with -p, ACRTASK_SOURCE_PASSWORD or --password-stdin), "
                                   "or neither to use the Docker config's login.")
-        options["credentials"] = GivenCredentials(ref.registry, Credentials(username, password), DockerCredentials())
+        login = (username, password)
     say = logging.getLogger("acrtask.import").info  # progress lines: shown with --verbose
-    result = copy_sync(ref, target, force=force, log_line=lambda line: say("%s", line), **options)
+    result = wiring.program().import_image(ref, target, force=force, login=login,
+                                           log_line=lambda line: say("%s", line))
     emit({"source": str(result.source), "target": str(result.target), "digest": result.digest,
           "mediaType": result.media_type, "platforms": list(result.platforms), "manifests": result.manifests,
           "blobs": {"copied": result.copied, "mounted": result.mounted, "alreadyPresent": result.present},

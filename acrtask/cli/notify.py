@@ -16,10 +16,9 @@ Name = Annotated[str, typer.Argument(help="The target's name: 1-50 letters, digi
 
 
 def _store():  # noqa: ANN202 - a NotifyStore
-    from acrtask import paths
-    from acrtask.notify.store import NotifyStore
+    from acrtask import wiring
 
-    return NotifyStore(paths.notify_file())
+    return wiring.program().notify_store
 
 
 def _table(result: object) -> list[dict[str, object]]:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from acrtask import validate
+from acrtask import validate, wiring
 from acrtask.cli import scope
 from acrtask.cli.runs import _stderr, execute_and_report
 from acrtask.cli.task import Builder, Cmd, PlatformOpt, Registry, SetSecrets, SetValues, Target, Timeout, ValuesFile
@@ -25,9 +25,7 @@ NoLogs = Annotated[bool, typer.Option("--no-logs", help="Do not stream the log; 
 
 
 def _run(changes: TaskChanges, run_type: RunType, no_logs: bool) -> None:
-    from acrtask import wiring
-
-    service = wiring.run_service()
+    service = wiring.program().run_service
     task = service.tasks.quick(changes)
     queued = service.queue(task, RunTrigger(), run_type)
     _stderr(f"Queued a run with ID: {queued.run_id}")
@@ -81,14 +79,13 @@ def run(
 ) -> None:
     """Run a multi-step task file (or --cmd) once, without a task (az acr run): recorded as a QuickRun run."""
     from acrtask.multistep import tasks as multistep_tasks
-    from acrtask.multistep.run import NO_CONTEXT
 
     if source is not None and context is not None and source != context:
         raise ValidationError("Give the context once: as SOURCE_LOCATION or as -c/--context.")
-    where = context or source or NO_CONTEXT
+    where = context or source or multistep_tasks.NO_CONTEXT
     if cmd is not None and file is not None:
         raise ValidationError("Give either --cmd or -f/--file, not both.")
-    if cmd is None and where != NO_CONTEXT and not multistep_tasks.is_task_file(file or "acb.yaml"):
+    if cmd is None and where != multistep_tasks.NO_CONTEXT and not multistep_tasks.is_task_file(file or "acb.yaml"):
         raise ValidationError(f"-f {file} is not a task file (.yaml).",
                               f"Build a Dockerfile with: acrtask build -f {file} {where}")
     task_values = tuple(multistep_tasks.value(v, "--set", False) for v in set_value or ()) + tuple(

@@ -6,10 +6,8 @@ from typing import Annotated
 
 import typer
 
-from acrtask import paths
+from acrtask import wiring
 from acrtask.cli.options import GLOBAL_HELP, emit
-from acrtask.registries import RegistryAliases
-from acrtask.state import open_database
 
 registry_app = typer.Typer(
     help="Name registries for -r/--registry: 'acrtask registry add myregistry localhost:5000' makes "
@@ -17,8 +15,8 @@ registry_app = typer.Typer(
     epilog=GLOBAL_HELP, no_args_is_help=True)
 
 
-def _aliases() -> RegistryAliases:
-    return RegistryAliases(open_database(paths.state_db()))
+def _aliases():  # noqa: ANN202 - a state.aliases.RegistryAliases
+    return wiring.program().registry_aliases
 
 
 def _rows(found: dict[str, str]) -> list[dict[str, str]]:

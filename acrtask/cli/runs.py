@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from acrtask.wiring import RunService
+    from acrtask.run_service import RunService
 
-from acrtask import validate
+from acrtask import validate, wiring
 from acrtask.cli import options, scope, shapes, tables
 from acrtask.cli.options import emit
 from acrtask.cli.scope import Registry
@@ -48,7 +48,6 @@ def run(
     no_format: NoFormat = False,
 ) -> None:
     """Run a task now: build (or run its steps), push, and record the base images it used."""
-    from acrtask import wiring
     from acrtask.multistep import tasks as multistep_tasks
     from acrtask.task_changes import RunOverrides
 
@@ -57,7 +56,7 @@ def run(
     values = tuple(multistep_tasks.value(v, "--set", False) for v in set_value or ()) + tuple(
         multistep_tasks.value(v, "--set-secret", True) for v in set_secret or ())
     overrides = RunOverrides(context=context, file=file, target=target)
-    service = wiring.run_service()
+    service = wiring.program().run_service
     task = overrides.apply(service.task(name, scope.login_server(registry)))
     if values and not task.step.is_multistep:
         raise ValidationError(f"--set and --set-secret are for task files; the task '{name}' builds a Dockerfile.",
@@ -108,22 +107,16 @@ def _ignore(line: str) -> None:
 @task_app.command("execute-run", hidden=True)
 def execute_run(run_id: RunId) -> None:
     """Run a queued run in this process (what `task run --no-wait` starts in the background)."""
-    from acrtask import wiring
-
-    wiring.run_service().execute_detached(run_id)
+    wiring.program().run_service.execute_detached(run_id)
 
 
 def _runs(registry: str | None) -> list[Run]:
-    from acrtask import wiring
-
-    runs = wiring.run_store().find(None, None, None)
+    runs = wiring.program().run_store.find(None, None, None)
     return [r for r in runs if registry is None or (r.registry or "").lower() == registry.lower()]
 
 
 def _one_run(run_id: str, registry: str | None) -> Run:
-    from acrtask import wiring
-
-    found = wiring.run_store().get(run_id)
+    found = wiring.program().run_store.get(run_id)
     if registry is not None and (found.registry or "").lower() != registry.lower():
         raise NotFoundError(f"The run '{run_id}' could not be found in the registry {registry}.",
                             "Run 'acrtask task list-runs' to see the runs there are.")
@@ -132,12 +125,11 @@ def _one_run(run_id: str, registry: str | None) -> Run:
 
 def _image_digest(image: str, registry: str | None) -> tuple[str, str, str]:
     """(registry, repository, digest) the -t image points at now, as az resolves it before filtering."""
-    from acrtask import wiring
     from acrtask.reference import ImageRef
 
     ref = ImageRef.parse(image, default_registry=registry)
     try:
-        resolved = wiring.registry_client().resolve(ref)
+        resolved = wiring.program().registry_client.resolve(ref)
     except AcrTaskError as exc:
         raise NotFoundError(f"Could not find image '{image}'. {exc.message}", exc.hint) from None
     return ref.registry, ref.repository, resolved.digest
@@ -178,10 +170,8 @@ def show_run(run_id: RunId, registry: Registry = None) -> None:
 @task_app.command("cancel-run", epilog="Examples:\n\n  acrtask task cancel-run --run-id ca3")
 def cancel_run(run_id: RunId, registry: Registry = None) -> None:
     """Cancel a queued or running run."""
-    from acrtask import wiring
-
     _one_run(run_id, scope.login_server(registry))
-    wiring.run_service().request_cancel(run_id)
+    wiring.program().run_service.request_cancel(run_id)
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task logs -n hello-world\n\n  acrtask task logs --run-id ca3")
@@ -194,9 +184,9 @@ def logs(
     no_format: NoFormat = False,
 ) -> None:
     """Print a run's log; a run still going is followed to its end, as az streams it."""
-    from acrtask import runlogs, wiring
+    from acrtask import runlogs
 
-    store = wiring.run_store()
+    store = wiring.program().run_store
     server = scope.login_server(registry)
     if run_id is None:
         runs = [r for r in _runs(server) if name is None or r.task == name]

@@ -21,12 +21,11 @@ def login_server(value: str | None) -> str | None:
     """The login server `-r value` means, or None when no -r (nor ACRTASK_REGISTRY) is given."""
     if value is None:
         return None
-    from acrtask import paths
-    from acrtask.registries import RegistryAliases, is_login_server
+    from acrtask import wiring
+    from acrtask.registries import is_login_server
     from acrtask.registries import login_server as resolve
-    from acrtask.state import open_database
 
-    aliases = {} if is_login_server(value) else RegistryAliases(open_database(paths.state_db())).all()
+    aliases = {} if is_login_server(value) else wiring.program().registry_aliases.all()
     return resolve(value, aliases, os.environ)
 
 

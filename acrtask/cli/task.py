@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from acrtask import paths, validate
+from acrtask import validate, wiring
 from acrtask.cli import scope, shapes, tables
 from acrtask.cli.options import GLOBAL_HELP, emit
 from acrtask.cli.scope import Registry
@@ -18,7 +18,6 @@ from acrtask.model import BaseImageTriggerType, BuilderName, Status, Task, Updat
 from acrtask.notify import endpoints
 from acrtask.platform import DEFAULT_PLATFORM, Platform
 from acrtask.service import TaskService
-from acrtask.state import StateStore, open_database
 from acrtask.task_changes import TaskChanges
 
 task_app = typer.Typer(help="Manage tasks that build images and rebuild them when their bases change.",
@@ -88,7 +87,7 @@ UpdateToken = Annotated[str | None, typer.Option(
 
 
 def _service() -> TaskService:
-    return TaskService(StateStore(open_database(paths.state_db())))
+    return wiring.program().task_service
 
 
 def _changes(

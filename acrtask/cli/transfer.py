@@ -14,10 +14,9 @@ from acrtask.cli.task import task_app
 
 
 def _store():  # noqa: ANN202 - a StateStore
-    from acrtask import paths
-    from acrtask.state import StateStore, open_database
+    from acrtask import wiring
 
-    return StateStore(open_database(paths.state_db()))
+    return wiring.program().state_store
 
 
 @task_app.command(epilog="Examples:\n\n  acrtask task export > tasks.toml\n\n"

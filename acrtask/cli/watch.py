@@ -68,19 +68,16 @@ def watch(
         "--fast-poll-interval", help="How often bases in fast registries are checked.")] = "30s",
 ) -> None:
     """Watch base images and rebuild the tasks that depend on them when their tags move."""
-    from acrtask import paths, wiring
-    from acrtask.notify.store import NotifyStore
-    from acrtask.watch import serve
+    from acrtask import wiring
     from acrtask.watch.cadence import parse_marks
     from acrtask.watch.loop import Watcher, WatchOptions
-    from acrtask.watch.schedules import CommitPoller
     from acrtask.watch.view import PlainView, WatchView
-    from acrtask.workspace import ls_remote
 
     low, high = parse_interval(poll_interval)
     if max_concurrent_runs is not None and max_concurrent_runs < 1:
         raise ValidationError(f"Invalid --max-concurrent-runs {max_concurrent_runs}: at least 1.")
-    pool = wiring.build_pool()
+    parts = wiring.program()
+    pool = parts.build_pool
     if max_concurrent_runs is None:
         max_concurrent_runs = pool.total_slots() or 2
     fast = parse_duration(fast_poll_interval, "--fast-poll-interval")
@@ -94,15 +91,9 @@ def watch(
     )
     from acrtask.watch.webhook import parse_listen
 
-    db = wiring.database()
-    store, runs = wiring.state_store(db), wiring.run_store(db)
-    service = serve.build(
+    service = parts.watch_service(
         listen=parse_listen(listen) if listen is not None else None,
-        metrics_listen=parse_listen(metrics_listen, "--metrics-listen") if metrics_listen is not None else None,
-        environ=os.environ, state_probe=store.probe, recent_runs=runs.all,
-        notify_store=NotifyStore(paths.notify_file()), log_line=lambda line: None,
-        observe_registry=wiring.observe_registry_replies,
-        endpoints=lambda: [(status.name, status.state == "up") for status in pool.status()])
+        metrics_listen=parse_listen(metrics_listen, "--metrics-listen") if metrics_listen is not None else None)
 
     live = sys.stderr.isatty() and not once
     view: WatchView = PlainView()
@@ -110,10 +101,9 @@ def watch(
         from acrtask.cli.watch_view import LiveView
 
         view = LiveView()
-    client = wiring.registry_client()
     watcher = Watcher(
-        store, runs, wiring.RegistryTagChecker(client), wiring.run_service(db),
-        view, options, commits=CommitPoller(ls_remote, options.commit_poll_interval), observer=service.observers,
+        parts.state_store, parts.run_store, parts.tag_checker, parts.run_service,
+        view, options, commits=parts.commit_poller(options.commit_poll_interval), observer=service.observers,
     )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: watcher.stop())
@@ -133,7 +123,6 @@ def watch(
         service.close(view.event)
         if live:
             view.close()  # type: ignore[attr-defined]
-        client.close()
     raise typer.Exit(code)
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
-from acrtask.builders.pool import EndpointStatus
+from acrtask.endpoints import EndpointStatus
 
 
 @dataclass(frozen=True)
