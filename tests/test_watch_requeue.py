@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.builders.pool import EndpointStatus
+from acrtask.endpoint_status import EndpointStatus
 from acrtask.model import Run, RunStatus, RunTrigger, Task, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.watch.requeue import should_requeue

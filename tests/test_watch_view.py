@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from acrtask.builders.pool import EndpointStatus
 from acrtask.cli.watch_view import LiveView
+from acrtask.endpoint_status import EndpointStatus
 from acrtask.watch.view import Snapshot
 
 

@@ -24,12 +24,13 @@ from pathlib import Path
 
 from acrtask.builders.endpoint import Endpoint
 from acrtask.builders.remote import Probe
+from acrtask.endpoint_status import EndpointStatus
 from acrtask.endpoints import EndpointStore
 from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.files import exclusive_lock
 from acrtask.platform import Platform
 
-__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "EndpointStatus", "Health", "Lease", "Pool", "SlotFiles"]
+__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "Health", "Lease", "Pool", "SlotFiles"]
 
 BACKOFF_MIN = 5.0
 BACKOFF_MAX = 300.0
@@ -51,29 +52,6 @@ class Health:
 
     def answered(self, detail: str) -> None:
         self.up, self.detail, self.failures, self.retry_at = True, detail, 0, 0.0
-
-
-@dataclass(frozen=True)
-class EndpointStatus:
-    """One line of `builder check` and of watch's view."""
-
-    name: str
-    engine: str
-    url: str
-    platforms: tuple[str, ...]
-    slots: int
-    busy: int
-    state: str  # up | down | unknown
-    detail: str
-    retry_in: float | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"name": self.name, "engine": self.engine, "url": self.url,
-                                   "platforms": list(self.platforms), "maxConcurrent": self.slots,
-                                   "busy": self.busy, "state": self.state, "detail": self.detail}
-        if self.retry_in is not None:
-            data["retryInSeconds"] = round(self.retry_in, 1)
-        return data
 
 
 @dataclass

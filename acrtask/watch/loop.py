@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from acrtask import triggers
-from acrtask.builders.pool import EndpointStatus
+from acrtask.endpoint_status import EndpointStatus
 from acrtask.errors import AcrTaskError, StateError
 from acrtask.memory import collector_paused
 from acrtask.model import Run, RunStatus, RunTrigger, Status, Task, TriggerKind

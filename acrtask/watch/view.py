@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
-from acrtask.builders.pool import EndpointStatus
+from acrtask.endpoint_status import EndpointStatus
 
 
 @dataclass(frozen=True)
