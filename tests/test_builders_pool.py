@@ -218,7 +218,7 @@ def test_with_endpoints_a_single_build_goes_to_the_pool_and_a_multi_step_task_st
     from acrtask.model import RunTrigger, StepType
     from acrtask.runs import RunStore
     from acrtask.state import Database
-    from tests.test_triggers import task
+    from tests.support.tasks import task
 
     monkeypatch.setenv("ACRTASK_HOME", str(tmp_path))
     EndpointStore(tmp_path / "builders.toml").add(ep("one"))

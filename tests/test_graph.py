@@ -6,7 +6,7 @@ import re
 
 from acrtask import graph
 from acrtask.model import BaseImageTriggerType, DependencyType
-from tests.test_triggers import dep, task
+from tests.support.tasks import dep, task
 
 TASKS = [
     task("base-task", [dep("docker.io/library/alpine:3")], ("localhost:5000/baseimages/node:15-alpine",)),

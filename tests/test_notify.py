@@ -28,7 +28,7 @@ from acrtask.notify.store import NotifyStore
 from acrtask.notify.targets import Format, NotifyTarget, RunEvent, parse_events
 from tests.cli_helpers import run_cli, state_dump, stored_task
 from tests.support.receiver import Receiver
-from tests.test_triggers import NEW, OLD, dep, task
+from tests.support.tasks import NEW, OLD, dep, task
 
 TOKEN = "tr1gger-s3cret-value"
 
