@@ -1,12 +1,11 @@
-"""Other processes on the same home, as watch sees them: a `task run` in another shell whose push is a base
-of other tasks must trigger them at once, as a push by watch itself does; a run whose process died
-(SIGKILL, OOM) must not stay Running for ever; and a second watch must not start."""
+"""Runs of other processes on the same home, read from their records: a `task run` in another shell whose
+push is a base of other tasks must trigger them at once, as a push by watch itself does; and a run whose
+process died (SIGKILL, OOM, a watch killed mid-build) must not stay Running for ever: it is recorded Error
+after the build processes it left behind are stopped (crash recovery). Watch asks; what to run again is
+the scheduler's decision (watch/scheduler.py)."""
 
 from __future__ import annotations
 
-import fcntl
-import os
-from pathlib import Path
 from typing import NamedTuple
 
 from acrtask.errors import AcrTaskError
@@ -116,20 +115,3 @@ class FollowedRuns:
         self.open.discard(run_id)
         self._latest.pop(run_id, None)
         self._gone_since.pop(run_id, None)
-
-
-def hold_watch_lock(state_path: Path) -> int:
-    """One watch per state file (two would each queue a run for the same change): the lock's descriptor."""
-    path = state_path.with_name("watch.lock")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise AcrTaskError(f"Another acrtask watch (pid {holder}) is already watching {state_path}.",
-                           "Stop it first, or give this one its own ACRTASK_HOME.") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
