@@ -59,3 +59,19 @@ def test_registry_knows_nothing_of_tasks() -> None:
 def test_no_shell_true_anywhere() -> None:
     for path in modules():
         assert "shell=True" not in path.read_text(), path
+
+
+def test_watch_never_imports_the_builders() -> None:
+    for path in (PACKAGE / "watch").glob("*.py"):
+        found = {n for n in imports_of(path) if n.startswith("acrtask.builders") or n == "acrtask.process"}
+        assert not found, f"watch/{path.name} imports {found}: what it needs comes through the executor"
+
+
+def test_the_watch_scheduler_does_no_io() -> None:
+    """Events in, decisions out: the driver (watch/loop.py) owns time, files and threads."""
+    io_modules = ("os", "time", "threading", "queue", "logging", "subprocess", "socket", "concurrent.futures",
+                  "acrtask.state", "acrtask.runs", "acrtask.registry", "acrtask.builders", "acrtask.process",
+                  "acrtask.recovery")
+    for name in ("scheduler", "planning", "events", "options"):
+        found = {n for n in imports_of(PACKAGE / "watch" / f"{name}.py") if n.startswith(io_modules)}
+        assert not found, f"watch/{name}.py is meant to be pure but imports {found}"

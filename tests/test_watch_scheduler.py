@@ -502,19 +502,3 @@ def test_the_picture_shows_bases_running_and_queued_runs() -> None:
     assert [(b.image, b.tasks, b.digest) for b in picture.bases] == [(BASE, ("one", "two", "three"), NEW)]
     assert picture.last_trigger == ("three: base image reg.local:5000/base:1 changed: aaaaaaaaaaaa -> "
                                     "bbbbbbbbbbbb")
-
-
-def test_the_scheduler_does_no_io() -> None:
-    import ast
-    from pathlib import Path
-
-    from acrtask.watch import scheduler
-
-    tree = ast.parse(Path(scheduler.__file__).read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    io = {"os", "time", "threading", "queue", "logging", "subprocess", "socket", "concurrent.futures"}
-    found = {name for name in imported if name in io or name.startswith(
-        ("acrtask.state", "acrtask.runs", "acrtask.registry", "acrtask.builders", "acrtask.process",
-         "acrtask.recovery"))}
-    assert found == set()
