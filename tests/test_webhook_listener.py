@@ -21,7 +21,7 @@ import pytest
 from acrtask.watch.events import PushEvent
 from acrtask.watch.webhook import MAX_BODY, WebhookServer
 from tests.support.waiting import wait_for
-from tests.test_webhook import DEEP, WRONG_SHAPES, distribution_event
+from tests.support.webhook_payloads import DEEP, WRONG_SHAPES, distribution_event
 
 TOKEN = "s3cret"
 GOOD = json.dumps({"events": [distribution_event()]}).encode()
