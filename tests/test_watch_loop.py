@@ -134,11 +134,9 @@ def test_watch_reads_only_what_other_processes_changed(tmp_path: Path) -> None:
 # -- a hostile day: no file descriptors, a full disk, a run whose process was killed ------------------------
 
 
-def watching(tmp_path: Path, registry: ScriptedRegistry, **options: float) -> tuple[WatchThread, RecordingExecutor,
-                                                                                     LogLines]:
+def watching(tmp_path: Path, registry: ScriptedRegistry) -> tuple[WatchThread, RecordingExecutor, LogLines]:
     """A long-running watch (not --once) of one task on BASE, retrying failed steps within milliseconds."""
-    settings = WatchOptions(**{"poll_min": 3600, "poll_max": 3600, "retry_first": 0.01,  # type: ignore[arg-type]
-                               "foreign_scan_interval": 0.01, **options})
+    settings = WatchOptions(poll_min=3600, poll_max=3600, retry_first=0.01, foreign_scan_interval=0.01)
     watcher, executor, view = make(tmp_path, [task("app-one", [dep(BASE)])], registry, options=settings)
     assert isinstance(executor, RecordingExecutor)
     return WatchThread(watcher), executor, view
