@@ -12,7 +12,7 @@ from acrtask.builders.remote import Probe
 from acrtask.endpoint_status import EndpointStatus
 from acrtask.endpoints import EndpointStore
 from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
-from acrtask.platform import Platform
+from acrtask.platform import DEFAULT_PLATFORM, Platform
 
 
 class EndpointService:
@@ -34,7 +34,7 @@ class EndpointService:
         if tls_dir is not None:
             tls_dir = str(Path(tls_dir).expanduser().resolve())
         parsed = tuple(dict.fromkeys(Platform.parse(p) for p in platforms))
-        endpoint = Endpoint(name, url, kind, max_concurrent, parsed or (Platform("linux", "amd64"),),
+        endpoint = Endpoint(name, url, kind, max_concurrent, parsed or (DEFAULT_PLATFORM,),
                             identity, tls_dir)
         if not parsed:
             probe = self.probe(endpoint)

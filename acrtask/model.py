@@ -599,10 +599,6 @@ class Run:
     agent: str | None = None  # the build endpoint it was placed on; None: this machine
     agent_lost: bool = False  # the endpoint stopped answering during the build
 
-    @property
-    def number(self) -> int:
-        return int(self.run_id.lstrip("abcdefghijklmnopqrstuvwxyz"))
-
     def duration_seconds(self) -> float | None:
         if not self.start_time or not self.finish_time:
             return None

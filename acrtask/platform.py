@@ -20,6 +20,12 @@ VALID_ARCHITECTURES = (
 # Aliases people type that normalise onto a valid architecture (x86 is ACR's spelling of 386).
 ARCHITECTURE_ALIASES = ("x86_64", "x86-64", "aarch64", "i386", "x86", "armhf", "armel")
 
+# The platform assumed where none is given (ACR's default): a task's, a run's, a build endpoint's, a base
+# image dependency's; and what `Platform.parse` fills in for a missing part (`linux` is linux/amd64, `arm64`
+# linux/arm64), where containerd would take the host's. Builds never depend on the host they run on.
+DEFAULT_OS = "linux"
+DEFAULT_ARCHITECTURE = "amd64"
+
 _VARIANT = re.compile(r"[a-z0-9][a-z0-9._-]*")
 _SHAPE_HINT = "Use os[/arch[/variant]] or an architecture, for example linux/amd64, arm64 or linux/arm/v7."
 
@@ -77,8 +83,8 @@ class Platform:
     def parse(cls, text: str, *, source: str = "--platform") -> Platform:
         """Parse `os[/arch[/variant]]` or a bare `arch`, case-insensitive, as containerd's platforms.Parse.
 
-        One word is an OS when it is a known one (its architecture defaults to amd64), otherwise an
-        architecture on linux (`arm64` is linux/arm64, `armhf` linux/arm/v7). `source` names the input
+        One word is an OS when it is a known one (its architecture is DEFAULT_ARCHITECTURE), otherwise an
+        architecture on DEFAULT_OS (`arm64` is linux/arm64, `armhf` linux/arm/v7). `source` names the input
         in error messages.
         """
         where = f"{source} {_quote(text)}"
@@ -92,9 +98,9 @@ class Platform:
                     f"{_quote(text)} is not a valid OS or architecture in {where}.",
                     f"{_SHAPE_HINT} Valid operating systems: {', '.join(VALID_OS)}; architectures: "
                     f"{', '.join(VALID_ARCHITECTURES)}.")
-            return cls("linux", arch, variant)
+            return cls(DEFAULT_OS, arch, variant)
         os = parts[0]
-        arch = parts[1] if len(parts) > 1 else "amd64"
+        arch = parts[1] if len(parts) > 1 else DEFAULT_ARCHITECTURE
         variant = parts[2] if len(parts) > 2 else ""
         return cls._checked(os, arch, variant, where)
 
@@ -152,7 +158,7 @@ class Platform:
         return self.normalized() == other.normalized()
 
 
-DEFAULT_PLATFORM = Platform("linux", "amd64")
+DEFAULT_PLATFORM = Platform(DEFAULT_OS, DEFAULT_ARCHITECTURE)
 
 
 def is_attestation(descriptor: Mapping[str, Any]) -> bool:

@@ -11,8 +11,8 @@ from typing import NamedTuple
 from acrtask.errors import AcrTaskError
 from acrtask.model import Run, RunStatus
 from acrtask.process import kill_tagged
+from acrtask.runids import run_number
 from acrtask.runs import RunStore, pid_alive
-from acrtask.state.runs import run_number
 
 # `task run --no-wait` records its starter's pid; the detached child puts its own there a moment after the
 # starter exits. A Queued run whose process is gone is taken as abandoned only after this long.
@@ -49,7 +49,7 @@ class FollowedRuns:
     def start(self, history: list[Run]) -> list[Settled]:
         """Take every run at start (`history`): follow the unfinished ones another live process runs; settle
         those whose process is gone (returned, oldest first, for watch to run their trigger again)."""
-        self.seen = max((run.number for run in history), default=0)
+        self.seen = max((_number(run.run_id) for run in history), default=0)
         live = [run for run in history if not run.status.is_terminal and pid_alive(run.pid)]
         self.open = {run.run_id for run in live}
         self._latest = {run.run_id: run for run in live}
@@ -65,7 +65,7 @@ class FollowedRuns:
         # A run's id is taken in the transaction that records it, so new runs are simply the higher numbers.
         new = self.runs.after(self.seen)
         if new:
-            self.seen = new[-1].number
+            self.seen = _number(new[-1].run_id)
         self.open |= {run.run_id for run in new if run.run_id not in own}
         found = {run.run_id: run for run in self.runs.several(self.open)}
         succeeded = []

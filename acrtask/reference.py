@@ -6,7 +6,6 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -68,14 +67,6 @@ def _digest_problem(text: str) -> str | None:
     if len(encoded) != length or not _LOWER_HEX.fullmatch(encoded):
         return f"a {algorithm} digest needs exactly {length} lowercase hex characters after '{algorithm}:'"
     return None
-
-
-def parse_digest(text: str) -> str:
-    """Return `text` unchanged if it is a valid `algorithm:hex` digest; raise ValidationError otherwise."""
-    problem = _digest_problem(text)
-    if problem is not None:
-        raise ValidationError(f"Invalid digest {_quote(text)}: {problem}.", _DIGEST_HINT)
-    return text
 
 
 def _is_domain(component: str) -> bool:
@@ -188,28 +179,14 @@ class ImageRef:
         return cls(registry, path, DEFAULT_TAG, None)
 
     def __str__(self) -> str:
-        return self._with_suffixes(self.name)
+        tag = f":{self.tag}" if self.tag is not None else ""
+        digest = f"@{self.digest}" if self.digest is not None else ""
+        return self.name + tag + digest
 
     @property
     def name(self) -> str:
         """`registry/repository`, without tag or digest."""
         return f"{self.registry}/{self.repository}"
-
-    @property
-    def familiar(self) -> str:
-        """Docker's short form: `alpine:3.19` for `docker.io/library/alpine:3.19`."""
-        if self.registry != DOCKER_HUB:
-            return str(self)
-        path = self.repository
-        short = path.removeprefix(_OFFICIAL_PREFIX)
-        # Only a single-level name under library/ is shortened: `a/b` would read back as docker.io/a/b.
-        if short != path and "/" not in short:
-            path = short
-        first, slash, _ = path.partition("/")
-        if slash and _is_domain(first):
-            # `docker.io/a.b/c` would read back as registry a.b; Docker shortens it anyway, we do not.
-            return str(self)
-        return self._with_suffixes(path)
 
     @property
     def api_host(self) -> str:
@@ -231,21 +208,6 @@ class ImageRef:
         except ValueError:
             return False
         return address.is_loopback
-
-    def with_tag(self, tag: str) -> ImageRef:
-        """The same reference with `tag` (a digest, if any, is kept)."""
-        _check_tag(self._with_suffixes(self.name, tag=tag), tag)
-        return dataclasses.replace(self, tag=tag)
-
-    def with_digest(self, digest: str) -> ImageRef:
-        """The same reference pinned to `digest` (a tag, if any, is kept)."""
-        _check_digest(self._with_suffixes(self.name, digest=digest), digest)
-        return dataclasses.replace(self, digest=digest)
-
-    def _with_suffixes(self, name: str, *, tag: str | None = None, digest: str | None = None) -> str:
-        tag = self.tag if tag is None else tag
-        digest = self.digest if digest is None else digest
-        return name + (f":{tag}" if tag is not None else "") + (f"@{digest}" if digest is not None else "")
 
 
 def _checked_default_registry(registry: str) -> str:

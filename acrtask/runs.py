@@ -6,7 +6,6 @@ run, so they increase and are never reused, even after old runs are pruned.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from collections.abc import Callable
@@ -15,11 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from acrtask.errors import NotFoundError
+from acrtask.files import HeldLock, try_lock
 from acrtask.model import OutputImage, Run, RunStatus, RunTrigger, Task, format_time
+from acrtask.runids import process_tag
 from acrtask.state.db import Database
-from acrtask.state.runs import RUN_ID_PREFIX, RunRecords
+from acrtask.state.runs import RunRecords
 
-__all__ = ["DEFAULT_KEEP", "RUN_ID_PREFIX", "RunStore", "pid_alive"]
+__all__ = ["DEFAULT_KEEP", "RunStore", "pid_alive"]
 
 DEFAULT_KEEP = 1000
 
@@ -120,7 +121,7 @@ class RunStore:
 
     def process_tag(self, run_id: str) -> str:
         """What a run's build processes carry in ACRTASK_RUN_ID: unique across homes (ids are not)."""
-        return f"{self.folder.resolve()}:{run_id}"
+        return process_tag(str(self.folder.resolve()), run_id)
 
     def task_lock(self, task: str, cancel: threading.Event) -> _TaskLock:
         return _TaskLock(self.folder / "locks" / f"{task}.lock", cancel)
@@ -145,19 +146,16 @@ class _TaskLock:
     def __init__(self, path: Path, cancel: threading.Event) -> None:
         self.path = path
         self.cancel = cancel
-        self.fd: int | None = None
+        self.lock: HeldLock | None = None
 
     def __enter__(self) -> _TaskLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if self.cancel.wait(0.2):
-                    return self  # the caller sees cancel set and does not build
+        # Asked again every 0.2 s rather than waited for, so that a cancel is seen while another run builds.
+        while (held := try_lock(self.path)) is None:
+            if self.cancel.wait(0.2):
+                return self  # the caller sees cancel set and does not build
+        self.lock = held
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # releases the lock
+        if self.lock is not None:
+            self.lock.release()

@@ -22,6 +22,10 @@ SUBSTITUTION_HINT = ("Use $VAR, ${VAR}, ${VAR:-default}, ${VAR:+alternative}, ${
 _QUOTE_HINT = "Close the quote, or escape the quote character with a backslash."
 _SPECIAL_PARAMETERS = "@*#?-$!0"  # POSIX special parameters; '0' also starts a positional number
 _SHOWN = 60  # characters of a word quoted in an error message
+# The names acrtask takes for build arguments, --set values and a step's env entries: POSIX's portable names
+# (ASCII letters, digits and '_', not starting with a digit), read alike by every builder, shell and Go
+# template. Narrower than the names an ARG may declare (`is_name`).
+PORTABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def shown(word: str) -> str:
@@ -56,6 +60,10 @@ class Scope:
         if self.values[name] is None:
             return f"ARG {shown_name} has no default and no --arg gave it a value"
         return f"ARG {shown_name} is empty"
+
+
+def is_portable_name(name: str) -> bool:
+    return PORTABLE_NAME.fullmatch(name) is not None
 
 
 def is_name(name: str) -> bool:

@@ -11,6 +11,7 @@ from acrtask.errors import ValidationError
 from acrtask.model import Argument, TimerTrigger
 from acrtask.multistep.templates import TemplateError, with_stand_ins
 from acrtask.reference import ImageRef, names_registry
+from acrtask.shellvars import is_portable_name
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")  # ACR's rule; a leading hyphen is refused on its own
 TIMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
@@ -121,7 +122,7 @@ def image_name(text: str, registry: str | None) -> str:
 def argument(text: str, is_secret: bool) -> Argument:
     """`NAME=VALUE`, or `NAME` alone: the value comes from the environment at run time (az)."""
     name, sep, value = text.partition("=")
-    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+    if not is_portable_name(name):
         flag = "--secret-arg" if is_secret else "--arg"
         raise ValidationError(f"Invalid {flag} '{name}': a build argument name is letters, digits and "
                               "underscores, not starting with a digit.", f"Use {flag} NAME=VALUE.")

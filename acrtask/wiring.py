@@ -20,7 +20,7 @@ from acrtask.builders.remote import RemoteEngine
 from acrtask.endpoints import EndpointStore
 from acrtask.errors import AcrTaskError
 from acrtask.model import Argument, Run, RunStatus, RunTrigger, Task
-from acrtask.platform import Platform
+from acrtask.platform import DEFAULT_PLATFORM, Platform
 from acrtask.process import RUN_TAG
 from acrtask.reference import ImageRef
 from acrtask.runner import Runner
@@ -91,7 +91,7 @@ class RegistryTagChecker:
 
     def platform_digest(self, key: BaseKey, digest: str, platform: str | None) -> str | None:
         ref = ImageRef(key.registry, key.repository, key.tag, None)
-        return self.client.platform_digest(ref, digest, Platform.parse(platform or "linux/amd64"))
+        return self.client.platform_digest(ref, digest, Platform.parse(platform) if platform else DEFAULT_PLATFORM)
 
     def cap_circuit(self, seconds: float) -> None:
         self.client.cap_circuit(seconds)

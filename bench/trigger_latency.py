@@ -56,13 +56,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from acrtask.registry.media import OCI_MANIFEST  # noqa: E402
+from acrtask.runids import run_id, run_id_of_tag  # noqa: E402
 from tests.support import LocalRegistry, buildah_env, push_base_image  # noqa: E402
 from tests.support.registry import free_port  # noqa: E402
 
 TARGET_MS = 100.0
 TOKEN = "bench-webhook-token"
 REAL_BUILDAH = "/usr/bin/buildah"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 WRAPPER = r"""#!/bin/bash
 # Bench wrapper: stamp the start (and, for push, the end) of every buildah the watch process runs.
@@ -108,7 +109,7 @@ def fake_history(home: Path, count: int) -> None:
     with db.write() as conn:
         for n in range(1, count + 1):
             RunRecords.insert(conn, n, Run.from_dict({
-                "runId": f"ca{n}", "task": "history-task", "status": "Succeeded",
+                "runId": run_id(n), "task": "history-task", "status": "Succeeded",
                 "createTime": "2026-11-01T00:00:00.000000Z", "startTime": "2026-11-01T00:00:00.100000Z",
                 "finishTime": "2026-11-01T00:00:05.000000Z", "trigger": {"kind": "Manual"}, "pid": 1}))
         conn.execute("UPDATE counters SET value = ? WHERE name = 'run'", (count,))
@@ -195,8 +196,8 @@ def wrapper_events(log: Path) -> list[tuple[str, float, str, str, str]]:
     for line in log.read_text().splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[0] in ("start", "end"):
-            run_id = parts[3].rsplit(":", 1)[-1]  # ACRTASK_RUN_ID is `<runs folder>:<run id>`
-            events.append((parts[0], float(parts[1]), run_id, parts[4], parts[5] if len(parts) > 5 else ""))
+            tagged = run_id_of_tag(parts[3]) or "-"  # "-": a buildah call outside any run
+            events.append((parts[0], float(parts[1]), tagged, parts[4], parts[5] if len(parts) > 5 else ""))
     return events
 
 
@@ -204,7 +205,7 @@ def run_records(home: Path) -> dict[str, dict[str, Any]]:
     """Every run record in the state database, read as another process would (read-only, never blocking watch)."""
     conn = sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True, timeout=30)
     try:
-        return {f"ca{number}": json.loads(document) for number, document in
+        return {run_id(number): json.loads(document) for number, document in
                 conn.execute("SELECT number, document FROM runs")}
     finally:
         conn.close()

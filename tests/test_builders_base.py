@@ -11,29 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.builders import BuildCanceledError, BuildSpec, BuildTimeoutError, select
+from acrtask.builders import BuildCanceledError, BuildTimeoutError, select
 from acrtask.builders.base import Steps
 from acrtask.builders.docker import Docker
 from acrtask.errors import BuildError, ValidationError
+from tests.support.builds import build_spec
 
 SH_PATH = os.environ.get("PATH", "/usr/bin:/bin")
-
-
-def spec(**overrides: object) -> BuildSpec:
-    fields: dict = dict(
-        context_dir=Path("/src"), dockerfile=Path("/src/Dockerfile"), images=("r.example.com/a:1",),
-        build_args={}, secret_args={}, target=None, platform="linux/amd64", no_cache=False, push=True,
-        insecure_registries=frozenset(), annotations={},
-    )
-    fields.update(overrides)
-    return BuildSpec(**fields)
 
 
 # -- BuildSpec ---------------------------------------------------------------------------------------------
 
 
 def test_spec_defaults() -> None:
-    s = spec()
+    s = build_spec()
     assert s.labels == {} and s.timeout is None
 
 
@@ -54,13 +45,13 @@ def test_spec_defaults() -> None:
 )
 def test_spec_rejects(overrides: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message) as caught:
-        spec(**overrides)
+        build_spec(**overrides)
     assert "\n" not in str(caught.value) and caught.value.hint
 
 
 def test_spec_error_never_shows_a_secret_value() -> None:
     with pytest.raises(ValidationError) as caught:
-        spec(secret_args={"PATH": "hunter2"})
+        build_spec(secret_args={"PATH": "hunter2"})
     assert "hunter2" not in str(caught.value)
 
 
@@ -130,7 +121,7 @@ def test_docker_detects_buildx(tmp_path: Path, script: str, expected: bool) -> N
 
 
 def steps(lines: list[str], cancel: threading.Event | None = None, **overrides: object) -> Steps:
-    return Steps("buildah", spec(**overrides), {"PATH": SH_PATH}, lines.append, cancel or threading.Event())
+    return Steps("buildah", build_spec(**overrides), {"PATH": SH_PATH}, lines.append, cancel or threading.Event())
 
 
 def test_a_failed_step_names_the_builders_error_line() -> None:

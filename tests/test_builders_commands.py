@@ -13,9 +13,9 @@ import pytest
 
 from acrtask.builders import buildah, docker, podman
 from acrtask.builders.base import BuildSpec, LogTail, is_insecure, pull_insecure
+from tests.support.builds import build_spec
 
 CTX = Path("/src/app")
-DOCKERFILE = CTX / "Dockerfile"
 SECRET = "p@ss w0rd;$(rm -rf /)"
 WORK = Path("/tmp/work")
 
@@ -23,19 +23,13 @@ WORK = Path("/tmp/work")
 def spec(**overrides: object) -> BuildSpec:
     fields: dict = dict(
         context_dir=CTX,
-        dockerfile=DOCKERFILE,
         images=("myreg.example.com/app:1", "localhost:5000/app:1"),
         build_args={"VERSION": "1.2 beta"},
-        secret_args={},
-        target=None,
         platform="linux/arm/v7",
-        no_cache=False,
-        push=True,
-        insecure_registries=frozenset(),
         annotations={"org.opencontainers.image.base.name": "docker.io/library/alpine:3.19"},
     )
     fields.update(overrides)
-    return BuildSpec(**fields)
+    return build_spec(**fields)
 
 
 # -- buildah / podman ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from acrtask.builders.remote import EndpointLostError, EndpointUnavailableError,
 from acrtask.endpoints import EndpointStore
 from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.platform import Platform
+from tests.support.builds import build_spec
 
 AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64")
 
@@ -171,9 +172,7 @@ class FailingEngine:
 
 def spec(tmp_path: Path) -> BuildSpec:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    return BuildSpec(context_dir=tmp_path, dockerfile=tmp_path / "Dockerfile", images=("reg.example.com/a:1",),
-                     build_args={}, secret_args={}, target=None, platform="linux/amd64", no_cache=False, push=True,
-                     insecure_registries=frozenset(), annotations={}, timeout=60.0)
+    return build_spec(tmp_path, images=("reg.example.com/a:1",), timeout=60.0)
 
 
 def test_an_endpoint_gone_before_the_build_started_sends_it_elsewhere_then_a_real_failure_stays(

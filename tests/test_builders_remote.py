@@ -12,11 +12,11 @@ import pytest
 
 from acrtask.builders import remote
 from acrtask.builders.authfile import private_auth
-from acrtask.builders.base import BuildSpec
 from acrtask.builders.endpoint import Endpoint, Engine
 from acrtask.endpoints import EndpointStore
 from acrtask.errors import NotFoundError, StateError, ValidationError
 from acrtask.platform import Platform
+from tests.support.builds import build_spec
 
 AMD64, ARM64 = Platform("linux", "amd64"), Platform("linux", "arm64")
 
@@ -231,7 +231,5 @@ def test_with_no_credentials_the_auth_file_is_empty_so_the_client_sends_none() -
 
 def test_the_auth_file_covers_bases_and_outputs(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM base.example.com/os:1 AS b\nFROM scratch\nCOPY --from=b / /\n")
-    spec = BuildSpec(context_dir=tmp_path, dockerfile=tmp_path / "Dockerfile", images=("out.example.com/app:1",),
-                     build_args={}, secret_args={}, target=None, platform="linux/amd64", no_cache=False, push=True,
-                     insecure_registries=frozenset(), annotations={})
+    spec = build_spec(tmp_path, images=("out.example.com/app:1",))
     assert remote._registries(spec) == {"base.example.com", "out.example.com"}

@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "acrtask"
 PURE = [name for name in ("model", "reference", "platform", "dockerfile", "shellvars", "triggers", "validate", "graph",
-                         "stored", "instructions", "dockerargs", "graph_svg", "insecure")
+                         "stored", "instructions", "dockerargs", "graph_svg", "insecure", "runids")
         if (PACKAGE / f"{name}.py").exists()]
 
 

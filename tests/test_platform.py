@@ -165,6 +165,20 @@ def test_default_platform() -> None:
     assert DEFAULT_PLATFORM == Platform.parse("linux/amd64")
 
 
+def test_every_default_is_the_default_platform() -> None:
+    from acrtask.builders.endpoint import Endpoint
+    from acrtask.multistep.templates import RunValues
+
+    defaults = {
+        "Endpoint": Endpoint("build1", "tcp://10.0.0.5:8888").platforms[0],
+        "stored Endpoint": Endpoint.from_dict({"name": "build1", "url": "tcp://10.0.0.5:8888"}).platforms[0],
+        "{{.Run.OS}}/{{.Run.Architecture}}": Platform(RunValues(id="ca1").os, RunValues(id="ca1").architecture),
+        "an OS alone": Platform.parse(DEFAULT_PLATFORM.os),
+    }
+    assert defaults == dict.fromkeys(defaults, DEFAULT_PLATFORM)
+    assert Platform.parse("arm64").os == DEFAULT_PLATFORM.os  # an architecture alone: on the default OS
+
+
 @pytest.mark.parametrize(("left", "right", "expected"), [
     (Platform("linux", "arm64"), Platform("linux", "arm64", "v8"), True),
     (Platform("linux", "aarch64", "8"), Platform("linux", "arm64"), True),

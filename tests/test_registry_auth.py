@@ -18,7 +18,7 @@ from acrtask.errors import RegistryError
 from acrtask.registry import Credentials, DockerCredentials
 from acrtask.registry.auth import Challenge, parse_challenges, parse_token
 from acrtask.registry.credentials import DOCKER_HUB_KEY, config_key
-from tests.test_registry_fakes import ALICE, REALM_HOST, FakeNet, ref, resolve_with, run
+from tests.support.fake_registry import ALICE, REALM_HOST, FakeNet, ref, resolve_with, run
 
 # -- WWW-Authenticate ----------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from acrtask.errors import ManifestNotFoundError, RegistryError
 from acrtask.platform import Platform
 from acrtask.registry import BlockingRegistryClient, CheckKey, RegistryClient, Resolved
 from acrtask.registry.media import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST
-from tests.test_registry_fakes import (
+from tests.support.fake_registry import (
     ALICE,
     FakeNet,
     StaticCredentials,
@@ -160,7 +160,8 @@ def test_platform_digest_skips_attestations_and_unchanged_index_costs_one_head()
     async def scenario() -> None:
         async with net.client() as client:
             first = await client.resolve(ref("reg.example/multi:1"), AMD64)
-            assert (first.digest, first.platform_digest, first.is_index) == (index, children["linux/amd64"], True)
+            assert (first.digest, first.platform_digest) == (index, children["linux/amd64"])
+            assert first.media_type == OCI_INDEX
             assert [r.method for r in net.log] == ["HEAD", "GET"]
             assert net.log[1].url.path == f"/v2/multi/manifests/{index}"  # the index by digest, immutable
             again = await client.resolve(ref("reg.example/multi:1"), AMD64)
@@ -345,7 +346,7 @@ def test_resolved_media_type_and_docker_manifest_list() -> None:
     registry.push("list", "1", json.dumps(body).encode(), DOCKER_LIST)
     registry.push("plain", "1", manifest_body("plain"))
     resolved = run(resolve_with(net.client(), ref("reg.example/list:1"), AMD64))
-    assert resolved.is_index and resolved.platform_digest == children["linux/amd64"]
+    assert resolved.media_type == DOCKER_LIST and resolved.platform_digest == children["linux/amd64"]
 
 
 def test_client_is_an_async_context_manager_and_closes() -> None:

@@ -1,6 +1,6 @@
-"""registry/copy.py against the scripted fake registry, for what the local registry cannot show: token
-scopes (it has no token service), a blob upload that fails half-way, a source that sends wrong bytes.
-Copies between real registries are in tests/integration/test_import.py."""
+"""registry/copy.py and registry/blobs.py against the scripted fake registry, for what the local registry
+cannot show: token scopes (it has no token service), a blob upload that fails half-way, a source that sends
+wrong bytes. Copies between real registries are in tests/integration/test_import.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from acrtask.errors import RegistryError
 from acrtask.registry.copy import copy_image
 from acrtask.registry.media import OCI_INDEX, OCI_MANIFEST
-from tests.test_registry_fakes import REALM_HOST, FakeNet, FakeRegistry, digest_of, ref, run
+from tests.support.fake_registry import REALM_HOST, FakeNet, FakeRegistry, digest_of, ref, run
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"

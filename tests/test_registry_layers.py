@@ -22,7 +22,7 @@ from acrtask.registry.request import Connection, Request
 from acrtask.registry.retry import Retry
 from acrtask.registry.session import Answer
 from acrtask.registry.transport import Policy
-from tests.test_registry_fakes import FakeClock, run
+from tests.support.fake_registry import FakeClock, run
 
 URL = httpx.URL("https://reg.example/v2/app/manifests/1")
 TOKEN_URL = httpx.URL("https://auth.example/token")

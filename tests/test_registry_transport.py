@@ -17,7 +17,7 @@ from acrtask.registry.transport import (
     status_error,
     transport_error,
 )
-from tests.test_registry_fakes import ALICE, FakeNet, Script, ref, resolve_with, run
+from tests.support.fake_registry import ALICE, FakeNet, Script, ref, resolve_with, run
 
 # -- retries -------------------------------------------------------------------------------------------------
 
@@ -214,7 +214,7 @@ def test_low_remaining_quota_spaces_out_gets_but_not_heads() -> None:
         async with net.client() as client:
             await client.resolve(ref("reg.example/app:1"))
             await client.resolve(ref("reg.example/app:2"))
-            assert client.rate_limits()["reg.example"] == RateLimit(100, 5, 600)
+            assert client.session(ref("reg.example/app:1")).health.rate == RateLimit(100, 5, 600)
 
     run(scenario())
     assert net.clock.sleeps == [60.0]  # 600 s / 5 left = 120 s, capped at 60 s; HEADs never wait

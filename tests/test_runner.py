@@ -5,6 +5,7 @@ from __future__ import annotations
 from acrtask.model import Argument, Run, RunStatus, RunTrigger, Step, Task
 from acrtask.reference import ImageRef
 from acrtask.runner import build_arguments, fill_in, insecure_hosts
+from tests.support.runner import offline_runner
 
 
 def test_build_arguments_take_missing_values_from_the_environment() -> None:
@@ -31,23 +32,6 @@ def test_insecure_hosts_match_the_registry_clients_rules() -> None:
     assert insecure_hosts(refs, env) == {"reg.lan:5000", "localhost:5000", "127.0.0.1:9", "only.port:6000"}
 
 
-def _runner(tmp_path, builder_for):
-    import threading
-
-    from acrtask.runner import Runner
-    from acrtask.runs import RunStore
-    from acrtask.state import Database, StateStore
-    from acrtask.workspace import Workspace
-
-    class NoRegistry:
-        def resolve(self, ref, platform=None):
-            raise AssertionError("a FROM scratch build resolves nothing")
-
-    db = Database(tmp_path / "state.db")
-    return Runner(StateStore(db), RunStore(db, tmp_path / "runs"), NoRegistry(), builder_for,
-                  lambda task: Workspace(), environ={}), threading.Event()
-
-
 def test_an_unexpected_failure_still_ends_the_run_recorded_and_redacted(tmp_path) -> None:
     from acrtask.model import RunStatus, RunTrigger, Step, Task
 
@@ -58,7 +42,7 @@ def test_an_unexpected_failure_still_ends_the_run_recorded_and_redacted(tmp_path
     def broken_builder(task, run):
         raise RuntimeError("builder exploded holding hunter2-secret")
 
-    runner, cancel = _runner(tmp_path, broken_builder)
+    runner, cancel = offline_runner(tmp_path, broken_builder)
     task = Task(name="boom-task", step=Step(context_path=str(ctx), image_names=("r.io/a:1",),
                                             arguments=(Argument("TOKEN", "hunter2-secret", is_secret=True),)))
     lines: list[str] = []

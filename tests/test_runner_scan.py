@@ -9,7 +9,7 @@ import pytest
 
 from acrtask import dockerfile
 from acrtask.model import Run, RunStatus, RunTrigger, Step, Task
-from tests.test_runner import _runner
+from tests.support.runner import offline_runner
 
 
 def no_builder(task: Task, run: Run) -> None:
@@ -20,7 +20,7 @@ def run_task(tmp_path: Path, text: str, timeout: int = 3600) -> tuple[Run, list[
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(text)
-    runner, cancel = _runner(tmp_path, no_builder)
+    runner, cancel = offline_runner(tmp_path, no_builder)
     task = Task(name="scan-task", step=Step(context_path=str(ctx), image_names=("r.io/a:1",)), timeout=timeout)
     lines: list[str] = []
     finished = runner.execute(runner.queue(task, RunTrigger()), task, lines.append, cancel)
@@ -76,7 +76,7 @@ def test_cancel_reaches_a_scan_in_progress(tmp_path: Path, slow_scan: threading.
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text("FROM alpine\n")
-    runner, cancel = _runner(tmp_path, no_builder)
+    runner, cancel = offline_runner(tmp_path, no_builder)
     task = Task(name="scan-task", step=Step(context_path=str(ctx), image_names=("r.io/a:1",)))
 
     def cancel_once_scanning() -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from acrtask.shellvars import MAX_NESTING, Expander, ExpansionError, Scope
+from acrtask.shellvars import MAX_NESTING, Expander, ExpansionError, Scope, is_name, is_portable_name
 
 TABLE = Path(__file__).parent / "data" / "buildkit_envVarTest"
 ENV = {"PWD": "/home", "SHELL": "bash", "KOREAN": "한국어", "NULL": ""}  # lex_test.go's environment
@@ -180,3 +183,52 @@ def test_errors_show_a_long_word_shortened() -> None:
 def test_builder_args_are_unknown_through_every_substitution(word: str, text: str, builder: list[str]) -> None:
     expansion = Expander(Scope(builder={"TARGETPLATFORM", "TARGETARCH", "TARGETVARIANT"})).expand(word)
     assert (expansion.text, expansion.builder) == (text, builder)
+
+
+NAMES = [  # (name, a portable name: what --arg, --build-arg, --set and env take, an ARG name)
+    ("A", True, True),
+    ("_", True, True),
+    ("build_ARG_2", True, True),
+    ("_1", True, True),
+    ("1X", False, False),
+    ("A-B", False, False),
+    ("A.B", False, False),
+    ("A B", False, False),
+    ("", False, False),
+    ("A\n", False, False),  # `re.match("^...$")` once let a trailing newline through --arg
+    ("안녕", False, True),  # BuildKit declares it, but no builder's environment or Go template reads it alike
+    ("É", False, True),
+    ("x²", False, False),
+]
+
+
+@pytest.mark.parametrize(("name", "portable", "arg"), NAMES)
+def test_portable_names_are_narrower_than_arg_names(name: str, portable: bool, arg: bool) -> None:
+    assert is_portable_name(name) is portable
+    assert is_name(name) is arg
+
+
+@pytest.mark.parametrize(("name", "portable", "arg"), NAMES)
+def test_every_place_that_takes_a_name_takes_the_same_ones(name: str, portable: bool, arg: bool) -> None:
+    from acrtask.errors import ValidationError
+    from acrtask.multistep.buildcmd import parse_build
+    from acrtask.multistep.spec import parse
+    from acrtask.multistep.tasks import value
+    from acrtask.validate import argument
+    from tests.support.builds import build_spec
+
+    def taken(check: Callable[[], object]) -> bool:
+        try:
+            check()
+        except ValidationError:
+            return False
+        return True
+
+    places = {
+        "--arg": lambda: argument(f"{name}=1", is_secret=False),
+        "BuildSpec": lambda: build_spec(build_args={name: "1"}),
+        "--build-arg": lambda: parse_build(shlex.join(["--build-arg", f"{name}=1", "."])),
+        "--set": lambda: value(f"{name}=1", "--set", is_secret=False),
+        "env": lambda: parse(f"steps:\n  - cmd: bash\n    env: [{json.dumps(name + '=1')}]\n"),
+    }
+    assert {where: taken(check) for where, check in places.items()} == dict.fromkeys(places, portable)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from acrtask.model import BaseImageDependency, DependencyType, RunTrigger, Step, Task
+from acrtask.runids import run_number
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore
 
@@ -103,5 +104,5 @@ def test_sigkill_mid_transaction_loses_no_committed_change(tmp_path: Path) -> No
     finally:
         db.close()
     assert len(committed) >= KILLS  # every writer committed before it was killed
-    numbers = [int(run_id[2:]) for run_id in committed.values()]
+    numbers = [run_number(run_id) for run_id in committed.values()]
     assert len(set(numbers)) == len(numbers)  # never reused, across all the crashes

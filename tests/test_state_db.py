@@ -69,19 +69,6 @@ def test_recording_a_runs_dependencies_touches_only_that_tasks_rows(store: State
     assert not store.record_dependencies("no-such-task", (dep("x"),))  # deleted while it built: nothing
 
 
-def test_which_tasks_build_on_a_base_is_an_index_lookup(store: StateStore) -> None:
-    with store.transaction() as tx:
-        for i in range(20):
-            tx.save(task(f"task-{i:03d}", (dep(f"base{i % 4}"),)))
-        tx.save(task("never-ran"))
-    assert store.dependents("reg.local:5000", "base1", "1") == ["task-001", "task-005", "task-009", "task-013",
-                                                                "task-017"]
-    assert store.dependents("reg.local:5000", "base1", "2") == []
-    plan = store.db.query("EXPLAIN QUERY PLAN SELECT DISTINCT task FROM dependencies WHERE registry = ? AND "
-                          "repository = ? AND tag IS ?", ("r", "b", "t"))
-    assert "SEARCH dependencies USING COVERING INDEX dependencies_by_base" in " ".join(str(row[-1]) for row in plan)
-
-
 def test_changes_since_names_only_what_changed(store: StateStore, monkeypatch: pytest.MonkeyPatch) -> None:
     with store.transaction() as tx:
         for name in ("task-one", "task-two", "task-three"):

@@ -18,6 +18,7 @@ import pytest
 
 from acrtask import wiring
 from acrtask.model import RunTrigger
+from acrtask.runids import run_id
 from acrtask.state import Database, StateStore
 from tests.cli_helpers import run_cli, state_dump
 
@@ -37,7 +38,7 @@ def stored(home: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
     tasks = StateStore(Database(home / "state.db")).documents(unknown_keys=True)
     conn = sqlite3.connect(f"file:{home / 'state.db'}?mode=ro", uri=True)
     try:
-        runs = {f"ca{n}": json.loads(doc) for n, doc in conn.execute("SELECT number, document FROM runs")}
+        runs = {run_id(n): json.loads(doc) for n, doc in conn.execute("SELECT number, document FROM runs")}
         settings = dict(conn.execute("SELECT key, value FROM settings"))
     finally:
         conn.close()

@@ -22,9 +22,9 @@ from acrtask.state import Database, StateStore
 from acrtask.watch.loop import Watcher, WatchOptions
 from acrtask.watch.retries import retry_delay
 from acrtask.wiring import RegistryTagChecker
+from tests.support.fake_registry import digest_of, manifest_body
 from tests.support.tasks import NEW, dep, task
 from tests.support.watch_fakes import LogLines, RecordingExecutor, ScriptedRegistry, WatchThread, stores
-from tests.test_registry_fakes import digest_of, manifest_body
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 

@@ -20,6 +20,7 @@ from typing import Protocol
 from acrtask import dockerfile, insecure, process
 from acrtask.errors import AcrTaskError, BuildCanceledError, BuildError, BuildTimeoutError, ValidationError
 from acrtask.reference import ImageRef
+from acrtask.shellvars import is_portable_name
 
 __all__ = [
     "BUILDER_NAMES",
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 BUILDER_NAMES = ("buildah", "docker", "podman")  # "auto" tries them in this order
-_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Secret args travel in the builder's environment: these names would change how the builder itself runs.
 _RESERVED_ENV = frozenset({"PATH", "HOME", "USER", "SHELL", "PWD", "TMPDIR", "TZ"})
 _RESERVED_PREFIXES = ("LD_", "LC_", "XDG_", "BUILDAH_", "STORAGE_", "CONTAINERS_", "DOCKER_", "BUILDX_",
@@ -95,7 +95,7 @@ class BuildSpec:
             raise ValidationError(f"The build timeout must be positive, not {self.timeout:g}.",
                                   "Pass --timeout in seconds, e.g. 3600.")
         for name in (*self.build_args, *self.secret_args):
-            if not _ARG_NAME.fullmatch(name):
+            if not is_portable_name(name):
                 raise ValidationError(f"Build argument name {name!r} is not valid.",
                                       "Use letters, digits and underscores, not starting with a digit.")
         both = sorted(set(self.build_args) & set(self.secret_args))

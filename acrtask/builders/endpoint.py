@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from acrtask.errors import ValidationError
-from acrtask.platform import Platform
+from acrtask.platform import DEFAULT_PLATFORM, Platform
 
 __all__ = ["Endpoint", "Engine", "check_name", "check_url"]
 
@@ -78,7 +78,7 @@ class Endpoint:
     url: str
     engine: Engine = Engine.PODMAN
     max_concurrent: int = 2  # builds at once (its slots)
-    platforms: tuple[Platform, ...] = (Platform("linux", "amd64"),)
+    platforms: tuple[Platform, ...] = (DEFAULT_PLATFORM,)
     identity: str | None = None  # podman over ssh: the private key file (`--identity`)
     tls_dir: str | None = None  # docker / buildkit over tcp: ca.pem, cert.pem, key.pem
 
@@ -125,6 +125,7 @@ class Endpoint:
         return cls(
             name=str(data["name"]), url=str(data["url"]), engine=engine,
             max_concurrent=int(data.get("maxConcurrent", 2)),
-            platforms=tuple(Platform.parse(str(p), source="platform") for p in data.get("platforms", ["linux/amd64"])),
+            platforms=tuple(Platform.parse(str(p), source="platform") for p in data["platforms"])
+            if "platforms" in data else (DEFAULT_PLATFORM,),
             identity=data.get("identity"), tls_dir=data.get("tlsDir"),
         )

@@ -13,12 +13,9 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +24,7 @@ from acrtask.builders.remote import Probe
 from acrtask.endpoint_status import EndpointStatus
 from acrtask.endpoints import EndpointStore
 from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
-from acrtask.files import exclusive_lock
+from acrtask.files import HeldLock, exclusive_lock, try_lock
 from acrtask.platform import Platform
 
 __all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "Health", "Lease", "Pool", "SlotFiles"]
@@ -58,12 +55,10 @@ class Health:
 class Lease:
     endpoint: Endpoint
     slot: int
-    fd: int | None = field(repr=False)
+    lock: HeldLock = field(repr=False)
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # releases the flock
-            self.fd = None
+        self.lock.release()
 
 
 class SlotFiles:
@@ -75,20 +70,8 @@ class SlotFiles:
     def _path(self, endpoint: Endpoint, slot: int) -> Path:
         return self.folder / f"{endpoint.name}.{slot}.lock"
 
-    def _try(self, path: Path) -> int | None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return fd
-
-    @contextmanager
-    def _choosing(self) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with exclusive_lock(self.folder / "choose.lock"):
-            yield
+    def _choosing(self) -> HeldLock:
+        return exclusive_lock(self.folder / "choose.lock")
 
     def busy(self, endpoints: list[Endpoint]) -> dict[str, int]:
         found = {}
@@ -104,13 +87,13 @@ class SlotFiles:
         """(slots held by others, one free slot now held by us or None)."""
         busy, lease = 0, None
         for slot in range(endpoint.max_concurrent):
-            fd = self._try(self._path(endpoint, slot))
-            if fd is None:
+            lock = try_lock(self._path(endpoint, slot))
+            if lock is None:
                 busy += 1
             elif lease is None:
-                lease = Lease(endpoint, slot, fd)
+                lease = Lease(endpoint, slot, lock)
             else:
-                os.close(fd)
+                lock.release()
         return busy, lease
 
     def take(self, endpoints: list[Endpoint]) -> Lease | None:

@@ -16,7 +16,7 @@ from acrtask.cli.scope import Registry
 from acrtask.errors import ValidationError
 from acrtask.model import BaseImageTriggerType, BuilderName, Status, Task, UpdateTriggerPayloadType
 from acrtask.notify import endpoints
-from acrtask.platform import Platform
+from acrtask.platform import DEFAULT_PLATFORM, Platform
 from acrtask.service import TaskChanges, TaskService
 from acrtask.state import StateStore, open_database
 
@@ -39,7 +39,7 @@ SecretArgs = Annotated[list[str] | None, typer.Option(
 Target = Annotated[str | None, typer.Option("--target", help="The build stage to build.")]
 PlatformOpt = Annotated[str | None, typer.Option(
     "--platform", help="os/arch, os/arch/variant or an architecture alone (arm64 means linux/arm64). "
-                       "Default: linux/amd64.")]
+                       f"Default: {DEFAULT_PLATFORM}.")]
 NoPush = Annotated[str | None, typer.Option("--no-push", help="Build without pushing: true|false (bare = true).")]
 NoCache = Annotated[str | None, typer.Option("--no-cache", help="Build without the layer cache: true|false "
                                              "(bare = true).")]

@@ -13,11 +13,11 @@ import shlex
 from dataclasses import dataclass
 
 from acrtask.multistep.errors import TaskFileError
+from acrtask.shellvars import is_portable_name
 
 _VALUED = {"-t": "tags", "--tag": "tags", "--image": "tags", "-f": "file", "--file": "file",
            "--build-arg": "build_args", "--target": "target", "--platform": "platform", "--label": "labels"}
 _FLAGS = {"--no-cache": "no_cache", "--pull": "pull"}
-_ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REMOTE = re.compile(r"^(https?://|git@|git://|ssh://)|\.git(#|$)")
 
 
@@ -99,7 +99,7 @@ def _last(given: list[str]) -> str | None:
 
 def _build_arg(text: str, what: str, line: int | None) -> tuple[str, str | None]:
     name, eq, value = text.partition("=")
-    if not _ARG_NAME.fullmatch(name):
+    if not is_portable_name(name):
         raise _error(f"{what}: --build-arg {text!r} does not start with a valid name.", "Write --build-arg NAME=VALUE.",
                      line)
     return name, value if eq else None

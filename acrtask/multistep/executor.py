@@ -59,7 +59,6 @@ class Outcome:
     ending: Ending
     records: dict[str, StepRecord]
     error: str | None = None  # what ended the run, when it did not succeed
-    failed_step: str | None = None
 
 
 @dataclass
@@ -112,7 +111,7 @@ class Executor:
 
     def _check_end(self, step_id: str | None, error: str | None, deadline: float | None) -> Outcome | None:
         if step_id is not None and error is not None:
-            return Outcome(Ending.FAILED, {}, f"Step ID: {step_id} failed: {error}", step_id)
+            return Outcome(Ending.FAILED, {}, f"Step ID: {step_id} failed: {error}")
         if self.cancel.is_set():
             return Outcome(Ending.CANCELED, {}, "the run was canceled; its steps were stopped")
         if deadline is not None and time.monotonic() >= deadline:

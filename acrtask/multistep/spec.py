@@ -19,13 +19,13 @@ import yaml
 
 from acrtask.multistep.buildcmd import BuildCommand, parse_build
 from acrtask.multistep.errors import TaskFileError
+from acrtask.shellvars import is_portable_name
 
 IMMEDIATE = "-"
 DEFAULT_STEP_TIMEOUT = 600
 DEFAULT_WORKING_DIRECTORY = "/workspace"
 STEP_KINDS = ("build", "push", "cmd")
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9_-]+")
-_ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*", re.DOTALL)
 _NO_DOCKER = ("acrtask runs steps with buildah (or the chosen engine) on this host, without Docker networks, "
               "published ports or Windows isolation")
 _REFUSED = {
@@ -205,10 +205,15 @@ def parse(text: str, resolve_image: Callable[[str], str] = lambda word: word) ->
 def _env(doc: _Doc, what: str) -> tuple[str, ...]:
     items = doc.get("env", list, what, [])
     for item in items:
-        if not isinstance(item, str) or not _ENV.fullmatch(item):
+        if not isinstance(item, str) or not _is_env_entry(item):
             raise TaskFileError(f"{what} 'env' entry {item!r} is not NAME=VALUE.", "Write entries as - NAME=value.",
                                 doc.line_of("env"))
     return tuple(items)
+
+
+def _is_env_entry(item: str) -> bool:
+    name, eq, _ = item.partition("=")
+    return bool(eq) and is_portable_name(name)
 
 
 def _secrets(doc: _Doc) -> tuple[str, ...]:

@@ -11,7 +11,6 @@ may change in the context, so it is checked at each run, and here only found.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -24,12 +23,12 @@ from acrtask.model import Argument, Run, RunStatus, RunTrigger, Step, StepType, 
 from acrtask.multistep import document
 from acrtask.multistep import run as runs
 from acrtask.multistep.run import NO_CONTEXT
+from acrtask.shellvars import is_portable_name
 
 # ACR treats these as task files, everything else as a Dockerfile (docs: "Supported task filename extensions").
 TASK_FILE_SUFFIXES = (".yaml", ".yml", ".toml", ".json", ".sh", ".bash", ".zsh", ".ps1", ".ps", ".cmd", ".bat",
                       ".ts", ".js", ".php", ".py", ".rb", ".lua")
 DEFAULT_ENCODED_FILE = "acb.yaml"  # az's default -f with -c /dev/null
-_VALUE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def is_task_file(file: str | None) -> bool:
@@ -46,7 +45,7 @@ def step_type(context: str | None, file: str | None, cmd: str | None) -> StepTyp
 def value(text: str, flag: str, is_secret: bool) -> Argument:
     """A `--set NAME=VALUE` or `--set-secret NAME=VALUE` (both need the `=`, as in ACR)."""
     name, sep, given = text.partition("=")
-    if not sep or not _VALUE_NAME.fullmatch(name):
+    if not sep or not is_portable_name(name):
         raise ValidationError(f"Invalid {flag} '{text}': expected NAME=VALUE, the name of letters, digits and "
                               "underscores.", f"Use {flag} tag=v1; the task file reads it as {{{{.Values.tag}}}}.")
     return Argument(name=name, value=given, is_secret=is_secret)

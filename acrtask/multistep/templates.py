@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from acrtask.errors import ValidationError
+from acrtask.platform import DEFAULT_PLATFORM
+from acrtask.shellvars import PORTABLE_NAME
 
 RUN_FIELDS = ("ID", "SharedVolume", "Registry", "RegistryName", "Date", "OS", "Architecture", "Commit",
               "Branch", "TaskName")
@@ -39,7 +41,7 @@ IMAGE_ALIASES = {
 DATE_FORMAT = "%Y%m%d-%H%M%Sz"  # ACR's {{.Run.Date}}: 20190315-191515z
 
 _ACTION = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
-_FIELD = re.compile(r"\.(Run|Values|Secrets|Build)((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+_FIELD = re.compile(rf"\.(Run|Values|Secrets|Build)((?:\.{PORTABLE_NAME.pattern})+)")
 _KEYWORDS = ("if", "else", "end", "range", "with", "define", "template", "block", "break", "continue")
 _SUPPORTED = "only field substitution ({{.Run.ID}}, {{.Values.name}}, {{.Secrets.name}}) is supported"
 ALIAS_NAME = re.compile(r"[A-Za-z0-9]+")
@@ -60,8 +62,8 @@ class RunValues:
     id: str
     registry: str | None = None  # None: the task has no registry, and {{.Run.Registry}} is an error
     date: str = ""
-    os: str = "linux"
-    architecture: str = "amd64"
+    os: str = DEFAULT_PLATFORM.os
+    architecture: str = DEFAULT_PLATFORM.architecture
     commit: str = ""
     branch: str = ""
     task_name: str = ""

@@ -27,7 +27,6 @@ from acrtask.reference import ImageRef
 from acrtask.registry import media
 from acrtask.registry.auth import repository_scope
 from acrtask.registry.credentials import DockerCredentials
-from acrtask.registry.health import RateLimit
 from acrtask.registry.http import Connector, ReplyHook, RequestHook
 from acrtask.registry.session import CredentialSource, RegistrySession
 from acrtask.registry.transport import Policy, status_error
@@ -49,10 +48,6 @@ class Resolved:
     media_type: str
     platform: Platform | None = None
     platform_digest: str | None = None
-
-    @property
-    def is_index(self) -> bool:
-        return self.media_type in media.INDEX_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,10 +186,6 @@ class RegistryClient:
     @property
     def connector(self) -> Connector:
         return self._connector
-
-    def rate_limits(self) -> dict[str, RateLimit]:
-        """The last RateLimit-* figures each registry sent (Docker Hub sends them)."""
-        return {host: reg.health.rate for host, reg in self._registries.items() if reg.health.rate}
 
     # -- manifests -----------------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ files are renamed `*.migrated` (logs stay where they are) and one line on stderr
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -19,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from acrtask.errors import StateError
+from acrtask.files import HeldLock, exclusive_lock, real_path
 from acrtask.model import Run
+from acrtask.runids import PREFIX, run_id, run_number
 from acrtask.state import documents, toml_io
-from acrtask.state.runs import RunRecords, run_number
+from acrtask.state.runs import RunRecords
 from acrtask.state.tasks import TaskTransaction
 
 log = logging.getLogger("acrtask.state")
@@ -47,7 +48,7 @@ class LegacyHome:
     def records(self) -> list[tuple[int, Path]]:
         if not self.runs_dir.is_dir():
             return []
-        found = [(run_number(path.stem), path) for path in self.runs_dir.glob("ca*.json")]
+        found = [(run_number(path.stem), path) for path in self.runs_dir.glob(f"{PREFIX}*.json")]
         return sorted((number, path) for number, path in found if number is not None)
 
     def present(self) -> bool:
@@ -120,7 +121,7 @@ def _import(conn: sqlite3.Connection, legacy: LegacyHome) -> str:
 
     _check_counts(conn, len(state.tasks), dependency_count, runs, legacy)
     return (f"Moved {len(state.tasks)} task(s) and {runs} run record(s) from {legacy.state_file} and "
-            f"{legacy.runs_dir}/*.json into the state database; run ids continue at ca{next_number + 1}.")
+            f"{legacy.runs_dir}/*.json into the state database; run ids continue at {run_id(next_number + 1)}.")
 
 
 def _read_run(path: Path) -> dict[str, Any]:
@@ -158,16 +159,14 @@ def _rename_old_files(legacy: LegacyHome) -> None:
             os.replace(path, path.with_name(path.name + MIGRATED))
 
 
-def _lock(legacy: LegacyHome) -> int | None:
+def _lock(legacy: LegacyHome) -> HeldLock | None:
     if not legacy.state_file.exists():
         return None
-    target = Path(os.path.realpath(legacy.state_file))  # older versions lock beside a symlink's target
-    fd = os.open(target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    target = real_path(legacy.state_file)  # older versions lock beside a symlink's target
+    return exclusive_lock(target.with_name(target.name + ".lock"))
 
 
-def _unlock(fd: int | None) -> None:
-    if fd is not None:
-        os.close(fd)
+def _unlock(lock: HeldLock | None) -> None:
+    if lock is not None:
+        lock.release()
 

@@ -8,19 +8,10 @@ from typing import Any
 
 from acrtask.errors import StateError
 from acrtask.model import Run, RunStatus
+from acrtask.runids import run_id, run_number
 from acrtask.state.db import Database
 
-RUN_ID_PREFIX = "ca"
 _LIVE = (str(RunStatus.QUEUED), str(RunStatus.RUNNING))
-
-
-def run_id(number: int) -> str:
-    return f"{RUN_ID_PREFIX}{number}"
-
-
-def run_number(text: str) -> int | None:
-    digits = text[len(RUN_ID_PREFIX):] if text.startswith(RUN_ID_PREFIX) else ""
-    return int(digits) if digits.isdigit() else None
 
 
 class RunRecords:

@@ -168,12 +168,6 @@ class StateStore:
             rows = _rows(conn, names, unknown_keys)
         return {name: documents.join(document, deps) for name, (document, deps) in rows.items()}
 
-    def dependents(self, registry: str, repository: str, tag: str | None) -> list[str]:
-        """The tasks whose recorded dependencies include this base tag (an index lookup)."""
-        rows = self.db.query("SELECT DISTINCT task FROM dependencies WHERE registry = ? AND repository = ? "
-                             "AND tag IS ? ORDER BY task", (registry, repository, tag))
-        return [task for (task,) in rows]
-
     def revision(self) -> int:
         with self.db.read() as conn:
             return self._revision(conn)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
@@ -26,7 +26,6 @@ class Snapshot:
     running: tuple[tuple[str, str], ...] = ()   # (run id, task)
     pending: tuple[str, ...] = ()
     last_trigger: str | None = None
-    messages: tuple[str, ...] = field(default_factory=tuple)
     endpoints: tuple[EndpointStatus, ...] = ()  # build endpoints, as this watch last saw them
 
 

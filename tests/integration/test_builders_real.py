@@ -7,7 +7,6 @@ pushes only work because of the --tls-verify flags the builder chose itself.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
 import time
@@ -20,15 +19,13 @@ import pytest
 from acrtask.builders import BuildCanceledError, BuildSpec, BuildTimeoutError
 from acrtask.builders.buildah import Buildah
 from acrtask.errors import BuildError
+from acrtask.registry.media import OCI_MANIFEST
+from acrtask.runner import BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION
 from tests.support import LocalRegistry, fetch_manifest, head_digest, push_base_image
-from tests.support.procs import zombie_children
+from tests.support.builds import SECRET, spec_of
+from tests.support.procs import wait_gone, zombie_children
 
 pytestmark = pytest.mark.integration
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-SECRET = "tok-7f3a9c-very-secret"
-BASE_NAME = "org.opencontainers.image.base.name"
-BASE_DIGEST = "org.opencontainers.image.base.digest"
 
 
 @pytest.fixture
@@ -44,42 +41,6 @@ def base(registry: LocalRegistry, buildah_env: dict[str, str]) -> tuple[str, str
     """A tiny busybox base image in the registry: (reference, digest)."""
     ref = f"{registry.host}/base/busybox:1.0"
     return ref, push_base_image(registry.host, "base/busybox:1.0", "base-v1", env=buildah_env)
-
-
-def make_spec(tmp_path: Path, dockerfile: str, images: tuple[str, ...], **overrides: object) -> BuildSpec:
-    ctx = tmp_path / "ctx"
-    ctx.mkdir(exist_ok=True)
-    (ctx / "Dockerfile").write_text(dockerfile)
-    fields: dict = dict(
-        context_dir=ctx, dockerfile=ctx / "Dockerfile", images=images, build_args={}, secret_args={},
-        target=None, platform="linux/amd64", no_cache=False, push=True, insecure_registries=frozenset(),
-        annotations={},
-    )
-    fields.update(overrides)
-    return BuildSpec(**fields)
-
-
-def marked_processes(marker: str) -> list[str]:
-    """Live processes whose command line contains `marker` (zombies have an empty cmdline)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if marker in cmdline:
-                found.append(f"{entry.name}: {cmdline}")
-    return found
-
-
-def wait_gone(marker: str, within: float = 3.0) -> list[str]:
-    end = time.monotonic() + within
-    while (left := marked_processes(marker)) and time.monotonic() < end:
-        time.sleep(0.05)
-    return left
-
-
 
 
 def buildah_containers(env: dict[str, str]) -> str:
@@ -99,11 +60,11 @@ def test_build_pushes_two_tags_with_annotations_and_keeps_the_secret_out(
         'RUN test -n "$TOKEN" && echo "greeting=$GREETING token=$TOKEN" && echo "$GREETING" > /greeting\n'
     )
     images = (f"{registry.host}/app/web:1.0", f"{registry.host}/app/web:run-ca1")
-    spec = make_spec(
+    spec = spec_of(
         tmp_path, dockerfile, images,
         build_args={"GREETING": "hello"}, secret_args={"TOKEN": SECRET},
         insecure_registries=frozenset({registry.host}),
-        annotations={BASE_NAME: base_ref, BASE_DIGEST: base_digest},
+        annotations={BASE_NAME_ANNOTATION: base_ref, BASE_DIGEST_ANNOTATION: base_digest},
         labels={"org.opencontainers.image.title": "web"},
         timeout=120.0,
     )
@@ -122,8 +83,8 @@ def test_build_pushes_two_tags_with_annotations_and_keeps_the_secret_out(
 
     manifest = fetch_manifest(registry.host, "app/web", "1.0")
     assert manifest["mediaType"] == OCI_MANIFEST
-    assert manifest["annotations"][BASE_NAME] == base_ref
-    assert manifest["annotations"][BASE_DIGEST] == base_digest
+    assert manifest["annotations"][BASE_NAME_ANNOTATION] == base_ref
+    assert manifest["annotations"][BASE_DIGEST_ANNOTATION] == base_digest
 
     # The image config (history, env, labels) as pushed, and as buildah keeps it locally.
     with httpx.Client(timeout=10.0, trust_env=False) as client:
@@ -143,7 +104,7 @@ def test_plain_build_keeps_history_and_uses_loopback_as_insecure(
     base_ref, _ = base
     dockerfile = f"FROM {base_ref} AS build\nRUN echo built > /built\nFROM build AS final\nRUN cat /built\n"
     images = (f"{registry.host}/app/plain:1",)
-    spec = make_spec(tmp_path, dockerfile, images, target="final")  # no insecure list: loopback is enough
+    spec = spec_of(tmp_path, dockerfile, images, target="final")  # no insecure list: loopback is enough
     lines: list[str] = []
     result = Buildah(env=strict_env).build(spec, lines.append, threading.Event())
     assert result.pushed[images[0]] == head_digest(registry.host, "app/plain", "1")
@@ -158,7 +119,7 @@ def test_build_without_push_returns_no_digests(
     registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
 ) -> None:
     image = f"{registry.host}/app/local:1"
-    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN true\n", (image,), push=False)
+    spec = spec_of(tmp_path, f"FROM {base[0]}\nRUN true\n", (image,), push=False)
     assert Buildah(env=strict_env).build(spec, lambda line: None, threading.Event()).pushed == {}
     with httpx.Client(timeout=10.0, trust_env=False) as client:
         assert client.head(f"{registry.url}/v2/app/local/manifests/1").status_code == 404
@@ -168,7 +129,7 @@ def test_failing_run_step_raises_build_error_with_buildahs_text(
     registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
 ) -> None:
     dockerfile = f"FROM {base[0]}\nRUN echo about to fail && exit 3\n"
-    spec = make_spec(tmp_path, dockerfile, (f"{registry.host}/app/broken:1",))
+    spec = spec_of(tmp_path, dockerfile, (f"{registry.host}/app/broken:1",))
     lines: list[str] = []
     with pytest.raises(BuildError) as caught:
         Buildah(env=strict_env).build(spec, lines.append, threading.Event())
@@ -195,7 +156,7 @@ def test_timeout_stops_the_build_and_leaves_nothing_running(
     registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
 ) -> None:
     marker = "300.4242"
-    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN sleep {marker}\n", (f"{registry.host}/app/slow:1",),
+    spec = spec_of(tmp_path, f"FROM {base[0]}\nRUN sleep {marker}\n", (f"{registry.host}/app/slow:1",),
                      timeout=15.0)  # long enough to reach the RUN step on a loaded machine
     elapsed, lines = run_until_stopped(spec, strict_env, lambda cancel: None, BuildTimeoutError)
     assert elapsed < 30.0, elapsed
@@ -210,7 +171,7 @@ def test_cancel_from_another_thread_stops_the_build(
     registry: LocalRegistry, base: tuple[str, str], strict_env: dict[str, str], tmp_path: Path
 ) -> None:
     marker = "30.5151"
-    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN echo started && sleep {marker}\n",
+    spec = spec_of(tmp_path, f"FROM {base[0]}\nRUN echo started && sleep {marker}\n",
                      (f"{registry.host}/app/canceled:1",), timeout=120.0)
     started = threading.Event()
     lines: list[str] = []
@@ -250,7 +211,7 @@ def test_a_real_build_does_not_inherit_acrtasks_own_secrets(
     tag = f"{tmp_path}:ca1"
     parent = {**strict_env, "ACRTASK_WEBHOOK_TOKEN": "hook-s3cret-4711", "DOCKER_PASSWORD": "pw-s3cret-4711",
               RUN_TAG: tag}
-    spec = make_spec(tmp_path, f"FROM {base[0]}\nARG TOKEN\nRUN sleep 2.4747\n", (f"{registry.host}/app/env:1",),
+    spec = spec_of(tmp_path, f"FROM {base[0]}\nARG TOKEN\nRUN sleep 2.4747\n", (f"{registry.host}/app/env:1",),
                      secret_args={"TOKEN": SECRET}, push=False, timeout=120.0)
     outcome: list[object] = []
 

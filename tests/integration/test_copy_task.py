@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_import import access_log
 from tests.integration.workbench import Workbench
 from tests.support import LocalRegistry, head_digest, push_base_image
 from tests.support.registry import REGISTRY_BIN
@@ -47,11 +46,11 @@ def test_a_copy_task_whose_source_did_not_move_does_nothing(bench: Workbench, up
     [dep] = bench.task("node-copy")["step"]["baseImageDependencies"]
     assert (dep["registry"], dep["repository"], dep["tag"], dep["digest"]) == (
         upstream.host, "library/node", "20", source)
-    before = len(access_log(bench.registry))
+    before = len(bench.registry.access_log())
     done = bench.acrtask("task", "watch", "--once")
     assert done.code == 0, done.err
     assert len(bench.runs()) == 1
-    assert not [r for r in access_log(bench.registry)[before:] if r[0] in ("PUT", "POST")]  # nothing pushed
+    assert not [r for r in bench.registry.access_log()[before:] if r[0] in ("PUT", "POST")]  # nothing pushed
 
 
 def test_a_moved_source_is_imported_again_and_what_is_built_from_the_copy_rebuilds_once_in_order(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_import import access_log
 from tests.integration.workbench import Workbench
 from tests.support.waiting import wait_for
 from tests.support.watch_process import app_on_base
@@ -30,7 +29,7 @@ def test_a_buildah_push_to_the_tasks_registry_triggers_within_the_fast_interval(
     base_heads = "/v2/baseimages/node/manifests/1"
 
     def heads() -> int:
-        return sum(1 for method, path, _ in access_log(bench.registry) if method == "HEAD" and path == base_heads)
+        return sum(1 for method, path, _ in bench.registry.access_log() if method == "HEAD" and path == base_heads)
 
     before = heads()
     with open(log, "w") as err:

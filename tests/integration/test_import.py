@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -46,13 +45,6 @@ def acrtask(env: dict[str, str], *args: str, stdin: str | None = None) -> Done:
     return Done(done.returncode, done.stdout, done.stderr)
 
 
-def access_log(registry: LocalRegistry) -> list[tuple[str, str, str]]:
-    """(method, path, status) of every request in the registry's access log."""
-    assert registry.log_path is not None
-    found = re.findall(r'"(\w+) (\S+) HTTP/[\d.]+" (\d{3})', registry.log_path.read_text(errors="replace"))
-    return [(method, path, status) for method, path, status in found]
-
-
 def skopeo_fetch(host: str, reference: str, into: Path, env: dict[str, str]) -> str:
     """Pull one manifest and its blobs with skopeo (which checks every digest); returns the manifest's digest."""
     subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{host}/{reference}",
@@ -91,13 +83,13 @@ def test_a_two_platform_index_is_copied_by_digest_and_both_platforms_pull(
 
 def test_within_one_registry_blobs_are_mounted_not_uploaded(registry: LocalRegistry, env: dict[str, str]) -> None:
     index, _ = push_multiarch_base(registry.host, "upstream/node:20", PLATFORMS, env=env)
-    before = len(access_log(registry))
+    before = len(registry.access_log())
     done = acrtask(env, "image", "import", "--source", f"{registry.host}/upstream/node:20",
                    "-t", f"{registry.host}/mirror/node:20", "--verbose")
     assert done.code == 0, done.err
     assert done.json()["blobs"] == {"copied": 0, "mounted": 4, "alreadyPresent": 0}
     assert head_digest(registry.host, "mirror/node", "20") == index
-    requests = access_log(registry)[before:]
+    requests = registry.access_log()[before:]
     mounts = [r for r in requests if r[0] == "POST" and "mount=" in r[1]]
     assert len(mounts) == 4 and all(status == "201" for _, _, status in mounts)
     assert not [r for r in requests if "/blobs/" in r[1] and r[0] in ("PUT", "PATCH", "GET")]  # no bytes moved

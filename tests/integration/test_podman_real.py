@@ -27,11 +27,13 @@ from acrtask.errors import BuildError
 from acrtask.reference import ImageRef
 from acrtask.registry import resolve_sync
 from acrtask.registry.credentials import DockerCredentials
-from tests.integration.test_builders_real import BASE_DIGEST, BASE_NAME, OCI_MANIFEST, SECRET, make_spec, wait_gone
+from acrtask.registry.media import OCI_MANIFEST
+from acrtask.runner import BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION
 from tests.support import ALICE, INSTALL_HINT, LocalRegistry, fetch_manifest, head_digest, push_base_image
+from tests.support.builds import SECRET, spec_of
 from tests.support.images import buildah_env as storage_env
 from tests.support.podman import PodmanService
-from tests.support.procs import zombie_children
+from tests.support.procs import wait_gone, zombie_children
 
 pytestmark = pytest.mark.integration
 
@@ -65,8 +67,8 @@ def test_podman_pushes_two_tags_with_annotations_and_keeps_the_secret_out(
     dockerfile = (f"FROM {base_ref}\nARG GREETING\nARG TOKEN\n"
                   'RUN test -n "$TOKEN" && echo "greeting=$GREETING token=$TOKEN" && echo "$GREETING" > /greeting\n')
     images = (f"{registry.host}/app/pod:1.0", f"{registry.host}/app/pod:run-ca1")
-    spec = make_spec(tmp_path, dockerfile, images, build_args={"GREETING": "hello"}, secret_args={"TOKEN": SECRET},
-                     annotations={BASE_NAME: base_ref, BASE_DIGEST: base_digest}, timeout=180.0)
+    spec = spec_of(tmp_path, dockerfile, images, build_args={"GREETING": "hello"}, secret_args={"TOKEN": SECRET},
+                     annotations={BASE_NAME_ANNOTATION: base_ref, BASE_DIGEST_ANNOTATION: base_digest}, timeout=180.0)
     lines: list[str] = []
     result = Podman(env=podman_env).build(spec, lines.append, threading.Event())
 
@@ -75,14 +77,15 @@ def test_podman_pushes_two_tags_with_annotations_and_keeps_the_secret_out(
     assert result.pushed == {image: head_digest(registry.host, "app/pod", image.rsplit(":", 1)[1]) for image in images}
     manifest = fetch_manifest(registry.host, "app/pod", "1.0")
     assert manifest["mediaType"] == OCI_MANIFEST
-    assert manifest["annotations"][BASE_NAME] == base_ref and manifest["annotations"][BASE_DIGEST] == base_digest
+    assert manifest["annotations"][BASE_NAME_ANNOTATION] == base_ref
+    assert manifest["annotations"][BASE_DIGEST_ANNOTATION] == base_digest
     config = config_blob(registry, "app/pod", manifest)
     assert SECRET not in config and "greeting=" not in config  # no history: podman records ARG values there
 
 
 def test_podman_failing_step_raises_its_own_error_text(
         registry: LocalRegistry, base: tuple[str, str], podman_env: dict[str, str], tmp_path: Path) -> None:
-    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN echo about to fail && exit 3\n", (f"{registry.host}/app/bad:1",))
+    spec = spec_of(tmp_path, f"FROM {base[0]}\nRUN echo about to fail && exit 3\n", (f"{registry.host}/app/bad:1",))
     lines: list[str] = []
     with pytest.raises(BuildError) as caught:
         Podman(env=podman_env).build(spec, lines.append, threading.Event())
@@ -97,7 +100,7 @@ def test_podman_timeout_and_cancel_stop_the_build_and_leave_nothing_running(
         registry: LocalRegistry, base: tuple[str, str], podman_env: dict[str, str], tmp_path: Path,
         stop: str) -> None:
     marker = "300.5353" if stop == "timeout" else "300.5454"
-    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN echo started && sleep {marker}\n",
+    spec = spec_of(tmp_path, f"FROM {base[0]}\nRUN echo started && sleep {marker}\n",
                      (f"{registry.host}/app/slow:1",), timeout=12.0 if stop == "timeout" else 120.0)
     cancel = threading.Event()
     lines: list[str] = []
@@ -135,9 +138,9 @@ def test_a_remote_podman_build_pulls_and_pushes_with_credentials_it_never_shows(
     docker_config.mkdir()
     (docker_config / "config.json").write_text(json.dumps({"auths": {auth_registry.host: {"auth": encoded}}}))
     env = {**buildah_env, "DOCKER_CONFIG": str(docker_config)}
-    spec = make_spec(tmp_path, f"FROM {base_ref}\nARG TOKEN\nRUN echo token=$TOKEN > /t\n",
+    spec = spec_of(tmp_path, f"FROM {base_ref}\nARG TOKEN\nRUN echo token=$TOKEN > /t\n",
                      (f"{auth_registry.host}/private/app:1",), secret_args={"TOKEN": SECRET},
-                     annotations={BASE_NAME: base_ref, BASE_DIGEST: base_digest}, timeout=180.0)
+                     annotations={BASE_NAME_ANNOTATION: base_ref, BASE_DIGEST_ANNOTATION: base_digest}, timeout=180.0)
     credentials = DockerCredentials(env)
     engine = RemoteEngine(Endpoint("ep1", service.url), env=env, credentials=credentials.get,
                           digest_of=lambda image: resolve_sync(ImageRef.parse(image), credentials=credentials).digest,
@@ -154,7 +157,7 @@ def test_a_remote_podman_build_pulls_and_pushes_with_credentials_it_never_shows(
     authfiles = {m.group(1) for c in commands if (m := re.search(r"--authfile (\S+)", c))}
     assert len(authfiles) == 1 and not Path(authfiles.pop()).exists()  # the private auth file is gone
     manifest = fetch_manifest(auth_registry.host, "private/app", "1", creds=ALICE)
-    assert manifest["annotations"][BASE_DIGEST] == base_digest
+    assert manifest["annotations"][BASE_DIGEST_ANNOTATION] == base_digest
     assert SECRET not in config_blob(auth_registry, "private/app", manifest, ALICE)
 
 
@@ -165,7 +168,7 @@ def test_an_endpoint_that_does_not_answer_is_unavailable_before_the_build_starts
     service.stop()
     engine = RemoteEngine(Endpoint("gone", url), env=buildah_env, credentials=lambda registry: None,
                           digest_of=lambda image: "", buildx_config=tmp_path / "buildx")
-    spec = make_spec(tmp_path, f"FROM {base[0]}\nRUN true\n", (f"{registry.host}/app/never:1",))
+    spec = spec_of(tmp_path, f"FROM {base[0]}\nRUN true\n", (f"{registry.host}/app/never:1",))
     with pytest.raises(EndpointUnavailableError) as caught:
         engine.build(spec, lambda line: None, threading.Event())
     assert str(caught.value).startswith(f"The build endpoint gone (podman at {url}) did not answer: ")
@@ -185,7 +188,7 @@ def test_the_docker_api_of_a_podman_service_builds_and_pushes_with_the_docker_cl
                               credentials=lambda registry: None, digest_of=lambda image: "",
                               buildx_config=tmp_path / "buildx")
         assert engine.probe().ok
-        spec = make_spec(tmp_path, f"FROM {base[0]}\nCOPY hello /hello\n", (f"{registry.host}/app/docker:1",),
+        spec = spec_of(tmp_path, f"FROM {base[0]}\nCOPY hello /hello\n", (f"{registry.host}/app/docker:1",),
                          labels={"org.opencontainers.image.title": "d"})
         (spec.context_dir / "hello").write_text("hi\n")
         lines: list[str] = []

@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.workbench import Workbench
 from tests.support import LocalRegistry
+from tests.support.procs import marked_processes
 from tests.support.waiting import wait_for
 from tests.support.watch_process import WatchProcess, app_on_base, start_watch
 
@@ -192,7 +193,7 @@ def test_kill_9_during_a_build_then_restart_marks_error_and_runs_again(bench: Wo
     bench.push_base("baseimages/node:1", "v2")
 
     watch = WatchProcess(bench.popen("task", "watch", "--poll-interval", "1h"))
-    wait_for(lambda: _pgrep("sleep 64") != [], 60, "the rebuild to reach `sleep 64`")
+    wait_for(lambda: bool(marked_processes("sleep 64")), 60, "the rebuild to reach `sleep 64`")
     os.kill(watch.pid, signal.SIGKILL)
     watch.wait(30)
     assert bench.runs()[-1]["status"] == "Running"  # nobody was left to record its end
@@ -247,7 +248,7 @@ def test_sigterm_cancels_a_running_build_after_the_grace_period(bench: Workbench
     (ctx / "delay").write_text("63\n")
     bench.push_base("baseimages/node:1", "v2")
     watch = WatchProcess(bench.popen("task", "watch", "--poll-interval", "1h", "--grace-period", "1s"))
-    wait_for(lambda: _pgrep("sleep 63") != [], 60, "the rebuild to reach `sleep 63`")
+    wait_for(lambda: bool(marked_processes("sleep 63")), 60, "the rebuild to reach `sleep 63`")
     _, err = watch.stop()
     assert "ended Canceled on shutdown" in err
     run = bench.runs()[-1]
@@ -287,12 +288,12 @@ def test_a_task_run_killed_while_watch_runs_is_recorded_error_by_watch(bench: Wo
     try:
         manual = subprocess.Popen([sys.executable, "-m", "acrtask", "task", "run", "-n", "manual-task"],
                                   env=bench.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: _pgrep("sleep 62") != [], 90, "the manual run's build to reach `sleep 62`")
+        wait_for(lambda: bool(marked_processes("sleep 62")), 90, "the manual run's build to reach `sleep 62`")
         assert bench.runs()[-1]["status"] == "Running"
         os.kill(manual.pid, signal.SIGKILL)  # its buildah lives on, in a session of its own
         manual.wait(30)
         wait_for(lambda: bench.runs()[-1]["status"] == "Error", 30, "watch to record the killed run Error")
-        wait_for(lambda: _pgrep("sleep 62") == [], 30, "the leftover build to be stopped")
+        wait_for(lambda: not marked_processes("sleep 62"), 30, "the leftover build to be stopped")
     finally:
         if manual is not None and manual.poll() is None:
             manual.kill()
@@ -301,10 +302,6 @@ def test_a_task_run_killed_while_watch_runs_is_recorded_error_by_watch(bench: Wo
     assert run["runErrorMessage"] == f"interrupted: the acrtask process running it (pid {manual.pid}) stopped"
     assert f"of manual-task was interrupted: its process (pid {manual.pid}) is gone; recorded Error." in err
     assert "leftover build process" in err
-
-
-def _pgrep(pattern: str) -> list[str]:
-    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
 
 
 def test_a_hanging_registry_does_not_delay_the_bases_of_a_healthy_one(bench: Workbench) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -212,6 +213,12 @@ class LocalRegistry:
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
+
+    def access_log(self) -> list[tuple[str, str, str]]:
+        """(method, path, status) of every request the registry has logged."""
+        assert self.log_path is not None
+        found = re.findall(r'"(\w+) (\S+) HTTP/[\d.]+" (\d{3})', self.log_path.read_text(errors="replace"))
+        return [(method, path, status) for method, path, status in found]
 
     def log_tail(self, lines: int = 40) -> str:
         if self.log_path is None or not self.log_path.exists():

@@ -1,4 +1,8 @@
-"""Tasks as the trigger rules and watch see them: a name, recorded base-image dependencies, pushed images."""
+"""Tasks and their recorded base-image dependencies, made short for tests: `task("app", [dep("r/base:1")])`.
+
+Digests come in pairs, an old and a new one (`OLD`/`NEW` for a tag, `P_OLD`/`P_NEW` for its platform's
+manifest), so a test reads as "the base moved from OLD to NEW".
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ from acrtask.model import (
     Trigger,
 )
 
-OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64  # a tag's digest before and after it moved
-P_OLD, P_NEW = "sha256:" + "c" * 64, "sha256:" + "d" * 64  # the platform manifest's, under it
+OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+P_OLD, P_NEW = "sha256:" + "c" * 64, "sha256:" + "d" * 64
 
 
 def dep(image: str, type_: DependencyType = DependencyType.RUNTIME, digest: str = OLD,

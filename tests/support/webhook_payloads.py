@@ -1,13 +1,14 @@
-"""Registry webhook bodies for the payload parser's and the listener's tests: a distribution event, and
-valid JSON of the wrong shape or nested too deeply (each must be an UnknownPayload with a one-line reason)."""
+"""Webhook payloads for the parser's and the listener's tests: a distribution-style push event to vary, and
+bodies that must be refused (valid JSON of the wrong shape for each vendor, JSON nested too deeply)."""
 
 from __future__ import annotations
 
-MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+from acrtask.registry.media import OCI_MANIFEST
+
 DIGEST = "sha256:" + "e" * 64
 
 
-def distribution_event(action: str = "push", tag: str | None = "1", media_type: str = MANIFEST) -> dict:
+def distribution_event(action: str = "push", tag: str | None = "1", media_type: str = OCI_MANIFEST) -> dict:
     target = {"mediaType": media_type, "digest": DIGEST, "repository": "baseimages/node", "size": 10}
     if tag:
         target["tag"] = tag
