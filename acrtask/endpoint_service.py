@@ -9,7 +9,8 @@ from pathlib import Path
 from acrtask.builders.endpoint import Endpoint, Engine, check_name
 from acrtask.builders.pool import Pool
 from acrtask.builders.remote import Probe
-from acrtask.endpoints import EndpointStatus, EndpointStore
+from acrtask.endpoint_status import EndpointStatus
+from acrtask.endpoints import EndpointStore
 from acrtask.errors import AcrTaskError, NotFoundError, ValidationError
 from acrtask.platform import DEFAULT_PLATFORM, Platform
 

@@ -1,6 +1,4 @@
-"""The build endpoints file, `builders.toml` beside the state file: what `acrtask builder add` stores; and
-`EndpointStatus`, an endpoint's state as `builder check` and watch's view show it (a value outside builders/,
-so that watch shows it without knowing builders).
+"""The build endpoints file, `builders.toml` beside the state file: what `acrtask builder add` stores.
 
 Its own small file (not a section of the state file), so that adding an endpoint never rewrites
 every task, and so it moves into the state database as one table. Same discipline as the state
@@ -20,7 +18,6 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
@@ -30,29 +27,6 @@ from acrtask.errors import AcrTaskError, NotFoundError, StateError, ValidationEr
 from acrtask.files import atomic_write, exclusive_lock
 
 SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class EndpointStatus:
-    """One line of `builder check` and of watch's view."""
-
-    name: str
-    engine: str
-    url: str
-    platforms: tuple[str, ...]
-    slots: int
-    busy: int
-    state: str  # up | down | unknown
-    detail: str
-    retry_in: float | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"name": self.name, "engine": self.engine, "url": self.url,
-                                   "platforms": list(self.platforms), "maxConcurrent": self.slots,
-                                   "busy": self.busy, "state": self.state, "detail": self.detail}
-        if self.retry_in is not None:
-            data["retryInSeconds"] = round(self.retry_in, 1)
-        return data
 
 
 class EndpointStore:

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from acrtask.errors import ValidationError
+from acrtask.model import Task
 from acrtask.triggers import BaseKey
 from acrtask.watch.cadence import PollSchedule, Speed, is_public, parse_marks, schedule_of
 from acrtask.watch.loop import Watcher, WatchOptions
 from tests.support.tasks import NEW, OLD, P_NEW, P_OLD, dep, task
-from tests.test_watch_loop import Events, RecordingExecutor, ScriptedRegistry, stores
+from tests.support.watch_fakes import LogLines, RecordingExecutor, ScriptedRegistry, make
 
 OWN = "registry.example.com"
 
@@ -79,13 +80,13 @@ def test_fast_bases_come_back_after_the_fast_interval_and_slow_ones_at_random() 
     assert schedule.update([own, public], tasks, due, now=1000.0) == []  # said once, until something changes
 
 
-def make(tmp_path: Path, tasks, options: WatchOptions, clock: list[float]):
-    state, runs = stores(tmp_path, tasks)
-    events = Events()
+def watcher_on(tmp_path: Path, tasks: list[Task], options: WatchOptions,
+               clock: list[float]) -> tuple[Watcher, ScriptedRegistry, RecordingExecutor]:
+    """A watcher on a clock the test sets, opened (its tasks read), over a registry where nothing moved yet."""
     registry = ScriptedRegistry(OLD, P_OLD)
-    executor = RecordingExecutor(runs)
-    watcher = Watcher(state, runs, registry, executor, events, options, clock=lambda: clock[0],
-                      rng=random.Random(1))
+    watcher, executor, _ = make(tmp_path, tasks, registry, options=options, clock=lambda: clock[0])
+    assert isinstance(executor, RecordingExecutor)
+    watcher.open()
     return watcher, registry, executor
 
 
@@ -94,9 +95,9 @@ def tick(watcher: Watcher) -> None:
     its own, as an event) are taken in, and a second pass starts what they triggered."""
     watcher.tick()
     for _ in range(1000):  # each wait takes one event, or times out within a second
-        if not watcher.checks.busy:
+        if not watcher.scheduler.checking:
             break
-        watcher._wait()
+        watcher.wait()
     watcher.tick()
 
 
@@ -112,14 +113,14 @@ def test_the_watch_loop_polls_own_registries_fast_and_public_ones_slow(tmp_path:
     clock = [1_000.0]
     options = WatchOptions(poll_min=600, poll_max=3600, fast_interval=30.0,
                            fast_registries=frozenset({"other.example.com"}))
-    watcher, registry, _ = make(tmp_path, tasks, options, clock)
-    events = watcher.view
-    watcher._reload(force=True)
-    assert [line.split(" is polled ")[1].split(":")[0] for line in events.lines if line.startswith("Schedule")] == [
-        "every 10m-60m at random (slow", "every 30s (fast", "every 30s (fast"]
+    watcher, registry, _ = watcher_on(tmp_path, tasks, options, clock)
+    next_check = watcher.scheduler.tags.next_check
+    assert isinstance(watcher.view, LogLines)
+    assert [line.split(" is polled ")[1].split(":")[0] for line in watcher.view.lines
+            if line.startswith("Schedule")] == ["every 10m-60m at random (slow", "every 30s (fast", "every 30s (fast"]
     tick(watcher)  # every base is due at start
-    assert watcher.next_check[own] == watcher.next_check[marked] == 1_030.0
-    assert 1_600.0 <= watcher.next_check[public] <= 4_600.0
+    assert next_check[own] == next_check[marked] == 1_030.0
+    assert 1_600.0 <= next_check[public] <= 4_600.0
     # Each fast tick checks the fast bases again; the public one waits for its own time.
     registry.heads.clear()
     for step in range(1, 4):
@@ -128,13 +129,13 @@ def test_the_watch_loop_polls_own_registries_fast_and_public_ones_slow(tmp_path:
     assert registry.heads.count(own) == registry.heads.count(marked) == 3
     assert public not in registry.heads
     assert not watcher.pending  # nothing moved: nothing runs
+    watcher.close()
 
 
 def test_a_moved_base_on_a_fast_registry_triggers_at_the_next_fast_check(tmp_path: Path) -> None:
     clock = [1_000.0]
     tasks = [task("app-task", [dep("localhost:5000/base:1")], ("localhost:5000/app:latest",))]
-    watcher, registry, executor = make(tmp_path, tasks, WatchOptions(fast_interval=30.0), clock)
-    watcher._reload(force=True)
+    watcher, registry, executor = watcher_on(tmp_path, tasks, WatchOptions(fast_interval=30.0), clock)
     tick(watcher)  # the first check: nothing moved
     assert not watcher.pending
     registry.digest, registry.platform = NEW, P_NEW  # pushed by another tool: no webhook, no acrtask run
@@ -144,5 +145,5 @@ def test_a_moved_base_on_a_fast_registry_triggers_at_the_next_fast_check(tmp_pat
     clock[0] = 1_030.0
     tick(watcher)
     assert "app-task" in watcher.pending or "app-task" in watcher.running
-    watcher._shutdown()  # lets the recorded run finish
+    watcher.close()  # lets the recorded run finish
     assert [(name, trigger.new_digest) for name, trigger in executor.order] == [("app-task", NEW)]

@@ -22,6 +22,10 @@ PURE = ("model", "reference", "platform", "dockerfile", "shellvars", "triggers",
 IO_MODULES = ("subprocess", "httpx", "socket", "os", "asyncio", "sqlite3", "acrtask.state", "acrtask.registry",
               "acrtask.process")
 UI_LIBRARIES = ("typer", "rich", "click")
+# The watch scheduler takes events and returns decisions: the driver (watch/loop.py) owns time, files and threads.
+SCHEDULER = ("watch.scheduler", "watch.planning", "watch.events", "watch.options")
+SCHEDULER_MAY_NOT_IMPORT = (*IO_MODULES, "time", "threading", "queue", "logging", "concurrent.futures", "acrtask.runs",
+                            "acrtask.builders", "acrtask.recovery")
 
 # What the commands (acrtask.cli) may import besides their own modules: the composition root, which builds
 # every store, database and registry client; the services they ask for; and values, rules and errors. Never
@@ -29,8 +33,8 @@ UI_LIBRARIES = ("typer", "rich", "click")
 CLI_MAY_IMPORT = (
     "acrtask.wiring",  # the composition root
     # services: what a command asks to be done
-    "acrtask.service", "acrtask.run_service", "acrtask.task_changes", "acrtask.transfer", "acrtask.imports", "acrtask.runlogs",
-    "acrtask.multistep.tasks", "acrtask.task_credentials", "acrtask.watch",
+    "acrtask.service", "acrtask.run_service", "acrtask.task_changes", "acrtask.transfer", "acrtask.imports",
+    "acrtask.runlogs", "acrtask.multistep.tasks", "acrtask.task_credentials", "acrtask.watch",
     # values, rules and errors
     "acrtask.errors", "acrtask.model", "acrtask.dependency", "acrtask.run_record", "acrtask.run_shape",
     "acrtask.explain", "acrtask.times", "acrtask.reference", "acrtask.platform", "acrtask.validate", "acrtask.graph",
@@ -106,14 +110,14 @@ def imports_of_package(graph: Graph, importer: str, imported: str) -> list[str]:
             for name in sorted(names) if within(name, imported)]
 
 
-def impure(graph: Graph, names: tuple[str, ...]) -> list[str]:
+def impure(graph: Graph, names: tuple[str, ...], io_modules: tuple[str, ...] = IO_MODULES) -> list[str]:
     problems = []
     for name in names:
         module = f"acrtask.{name}"
         if module not in graph:
             problems.append(f"{module} is listed as pure but does not exist")
             continue
-        found = sorted(n for n in graph[module] if any(within(n, io) for io in IO_MODULES))
+        found = sorted(n for n in graph[module] if any(within(n, io) for io in io_modules))
         if found:
             problems.append(f"{module} is meant to be pure but imports {found}")
     return problems
@@ -163,6 +167,11 @@ def test_cli_imports_only_the_root_services_values_and_its_own_modules() -> None
 
 def test_watch_never_imports_builders() -> None:
     assert imports_of_package(GRAPH, "acrtask.watch", "acrtask.builders") == []
+    assert imports_of_package(GRAPH, "acrtask.watch", "acrtask.process") == []  # processes: recovery.py's job
+
+
+def test_the_watch_scheduler_does_no_io() -> None:
+    assert impure(GRAPH, SCHEDULER, SCHEDULER_MAY_NOT_IMPORT) == []
 
 
 def test_registry_knows_nothing_of_tasks() -> None:

@@ -24,7 +24,7 @@ from acrtask.watch.loop import Watcher, WatchOptions
 from acrtask.watch.retries import retry_delay
 from tests.support.fake_registry import digest_of, manifest_body
 from tests.support.tasks import NEW, dep, task
-from tests.test_watch_loop import Events, RecordingExecutor, wait_until
+from tests.support.watch_fakes import LogLines, RecordingExecutor, ScriptedRegistry, WatchThread, stores
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 
@@ -53,35 +53,26 @@ class Registries:
         return self.seen.count(host)
 
 
-class Watching:
+class Watching(WatchThread):
     """A long-running watch of two tasks on two registries, on its own thread, with the real client."""
 
     def __init__(self, tmp_path: Path, registries: Registries, sleep: Callable[[float], Awaitable[None]] | None = None,
                  **options: float) -> None:
-        db = Database(tmp_path / "state.db")
-        state = StateStore(db)
-        with state.transaction() as tx:
-            for name, host in (("app-slow", "slow.example"), ("app-ok", "ok.example")):
-                tx.save(task(name, [dep(f"{host}/base:1")]))
-        runs = RunStore(db, tmp_path / "runs")
+        state, runs = stores(tmp_path, [task(name, [dep(f"{host}/base:1")])
+                                        for name, host in (("app-slow", "slow.example"), ("app-ok", "ok.example"))])
         extra = {"sleep": sleep} if sleep is not None else {}
         self.client = BlockingRegistryClient(transport=httpx.MockTransport(registries), environ={},
                                              insecure=(), **extra)
-        self.executor, self.events = RecordingExecutor(runs), Events()
+        self.executor, self.events = RecordingExecutor(runs), LogLines()
         settings = {"poll_min": 3600.0, "poll_max": 3600.0, "retry_first": 0.01, **options}
-        self.watcher = Watcher(state, runs, RegistryTagChecker(self.client), self.executor, self.events,
-                               WatchOptions(**settings))  # type: ignore[arg-type]
-        self.outcome: list[object] = []
-        self.thread = threading.Thread(target=lambda: self.outcome.append(self.watcher.run()), daemon=True)
-
-    def __enter__(self) -> Watching:
-        self.thread.start()
-        return self
+        super().__init__(Watcher(state, runs, RegistryTagChecker(self.client), self.executor, self.events,
+                                 WatchOptions(**settings)))  # type: ignore[arg-type]
 
     def __exit__(self, *exc: object) -> None:
-        self.watcher.stop()
-        self.thread.join(15)
-        self.client.close()
+        try:
+            super().__exit__(*exc)  # stops the watch; it must have exited 0
+        finally:
+            self.client.close()
 
     def ran(self) -> list[str]:
         return [name for name, _ in self.executor.order]
@@ -99,15 +90,14 @@ def test_a_hanging_registry_delays_only_its_own_bases(tmp_path: Path) -> None:
     registries = Registries(slow_example=hanging, ok_example=healthy)
     try:
         with Watching(tmp_path, registries) as watching:
-            wait_until(lambda: "app-ok" in watching.ran(), "the healthy registry's base to trigger its task")
+            watching.wait_until(lambda: "app-ok" in watching.ran(), "the healthy registry's base to trigger its task")
             # In that order: the slow registry had been asked, had not answered, and its task had not run.
             assert registries.count("slow.example") >= 1 and answered == []
             assert watching.ran() == ["app-ok"]
             release.set()
-            wait_until(lambda: "app-slow" in watching.ran(), "the slow registry's base, once it answers")
+            watching.wait_until(lambda: "app-slow" in watching.ran(), "the slow registry's base, once it answers")
     finally:
         release.set()
-    assert watching.outcome == [0]
     assert watching.ran() == ["app-ok", "app-slow"]
 
 
@@ -129,11 +119,12 @@ def test_a_registry_answering_429_with_retry_after_delays_only_its_own_bases(tmp
     registries = Registries(slow_example=limited, ok_example=healthy)
     try:
         with Watching(tmp_path, registries, sleep=sleep) as watching:
-            wait_until(lambda: "app-ok" in watching.ran() and paused.is_set(),
+            watching.wait_until(lambda: "app-ok" in watching.ran() and paused.is_set(),
                        "the healthy base's run while the other registry waits out its Retry-After")
             assert watching.ran() == ["app-ok"] and not resume.is_set()
             resume.set()
-            wait_until(lambda: "app-slow" in watching.ran(), "the rate-limited registry's base, after its pause")
+            watching.wait_until(lambda: "app-slow" in watching.ran(),
+                                "the rate-limited registry's base, after its pause")
     finally:
         resume.set()
     assert pauses[0] == pytest.approx(20.0, abs=1.0)  # Retry-After honoured, for that registry alone
@@ -152,9 +143,9 @@ def test_a_registry_that_is_down_is_told_once_when_it_goes_and_once_when_it_come
     registries = Registries(slow_example=flaky, ok_example=healthy)
     with Watching(tmp_path, registries, sleep=instant, poll_min=0.2, poll_max=0.2) as watching:
         # 4 tries in the first check, 1 more opens the circuit, then probes as its (capped) pauses end.
-        wait_until(lambda: registries.count("slow.example") >= 8, "checks of the registry that is down")
+        watching.wait_until(lambda: registries.count("slow.example") >= 8, "checks of the registry that is down")
         up.set()
-        wait_until(lambda: "app-slow" in watching.ran(), "the task on the registry once it is back")
+        watching.wait_until(lambda: "app-slow" in watching.ran(), "the task on the registry once it is back")
     about = [line for line in watching.events.lines if "slow.example" in line and not line.startswith("Schedule:")]
     assert len(about) == 3, about  # down, back, and the queued run
     assert about[0].startswith("ERROR: Registry slow.example cannot be checked: ")
@@ -192,12 +183,10 @@ def test_a_failed_tag_is_retried_under_its_own_poll_interval(fast: bool, expecte
 
 
 def test_watch_caps_the_registry_circuit_at_its_retry_cap(tmp_path: Path) -> None:
-    from tests.test_watch_loop import ScriptedRegistry
-
     registry = ScriptedRegistry(NEW)
     db = Database(tmp_path / "state.db")
     runs = RunStore(db, tmp_path / "runs")
-    watcher = Watcher(StateStore(db), runs, registry, RecordingExecutor(runs), Events(),
+    watcher = Watcher(StateStore(db), runs, registry, RecordingExecutor(runs), LogLines(),
                       WatchOptions(poll_min=60, poll_max=120, fast_interval=90))
     watcher.stop()  # set up, then stop at once
     assert watcher.run() == 0

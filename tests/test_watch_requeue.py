@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.endpoints import EndpointStatus
+from acrtask.endpoint_status import EndpointStatus
 from acrtask.model import Task
 from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.watch.requeue import should_requeue
 from tests.support.tasks import NEW, P_NEW, dep, task
-from tests.test_watch_loop import BASE, Events, ScriptedRegistry, make
+from tests.support.watch_fakes import BASE, LogLines, ScriptedRegistry, make
 
 BASE_UPDATE = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=ImageRef.parse(BASE))
 
@@ -58,11 +58,11 @@ class LosingExecutor:
         return self.runs.finish(replace(run, status=RunStatus.RUNNING, agent="ep2"), RunStatus.SUCCEEDED)
 
 
-def watch_with(tmp_path: Path, losses: int) -> tuple[int, LosingExecutor, Events]:
-    watcher, _, events = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_NEW))
-    executor = LosingExecutor(watcher.runs, losses)
-    watcher.executor = executor
-    return watcher.run(), executor, events
+def watch_with(tmp_path: Path, losses: int) -> tuple[int, LosingExecutor, LogLines]:
+    watcher, executor, view = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_NEW),
+                                   executor=lambda runs: LosingExecutor(runs, losses))
+    assert isinstance(executor, LosingExecutor)
+    return watcher.run(), executor, view
 
 
 def test_a_triggered_run_that_lost_its_endpoint_runs_again_and_watch_succeeds(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_a_run_is_queued_again_only_once(tmp_path: Path) -> None:
 
 def test_the_watch_view_gets_the_endpoints_state(tmp_path: Path) -> None:
     watcher, _, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_NEW))
-    assert watcher._snapshot().endpoints == ()
+    assert watcher.snapshot().endpoints == ()
     status = EndpointStatus("ep1", "podman", "tcp://127.0.0.1:1", ("linux/amd64",), 2, 1, "down", "refused", 5.0)
     watcher.endpoint_status = lambda: (status,)
-    assert watcher._snapshot().endpoints == (status,)
+    assert watcher.snapshot().endpoints == (status,)

@@ -28,7 +28,7 @@ from acrtask.watch.pages import COOKIE, ServicePages, session_value
 from acrtask.watch.systemd import SystemdNotifier
 from acrtask.watch.view import BaseStatus, Snapshot
 from tests.support.tasks import NEW, OLD, dep, task
-from tests.test_watch_loop import KEY, ScriptedRegistry, make
+from tests.support.watch_fakes import KEY, ScriptedRegistry, make
 
 
 def samples(metrics: WatchMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -61,16 +61,15 @@ def test_a_driven_cycle_is_counted(tmp_path: Path) -> None:
     """Two tasks on one base that moved: one check, two triggers, two runs Succeeded; parsed back."""
     tasks = [task("app-one", [dep("reg.local:5000/base:1")], ("reg.local:5000/app-one:1",)),
              task("app-two", [dep("reg.local:5000/base:1")])]
-    watcher, executor, _ = make(tmp_path, tasks, ScriptedRegistry(NEW))
-    record = executor.runs
+    metrics = WatchMetrics()
+    watcher, _, _ = make(tmp_path, tasks, ScriptedRegistry(NEW), observer=Observers([metrics]))
+    record = watcher.runs
     started = record.save  # the runs start (so they have a duration) as a real run's record does
 
     def timed_save(run: Run) -> Run:
         return started(replace(run, start_time=run.start_time or record.now()))
 
     record.save = timed_save  # type: ignore[method-assign]
-    metrics = WatchMetrics()
-    watcher.observer = Observers([metrics])
     assert watcher.run() == 0
     assert value(metrics, "acrtask_base_checks_total", registry="reg.local:5000", result="changed") == 1
     assert value(metrics, "acrtask_triggers_total", kind="BaseImageUpdate") == 2

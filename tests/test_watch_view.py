@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from acrtask.cli.watch_view import LiveView
-from acrtask.endpoints import EndpointStatus
+from acrtask.endpoint_status import EndpointStatus
 from acrtask.watch.view import Snapshot
 
 

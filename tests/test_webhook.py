@@ -12,11 +12,14 @@ import pytest
 
 from acrtask.errors import ValidationError
 from acrtask.triggers import BaseKey
-from acrtask.watch.payloads import PushEvent, UnknownPayload, notified_line, parse, watched_pushes
+from acrtask.watch.checks import CheckResult
+from acrtask.watch.events import CheckTags, PushEvent, PushSeen, Say, TagsChecked, TasksLoaded, Tick
+from acrtask.watch.options import WatchOptions
+from acrtask.watch.payloads import UnknownPayload, notified_line, parse, watched_pushes
+from acrtask.watch.scheduler import Scheduler
 from acrtask.watch.webhook import WebhookServer, parse_listen, token_ok
-from tests.support.tasks import NEW, dep, task
+from tests.support.tasks import OLD, dep, task
 from tests.support.webhook_payloads import DEEP, DIGEST, WRONG_SHAPES, distribution_event
-from tests.test_watch_loop import ScriptedRegistry, make
 
 
 @pytest.mark.parametrize(("payload", "expected"), [
@@ -84,17 +87,20 @@ def test_one_line_for_a_body_of_many_events() -> None:
                                                    "checking now.")
 
 
-def test_the_watch_logs_one_line_per_body_of_1000_events(tmp_path) -> None:
+def test_the_watch_logs_one_line_per_body_of_1000_events_and_checks_what_they_name() -> None:
     bases = [f"reg.local:5000/team/image-{i}:1" for i in range(5)]
-    watcher, _, view = make(tmp_path, [task(f"app-{i}", [dep(base)]) for i, base in enumerate(bases)],
-                            ScriptedRegistry(NEW), once=False)
-    watcher._reload(force=True)
-    watcher.notify_push([PushEvent("distribution", f"team/image-{i}", "1") for i in range(1000)])
-    watcher._drain_events()
-    assert [line for line in view.lines if line.startswith("Notified")] == [
+    scheduler = Scheduler(WatchOptions(poll_min=3600, poll_max=3600))
+    tasks = [task(f"app-{i}", [dep(base)]) for i, base in enumerate(bases)]
+    list(scheduler.handle(TasksLoaded({t.name: t for t in tasks}), now=0.0))
+    (first,) = [d for d in scheduler.handle(Tick(), now=0.0) if isinstance(d, CheckTags)]  # the check at start
+    unchanged = CheckResult(first.registry, dict(first.batch), dict.fromkeys(first.batch, OLD), {})
+    list(scheduler.handle(TagsChecked(unchanged), now=0.5))
+    body = PushSeen(tuple(PushEvent("distribution", f"team/image-{i}", "1") for i in range(1000)))
+    assert list(scheduler.handle(body, now=1.0)) == [Say(
         "Notified by distribution: reg.local:5000/team/image-0:1, reg.local:5000/team/image-1:1, "
-        "reg.local:5000/team/image-2:1 and 2 more were pushed; checking now."]
-    assert sorted(map(str, watcher.due_now)) == sorted(bases)
+        "reg.local:5000/team/image-2:1 and 2 more were pushed; checking now.")]
+    (check,) = [d for d in scheduler.handle(Tick(), now=1.0) if isinstance(d, CheckTags)]
+    assert sorted(map(str, check.batch)) == sorted(bases)
 
 
 @pytest.mark.parametrize(("authorization", "query", "ok"), [

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.watch.payloads import PushEvent
+from acrtask.watch.events import PushEvent
 from acrtask.watch.webhook import MAX_BODY, WebhookServer
 from tests.support.waiting import wait_for
 from tests.support.webhook_payloads import DEEP, WRONG_SHAPES, distribution_event

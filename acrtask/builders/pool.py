@@ -21,12 +21,13 @@ from pathlib import Path
 
 from acrtask.builders.endpoint import Endpoint
 from acrtask.builders.remote import Probe
-from acrtask.endpoints import EndpointStatus, EndpointStore
+from acrtask.endpoint_status import EndpointStatus
+from acrtask.endpoints import EndpointStore
 from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.files import HeldLock, exclusive_lock, try_lock
 from acrtask.platform import Platform
 
-__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "EndpointStatus", "Health", "Lease", "Pool", "SlotFiles"]
+__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "Health", "Lease", "Pool", "SlotFiles"]
 
 BACKOFF_MIN = 5.0
 BACKOFF_MAX = 300.0

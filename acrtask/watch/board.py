@@ -11,14 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from acrtask.model import Task
-from acrtask.watch.observer import Observer
+from acrtask.watch.observer import Observer, WatchState
 from acrtask.watch.view import Snapshot
-
-if TYPE_CHECKING:
-    from acrtask.watch.loop import Watcher
 
 
 @dataclass(frozen=True)
@@ -37,7 +33,7 @@ class StatusBoard(Observer):
         self._wanted = False
         self._ready = threading.Condition()
 
-    def ticked(self, watcher: Watcher, now: float) -> None:
+    def ticked(self, watcher: WatchState, now: float) -> None:
         if not self._wanted and self.latest is not None:
             return
         picture = Picture(now, watcher.snapshot(), tuple(sorted(watcher.tasks.values(), key=lambda t: t.name)),

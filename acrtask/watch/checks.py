@@ -60,25 +60,21 @@ class CheckResult:
 
 
 class RegistryChecks:
-    """At most one batch per registry in flight; batches of different registries run side by side."""
+    """Each batch on a thread of its own, so batches of different registries run side by side (the scheduler
+    sends at most one per registry at a time)."""
 
     def __init__(self, checker: TagChecker, deliver: Callable[[CheckResult], None]) -> None:
         self.checker = checker
         self.deliver = deliver
-        self.busy: set[str] = set()
 
     def start(self, registry: str, batch: dict[BaseKey, str | None],
               interests: Mapping[BaseKey, list[Interest]]) -> None:
-        self.busy.add(registry)
         worker = threading.Thread(target=self._check, args=(registry, batch, interests), daemon=True,
                                   name=f"check {registry}")  # daemon: a hanging registry never holds up exit
         try:
             worker.start()
         except RuntimeError as exc:  # no thread to be had: the batch fails now and is retried like any failure
             self.deliver(CheckResult(registry, batch, dict.fromkeys(batch, exc), {}))
-
-    def done(self, result: CheckResult) -> None:
-        self.busy.discard(result.registry)
 
     def _check(self, registry: str, batch: dict[BaseKey, str | None],
                interests: Mapping[BaseKey, list[Interest]]) -> None:

@@ -12,14 +12,10 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from acrtask.triggers import BaseKey, Interest
 from acrtask.watch.checks import CheckResult
-from acrtask.watch.observer import Observer
-
-if TYPE_CHECKING:
-    from acrtask.watch.loop import Watcher
+from acrtask.watch.observer import Observer, WatchState
 
 MAX_TICK_GAP = 30.0
 PROBE_EVERY = 1.0
@@ -45,7 +41,7 @@ class Health(Observer):
         self._lock = threading.Lock()
         self._probed: tuple[float, str | None] | None = None  # (when, the error) of the last state probe
 
-    def ticked(self, watcher: Watcher, now: float) -> None:
+    def ticked(self, watcher: WatchState, now: float) -> None:
         self.last_tick = self.clock()
         self.watched = len(watcher.plan.interests)
 

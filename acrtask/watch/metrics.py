@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
@@ -27,10 +26,7 @@ from acrtask.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
 from acrtask.run_record import Run, RunStatus
 from acrtask.triggers import BaseKey, Interest
 from acrtask.watch.checks import CheckResult
-from acrtask.watch.observer import Observer
-
-if TYPE_CHECKING:
-    from acrtask.watch.loop import Watcher
+from acrtask.watch.observer import Observer, WatchState
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 OTHER = "other"
@@ -94,7 +90,7 @@ class WatchMetrics(Observer):
 
     # The loop's observer.
 
-    def ticked(self, watcher: Watcher, now: float) -> None:
+    def ticked(self, watcher: WatchState, now: float) -> None:
         self.queued_runs.set(len(watcher.pending))
         self.running_builds.set(len(watcher.running))
         seen = (id(watcher.plan), len(watcher.plan.interests), len(watcher.tasks))

@@ -9,21 +9,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from acrtask.model import Task
 from acrtask.run_record import Run
-from acrtask.triggers import BaseKey, Interest
+from acrtask.triggers import BaseKey, Interest, WatchPlan
 from acrtask.watch.checks import CheckResult
-
-if TYPE_CHECKING:
-    from acrtask.watch.loop import Watcher
+from acrtask.watch.view import Snapshot
 
 log = logging.getLogger("acrtask.watch")
 
 
+class WatchState(Protocol):
+    """What observers may read of the loop on a tick (the Watcher is one; observers need no more of it)."""
+
+    @property
+    def plan(self) -> WatchPlan: ...
+
+    @property
+    def tasks(self) -> Mapping[str, Task]: ...
+
+    @property
+    def pending(self) -> Mapping[str, object]: ...
+
+    @property
+    def running(self) -> Mapping[str, object]: ...
+
+    def snapshot(self) -> Snapshot: ...
+
+
 class WatchObserver(Protocol):
-    def ticked(self, watcher: Watcher, now: float) -> None:
+    def ticked(self, watcher: WatchState, now: float) -> None:
         """The loop is alive; read what you need of `watcher` now (this is its thread)."""
 
     def checked(self, result: CheckResult, interests: Mapping[BaseKey, Sequence[Interest]]) -> None:
@@ -42,7 +58,7 @@ class WatchObserver(Protocol):
 class Observer:
     """Does nothing: observers override what they need."""
 
-    def ticked(self, watcher: Watcher, now: float) -> None:
+    def ticked(self, watcher: WatchState, now: float) -> None:
         return None
 
     def checked(self, result: CheckResult, interests: Mapping[BaseKey, Sequence[Interest]]) -> None:
@@ -72,7 +88,7 @@ class Observers(Observer):
                     self._failed.add((id(observer), method))
                     log.exception("%s.%s failed", type(observer).__name__, method)
 
-    def ticked(self, watcher: Watcher, now: float) -> None:
+    def ticked(self, watcher: WatchState, now: float) -> None:
         self._each("ticked", watcher, now)
 
     def checked(self, result: CheckResult, interests: Mapping[BaseKey, Sequence[Interest]]) -> None:

@@ -13,25 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from acrtask.reference import names_registry
 from acrtask.registry import media
 from acrtask.triggers import BaseKey
+from acrtask.watch.events import PushEvent
 
 MANIFEST_TYPES = media.PUSHED_TYPES
-
-
-@dataclass(frozen=True)
-class PushEvent:
-    """A tag that was pushed. `host` is the registry's address when the payload says it."""
-
-    source: str  # distribution | acr | dockerhub | harbor
-    repository: str
-    tag: str
-    host: str | None = None
-    digest: str | None = None
 
 
 class UnknownPayload(ValueError):

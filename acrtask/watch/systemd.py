@@ -12,12 +12,8 @@ import os
 import socket
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
-from acrtask.watch.observer import Observer
-
-if TYPE_CHECKING:
-    from acrtask.watch.loop import Watcher
+from acrtask.watch.observer import Observer, WatchState
 
 STATUS_EVERY = 10.0  # seconds between STATUS= updates when it changed
 
@@ -58,7 +54,7 @@ class SystemdNotifier(Observer):
         except OSError:
             return False
 
-    def ticked(self, watcher: Watcher, now: float) -> None:
+    def ticked(self, watcher: WatchState, now: float) -> None:
         moment = self.clock()
         status = (f"Watching {len(watcher.plan.interests)} base tag(s) for {len(watcher.tasks)} task(s); "
                   f"{len(watcher.running)} running, {len(watcher.pending)} queued.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol, TextIO
 
-from acrtask.endpoints import EndpointStatus
+from acrtask.endpoint_status import EndpointStatus
 
 
 @dataclass(frozen=True)

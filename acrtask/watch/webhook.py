@@ -30,7 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from acrtask.watch.payloads import PushEvent, UnknownPayload, parse
+from acrtask.watch.events import PushEvent
+from acrtask.watch.payloads import UnknownPayload, parse
 
 log = logging.getLogger("acrtask.watch.webhook")
 

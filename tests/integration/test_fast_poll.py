@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_watch import app_on_base
 from tests.integration.workbench import Workbench
 from tests.support.waiting import wait_for
+from tests.support.watch_process import app_on_base
 
 pytestmark = pytest.mark.integration
 

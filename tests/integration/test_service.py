@@ -5,18 +5,17 @@ the build goes on, and the status page in a real headless Chromium."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_watch import app_on_base, stop
 from tests.integration.workbench import Workbench
 from tests.support.receiver import Receiver
 from tests.support.registry import free_port
 from tests.support.waiting import wait_for
+from tests.support.watch_process import WatchProcess, app_on_base
 
 pytestmark = pytest.mark.integration
 
@@ -54,8 +53,9 @@ def rebuilt(bench: Workbench) -> bool:
     return len(runs) == 2 and runs[-1]["status"] == "Succeeded"
 
 
-def watch_with_metrics(bench: Workbench, port: int) -> subprocess.Popen[str]:
-    watch = bench.popen("task", "watch", "--metrics-listen", f"127.0.0.1:{port}", "--poll-interval", "1h")
+def watch_with_metrics(bench: Workbench, port: int) -> WatchProcess:
+    watch = WatchProcess(bench.popen("task", "watch", "--metrics-listen", f"127.0.0.1:{port}",
+                                     "--poll-interval", "1h"))
     wait_for(lambda: answers(port, "/healthz") == 200, 30, "the metrics listener")
     return watch
 
@@ -71,7 +71,7 @@ def test_metrics_after_a_real_cycle_match_what_happened(bench: Workbench) -> Non
         found = scrape(port)
         assert answers(port, "/readyz") == 200
     finally:
-        _, err = stop(watch)
+        _, err = watch.stop()
     host = bench.host
     assert total(found, "acrtask_base_checks_total") == 1  # one tag, checked once at start
     assert total(found, "acrtask_base_checks_total", registry=host, result="changed") == 1
@@ -106,7 +106,7 @@ def test_readyz_goes_unready_when_the_state_is_unreadable_and_ready_again(bench:
         (bench.home / "state.db.aside").replace(state)
         wait_for(lambda: answers(port, "/readyz") == 200, 30, "ready again once the state is fixed")
     finally:
-        stop(watch)
+        watch.stop()
 
 
 def test_the_update_trigger_post_reaches_a_local_receiver_with_acr_fields(bench: Workbench) -> None:
@@ -114,12 +114,12 @@ def test_the_update_trigger_post_reaches_a_local_receiver_with_acr_fields(bench:
         old = app_on_base(bench, extra=("--update-trigger-endpoint", receiver.url + "/acr-hook",
                                         "--update-trigger-payload-type", "Token", "--update-trigger-token", TOKEN))
         new = bench.push_base("baseimages/node:1", "v2")
-        watch = bench.popen("task", "watch", "--poll-interval", "1h")
+        watch = WatchProcess(bench.popen("task", "watch", "--poll-interval", "1h"))
         try:
             got = receiver.wait_for(1, 150)
             wait_for(lambda: rebuilt(bench), 150, "the triggered rebuild")
         finally:
-            _, err = stop(watch)
+            _, err = watch.stop()
     assert len(got) == 1
     post = got[0]
     run = bench.runs()[-1]
@@ -156,7 +156,7 @@ def test_a_receiver_that_hangs_fails_or_is_down_neither_delays_nor_fails_the_bui
                                    result="network_error") >= 2, 60, "the down receiver tried again")
             found = scrape(port)
         finally:
-            _, err = stop(watch)
+            _, err = watch.stop()
     assert len(receiver.requests) >= 2
     assert total(found, "acrtask_notification_attempts_total", channel="update-trigger", result="ok") == 1
     assert total(found, "acrtask_notification_attempts_total", channel="update-trigger") >= 2
@@ -203,7 +203,7 @@ def test_the_status_page_in_a_real_browser(bench: Workbench) -> None:
             driver.quit()
         assert httpx.get(f"http://127.0.0.1:{port}/?token=wrong-token", timeout=5).status_code == 401
     finally:
-        stop(watch)
+        watch.stop()
 
 
 def test_watch_tells_systemd_it_is_ready_pings_the_watchdog_and_says_it_stops(bench: Workbench,
@@ -215,7 +215,7 @@ def test_watch_tells_systemd_it_is_ready_pings_the_watchdog_and_says_it_stops(be
         sink.bind(str(path))
         sink.settimeout(30)
         bench.env.update({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"})  # a ping every 0.5 s
-        watch = bench.popen("task", "watch", "--poll-interval", "1h")
+        watch = WatchProcess(bench.popen("task", "watch", "--poll-interval", "1h"))
         got: list[str] = []
         try:
             for _ in range(50):  # READY, then a few watchdog pings
@@ -223,7 +223,7 @@ def test_watch_tells_systemd_it_is_ready_pings_the_watchdog_and_says_it_stops(be
                 if got.count("WATCHDOG=1") >= 3:
                     break
         finally:
-            _, err = stop(watch)
+            _, err = watch.stop()
         for _ in range(50):
             got.extend(sink.recv(4096).decode().splitlines())
             if "STOPPING=1" in got:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_watch import stop
 from tests.integration.workbench import Workbench
 from tests.support.waiting import wait_for
+from tests.support.watch_process import WatchProcess
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def test_thirty_creates_a_watch_and_a_run_at_once_lose_nothing(bench: Workbench)
     assert bench.run("app-task").code == 0
     moved = bench.push_base("baseimages/node:1", "v2")
 
-    watch = bench.popen("task", "watch", "--poll-interval", "1h")
+    watch = WatchProcess(bench.popen("task", "watch", "--poll-interval", "1h"))
     try:
         wait_for(lambda: len(bench.runs("app-task")) == 2, 90, "watch to queue the rebuild of app-task")
         run = bench.popen("task", "run", "-n", "manual-task", "--no-logs", "-o", "none")
@@ -50,7 +50,7 @@ def test_thirty_creates_a_watch_and_a_run_at_once_lose_nothing(bench: Workbench)
         assert run.returncode == 0, err
         wait_for(lambda: bench.runs("app-task")[-1]["status"] == "Succeeded", 120, "the rebuild to finish")
     finally:
-        _, watch_err = stop(watch)
+        _, watch_err = watch.stop()
     assert "ERROR" not in watch_err, watch_err
 
     names = bench.acrtask("task", "list", "--query", "[].name").json()

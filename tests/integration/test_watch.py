@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration.workbench import Workbench
 from tests.support import LocalRegistry
+from tests.support.procs import marked_processes
 from tests.support.waiting import wait_for
+from tests.support.watch_process import WatchProcess, app_on_base, start_watch
 
 pytestmark = pytest.mark.integration
 
@@ -20,21 +21,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def bench(registry, tmp_path: Path, buildah_env: dict[str, str]) -> Workbench:
     return Workbench(registry, tmp_path, buildah_env)
-
-
-def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    return out, err
-
-
-def app_on_base(bench: Workbench, extra: tuple[str, ...] = ()) -> str:
-    digest = bench.push_base("baseimages/node:1", "v1")
-    ctx = bench.context("app", f"FROM {bench.host}/baseimages/node:1\nRUN echo app > /app\n")
-    bench.create("app-task", ctx, "app:latest", extra=extra)
-    assert bench.run("app-task").code == 0
-    return digest
 
 
 def test_a_moved_base_rebuilds_the_app_and_says_why(bench: Workbench) -> None:
@@ -143,25 +129,17 @@ def test_registry_notifications_trigger_without_a_poll(tmp_path: Path, buildah_e
         bench = Workbench(registry, tmp_path, buildah_env)
         bench.env["ACRTASK_WEBHOOK_TOKEN"] = token
         app_on_base(bench)
-        watch = bench.popen("task", "watch", "--listen", f"127.0.0.1:{port}", "--poll-interval", "1h")
+        # The first check happens at start, the listener listening before it; after it, only the notification
+        # can tell of the push.
+        watch = start_watch(bench, "--listen", f"127.0.0.1:{port}", "--poll-interval", "1h")
         try:
-            # The first check happens at start; wait for it, then push: only the notification can tell.
-            wait_for(lambda: _listening(port), 30, "the webhook listener")
-            time.sleep(1.0)
             bench.push_base("baseimages/node:1", "v2")
             wait_for(lambda: len(bench.runs()) == 2 and bench.runs()[-1]["status"] == "Succeeded", 90,
                      "the notified rebuild")
         finally:
-            _, err = stop(watch)
+            _, err = watch.stop()
         assert "Notified by distribution" in err
         assert bench.runs()[-1]["trigger"]["kind"] == "BaseImageUpdate"
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_a_commit_to_a_local_git_repository_runs_the_task(bench: Workbench, tmp_path: Path) -> None:
@@ -177,15 +155,14 @@ def test_a_commit_to_a_local_git_repository_runs_the_task(bench: Workbench, tmp_
     bench.create("git-task", repo, "git:1")
     assert bench.task("git-task")["trigger"]["sourceTriggers"][0]["status"] == "Enabled"
     assert bench.run("git-task").code == 0
-    watch = bench.popen("task", "watch", "--commit-poll-interval", "1s", "--poll-interval", "1h")
+    watch = start_watch(bench, "--commit-poll-interval", "1s", "--poll-interval", "1h")
     try:
-        time.sleep(2)
         (repo / "file").write_text("2\n")
         subprocess.run([*git, "commit", "-qam", "two"], check=True)
         head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
         wait_for(lambda: len(bench.runs()) == 2 and bench.runs()[-1]["status"] == "Succeeded", 60, "the commit run")
     finally:
-        stop(watch)
+        watch.stop()
     run = bench.runs()[-1]
     assert run["trigger"] == {"kind": "Commit", "commitId": head}
     assert run["sourceCommitId"] == head
@@ -195,11 +172,11 @@ def test_a_timer_runs_the_task(bench: Workbench) -> None:
     bench.push_base("base:1", "v1")
     ctx = bench.context("timed", f"FROM {bench.host}/base:1\n")
     bench.create("timer-task", ctx, "timed:1", extra=("--schedule", "tick:* * * * *"))
-    watch = bench.popen("task", "watch", "--poll-interval", "1h")
+    watch = start_watch(bench, "--poll-interval", "1h")
     try:
         wait_for(lambda: any(r["status"] == "Succeeded" for r in bench.runs()), 75, "the timer's run")
     finally:
-        stop(watch)
+        watch.stop()
     trigger = bench.runs()[0]["trigger"]
     assert trigger["kind"] == "Timer"
     assert trigger["timerName"] == "tick"
@@ -215,11 +192,10 @@ def test_kill_9_during_a_build_then_restart_marks_error_and_runs_again(bench: Wo
     (ctx / "delay").write_text("64\n")
     bench.push_base("baseimages/node:1", "v2")
 
-    watch = bench.popen("task", "watch", "--poll-interval", "1h")
-    wait_for(lambda: len(bench.runs()) == 2 and bench.runs()[-1]["status"] == "Running", 60, "the rebuild to start")
-    time.sleep(1.5)  # well inside `sleep 30`
+    watch = WatchProcess(bench.popen("task", "watch", "--poll-interval", "1h"))
+    wait_for(lambda: bool(marked_processes("sleep 64")), 60, "the rebuild to reach `sleep 64`")
     os.kill(watch.pid, signal.SIGKILL)
-    watch.communicate(timeout=30)
+    watch.wait(30)
     assert bench.runs()[-1]["status"] == "Running"  # nobody was left to record its end
 
     (ctx / "delay").write_text("0\n")
@@ -271,10 +247,9 @@ def test_sigterm_cancels_a_running_build_after_the_grace_period(bench: Workbench
     assert bench.run("graceful-task").code == 0
     (ctx / "delay").write_text("63\n")
     bench.push_base("baseimages/node:1", "v2")
-    watch = bench.popen("task", "watch", "--poll-interval", "1h", "--grace-period", "1s")
-    wait_for(lambda: len(bench.runs()) == 2 and bench.runs()[-1]["status"] == "Running", 60, "the rebuild")
-    time.sleep(1.0)
-    _, err = stop(watch)
+    watch = WatchProcess(bench.popen("task", "watch", "--poll-interval", "1h", "--grace-period", "1s"))
+    wait_for(lambda: bool(marked_processes("sleep 63")), 60, "the rebuild to reach `sleep 63`")
+    _, err = watch.stop()
     assert "ended Canceled on shutdown" in err
     run = bench.runs()[-1]
     assert run["status"] == "Canceled"
@@ -289,14 +264,13 @@ def test_a_push_by_task_run_in_another_shell_rebuilds_dependents_at_once(bench: 
     bench.create("app-task", app_ctx, "app:latest")
     assert bench.run("base-task").code == 0
     assert bench.run("app-task").code == 0
-    watch = bench.popen("task", "watch", "--poll-interval", "1h")  # no webhooks: only its own eyes
+    watch = start_watch(bench, "--poll-interval", "1h")  # no webhooks: only its own eyes
     try:
-        time.sleep(2.0)  # let it start and take its first look
         (base_ctx / "version").write_text("2")
         assert bench.run("base-task").code == 0
         wait_for(lambda: len(bench.runs()) == 4 and bench.runs()[-1]["status"] == "Succeeded", 60, "the rebuild")
     finally:
-        stop(watch)
+        watch.stop()
     runs = bench.runs()
     assert runs[-1]["task"] == "app-task"
     assert runs[-1]["trigger"]["upstreamRunId"] == runs[-2]["runId"] == "ca3"
@@ -309,31 +283,25 @@ def test_a_task_run_killed_while_watch_runs_is_recorded_error_by_watch(bench: Wo
     ctx = bench.context("manual", f"FROM {bench.host}/baseimages/node:1\nCOPY delay /delay\nRUN sleep $(cat /delay)\n",
                         {"delay": "62\n"})
     bench.create("manual-task", ctx, "manual:1")
-    watch = bench.popen("task", "watch", "--poll-interval", "1h")
-    lock = bench.home / "watch.lock"
+    watch = start_watch(bench, "--poll-interval", "1h")
     manual = None
     try:
-        wait_for(lambda: lock.exists() and lock.read_text() == str(watch.pid), 30, "watch to start")
         manual = subprocess.Popen([sys.executable, "-m", "acrtask", "task", "run", "-n", "manual-task"],
                                   env=bench.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: _pgrep("sleep 62") != [], 90, "the manual run's build to reach `sleep 62`")
+        wait_for(lambda: bool(marked_processes("sleep 62")), 90, "the manual run's build to reach `sleep 62`")
         assert bench.runs()[-1]["status"] == "Running"
         os.kill(manual.pid, signal.SIGKILL)  # its buildah lives on, in a session of its own
         manual.wait(30)
         wait_for(lambda: bench.runs()[-1]["status"] == "Error", 30, "watch to record the killed run Error")
-        wait_for(lambda: _pgrep("sleep 62") == [], 30, "the leftover build to be stopped")
+        wait_for(lambda: not marked_processes("sleep 62"), 30, "the leftover build to be stopped")
     finally:
         if manual is not None and manual.poll() is None:
             manual.kill()
-        _, err = stop(watch)
+        _, err = watch.stop()
     run = bench.runs()[-1]
     assert run["runErrorMessage"] == f"interrupted: the acrtask process running it (pid {manual.pid}) stopped"
     assert f"of manual-task was interrupted: its process (pid {manual.pid}) is gone; recorded Error." in err
     assert "leftover build process" in err
-
-
-def _pgrep(pattern: str) -> list[str]:
-    return subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
 
 
 def test_a_hanging_registry_does_not_delay_the_bases_of_a_healthy_one(bench: Workbench) -> None:
@@ -349,14 +317,14 @@ def test_a_hanging_registry_does_not_delay_the_bases_of_a_healthy_one(bench: Wor
         assert bench.run("slow-task").code == 0
         proxy.hang()  # from now on that registry accepts connections and never answers
         bench.push_base("baseimages/node:1", "v2")
-        watch = bench.popen("task", "watch", "--poll-interval", "1h")
+        watch = WatchProcess(bench.popen("task", "watch", "--poll-interval", "1h"))
         try:
             wait_for(lambda: [r["status"] for r in bench.runs("ok-task")] == ["Succeeded", "Succeeded"], 90,
                      "the healthy registry's base to rebuild its task")
             assert proxy.held, "watch never asked the hanging registry"
             assert len(bench.runs("slow-task")) == 1
         finally:
-            _, err = stop(watch)
+            _, err = watch.stop()
     lines = err.splitlines()
     queued = next(i for i, line in enumerate(lines) if "Queued run" in line and "of ok-task" in line)
     about_slow = [i for i, line in enumerate(lines) if proxy.host in line and " Schedule: " not in line]

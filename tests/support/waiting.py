@@ -6,10 +6,11 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.3) -> None:
+    """`interval`: how often `condition` is asked (in-process tests ask often, subprocess ones less)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.3)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")

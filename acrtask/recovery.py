@@ -1,15 +1,14 @@
-"""Other processes on the same home, as watch sees them: a `task run` in another shell whose push is a base
-of other tasks must trigger them at once, as a push by watch itself does; a run whose process died
-(SIGKILL, OOM) must not stay Running for ever; and a second watch must not start."""
+"""Runs of other processes on the same home, read from their records: a `task run` in another shell whose
+push is a base of other tasks must trigger them at once, as a push by watch itself does; and a run whose
+process died (SIGKILL, OOM, a watch killed mid-build) must not stay Running for ever: it is recorded Error
+after the build processes it left behind are stopped (crash recovery). Watch asks; what to run again is
+the scheduler's decision (watch/scheduler.py)."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import NamedTuple
 
 from acrtask.errors import AcrTaskError
-from acrtask.files import try_lock
 from acrtask.process import kill_tagged
 from acrtask.run_record import Run, RunStatus
 from acrtask.runids import run_number
@@ -116,17 +115,3 @@ class FollowedRuns:
         self.open.discard(run_id)
         self._latest.pop(run_id, None)
         self._gone_since.pop(run_id, None)
-
-
-def hold_watch_lock(state_path: Path) -> int:
-    """One watch per state file (two would each queue a run for the same change): the lock's descriptor
-    (closing it frees the lock)."""
-    path = state_path.with_name("watch.lock")
-    lock = try_lock(path)
-    if lock is None:
-        holder = path.read_bytes()[:32].decode(errors="replace").strip() or "unknown"
-        raise AcrTaskError(f"Another acrtask watch (pid {holder}) is already watching {state_path}.",
-                           "Stop it first, or give this one its own ACRTASK_HOME.")
-    os.ftruncate(lock.fd, 0)
-    os.write(lock.fd, str(os.getpid()).encode())
-    return lock.fd

@@ -1,0 +1,26 @@
+"""How `task watch` was asked to behave: its flags, as one value the scheduler and the driver read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    poll_min: float = 600.0
+    poll_max: float = 3600.0
+    max_concurrent_runs: int = 2
+    once: bool = False
+    commit_poll_interval: float = 60.0
+    grace_period: float = 30.0
+    foreign_scan_interval: float = 0.2  # how often runs of other processes are looked for
+    fast_registries: frozenset[str] = frozenset()  # polled every fast_interval (cadence.py has the rules)
+    fast_interval: float = 30.0
+    retry_first: float = 5.0  # a failed check or queuing is tried again after this, doubling per failure...
+    retry_cap: float = 300.0  # ...up to this, and never more than half the shortest poll interval
+
+    @property
+    def retry_max(self) -> float:
+        """The longest wait before a failed step is tried again, whatever the registry (and the registries'
+        circuit cap): under both poll intervals, so a recovered registry is noticed before its next poll."""
+        return min(self.retry_cap, self.poll_min / 2, self.fast_interval / 2)
