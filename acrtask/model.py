@@ -14,7 +14,7 @@ from typing import Any
 
 from acrtask import stored
 from acrtask.dependency import BaseImageDependency
-from acrtask.platform import Platform
+from acrtask.platform import DEFAULT_PLATFORM, Platform
 from acrtask.reference import names_registry
 from acrtask.stored import drop_none
 
@@ -325,7 +325,7 @@ def credentials_from_dict(data: dict[str, Any]) -> tuple[RegistryCredential, ...
 class Task:
     name: str
     step: Step
-    platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
+    platform: Platform = DEFAULT_PLATFORM
     status: Status = Status.ENABLED
     trigger: Trigger = field(default_factory=Trigger)
     timeout: int = 3600
@@ -365,7 +365,7 @@ class Task:
         return cls(
             name=stored.text(data, "name"),
             status=Status(data.get("status", "Enabled")),
-            platform=Platform.from_dict(data.get("platform", {"os": "linux", "architecture": "amd64"})),
+            platform=Platform.from_dict(data["platform"]) if "platform" in data else DEFAULT_PLATFORM,
             step=Step.from_dict(stored.table(data, "step")),
             trigger=Trigger.from_dict(stored.table(data, "trigger", {})),
             timeout=int(data.get("timeout", 3600)),

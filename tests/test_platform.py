@@ -167,9 +167,15 @@ def test_default_platform() -> None:
 
 def test_every_default_is_the_default_platform() -> None:
     from acrtask.builders.endpoint import Endpoint
+    from acrtask.model import Task
     from acrtask.multistep.templates import RunValues
+    from tests.support.tasks import task
 
+    stored_task = task("app", []).to_dict(reveal_secrets=True)
+    del stored_task["platform"]
     defaults = {
+        "Task": Task(name="app", step=task("app", []).step).platform,
+        "stored Task": Task.from_dict(stored_task).platform,
         "Endpoint": Endpoint("build1", "tcp://10.0.0.5:8888").platforms[0],
         "stored Endpoint": Endpoint.from_dict({"name": "build1", "url": "tcp://10.0.0.5:8888"}).platforms[0],
         "{{.Run.OS}}/{{.Run.Architecture}}": Platform(RunValues(id="ca1").os, RunValues(id="ca1").architecture),
