@@ -43,7 +43,7 @@ BASE_NAME_ANNOTATION = "org.opencontainers.image.base.name"
 BASE_DIGEST_ANNOTATION = "org.opencontainers.image.base.digest"
 
 
-class Resolved(Protocol):  # read-only, so that registry.Resolved (a frozen dataclass) is one
+class ResolvedDigest(Protocol):  # read-only, so that registry.Resolved (a frozen dataclass) is one
     @property
     def digest(self) -> str: ...
 
@@ -52,10 +52,10 @@ class Resolved(Protocol):  # read-only, so that registry.Resolved (a frozen data
 
 
 class DigestResolver(Protocol):
-    def resolve(self, ref: ImageRef, platform: Platform | None = None) -> Resolved: ...
+    def resolve(self, ref: ImageRef, platform: Platform | None = None) -> ResolvedDigest: ...
 
 
-class Workspace(Protocol):
+class ContextWorkspace(Protocol):
     """A build context made ready on disk: a local folder as is, or a fresh clone of a git context."""
 
     def prepare(self, task: Task, log: Callable[[str], None],
@@ -94,9 +94,9 @@ def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozense
 
 class Runner:
     def __init__(self, state: StateStore, runs: RunStore, resolver: DigestResolver,
-                 builder_for: Callable[[Task, Run], Builder], workspace_for: Callable[[Task], Workspace],
+                 builder_for: Callable[[Task, Run], Builder], workspace_for: Callable[[Task], ContextWorkspace],
                  environ: Mapping[str, str] | None = None, copier: imports.ImageCopier | None = None,
-                 engine_for: Callable[[Builder, Run], engines.Engine] | None = None,
+                 engine_for: Callable[[Builder, Run], engines.StepEngine] | None = None,
                  registry_for: Callable[[Task], AbstractContextManager[Any]] | None = None) -> None:
         self.copier = copier  # copy tasks' runs import through it (imports.py)
         # multi-step tasks push and run containers with the engine that goes with the builder
@@ -194,7 +194,7 @@ class Runner:
         with self.registry_for(task) as client:
             yield client, client
 
-    def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
+    def _build(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: ContextWorkspace,
                sink: LogSink, cancel: threading.Event, resolver: DigestResolver,
                copier: imports.ImageCopier | None) -> Run:
         sink(f"Run ID: {run.run_id}, task {task.name or '(quick run)'}: {explain.reason(run.trigger)}")
@@ -252,8 +252,8 @@ class Runner:
         sink(f"Run ID: {run.run_id} was successful after {_seconds(run)}s")
         return run
 
-    def _multistep(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str], workspace: Workspace,
-                   sink: LogSink, cancel: threading.Event) -> Run:
+    def _multistep(self, run: Run, task: Task, plain: dict[str, str], secret: dict[str, str],
+                   workspace: ContextWorkspace, sink: LogSink, cancel: threading.Event) -> Run:
         """A multi-step task's run (multistep/run.py): its steps run, then what they used is recorded."""
         context_dir: Path | None = None
         commit = branch = None

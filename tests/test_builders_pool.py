@@ -13,7 +13,7 @@ import pytest
 
 from acrtask.builders.base import BuildSpec
 from acrtask.builders.endpoint import Endpoint
-from acrtask.builders.pool import BACKOFF_MAX, BACKOFF_MIN, Health, Pool, SlotFiles
+from acrtask.builders.pool import BACKOFF_MAX, BACKOFF_MIN, EndpointHealth, Pool, SlotFiles
 from acrtask.builders.pooled import PooledBuilder
 from acrtask.builders.remote import EndpointLostError, EndpointUnavailableError, Probe
 from acrtask.endpoints import EndpointStore
@@ -94,7 +94,7 @@ def test_an_endpoint_is_asked_before_its_first_use_and_a_down_one_is_skipped(tmp
 
 
 def test_backoff_doubles_to_its_cap_and_resets_on_an_answer() -> None:
-    health = Health()
+    health = EndpointHealth()
     waits = []
     for _ in range(8):
         health.down("refused", 0.0)

@@ -79,7 +79,7 @@ def test_changes_since_names_only_what_changed(store: StateStore, monkeypatch: p
             tx.save(task(name))
     revision, loaded = store.snapshot()
     assert [t.name for t in loaded] == ["task-one", "task-three", "task-two"]
-    assert store.changes_since(revision) == tasks.TaskChanges(revision, {})
+    assert store.changes_since(revision) == tasks.ChangedTasks(revision, {})
     other = StateStore(Database(store.path))  # another process's connection
     other.record_dependencies("task-two", (dep("base"),))
     with other.transaction() as tx:

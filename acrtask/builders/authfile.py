@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["AuthFiles", "Credentials", "auth_document", "private_auth"]
+__all__ = ["AuthFiles", "LoginSecrets", "auth_document", "private_auth"]
 
 _PLUGINS = "cli-plugins"
 
 
-class Credentials(Protocol):
+class LoginSecrets(Protocol):
     """What registry/credentials.py finds for a registry (read only)."""
 
     @property
@@ -41,7 +41,7 @@ class Credentials(Protocol):
     def identity_token(self) -> str: ...
 
 
-CredentialLookup = Callable[[str], "Credentials | None"]
+CredentialLookup = Callable[[str], "LoginSecrets | None"]
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@
   slots with it. Choosing happens under one more lock, so two processes never pick from a stale count.
 - **Choice**: among endpoints that serve the build's platform and are not down, the least busy one
   with a free slot (busy = slots held, by any process); ties go to the one added first.
-- **Health** is this process's view: an endpoint is asked (`Probe`) before its first use, and after
+- **EndpointHealth** is this process's view: an endpoint is asked (`Probe`) before its first use, and after
   a build on it fails; one that does not answer is down and asked again after a backoff that doubles
   (5 s, 10 s, ... up to 5 minutes).
 """
@@ -27,7 +27,7 @@ from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.files import HeldLock, exclusive_lock, try_lock
 from acrtask.platform import Platform
 
-__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "Health", "Lease", "Pool", "SlotFiles"]
+__all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "EndpointHealth", "Lease", "Pool", "SlotFiles"]
 
 BACKOFF_MIN = 5.0
 BACKOFF_MAX = 300.0
@@ -36,7 +36,7 @@ _POLL = 0.2
 
 
 @dataclass
-class Health:
+class EndpointHealth:
     up: bool | None = None  # None: not asked yet
     detail: str = ""
     failures: int = 0
@@ -124,7 +124,7 @@ class Pool:
         self.unavailable_wait = unavailable_wait
         self._lock = threading.Lock()
         self._probing: dict[str, threading.Lock] = {}
-        self._health: dict[str, Health] = {}
+        self._health: dict[str, EndpointHealth] = {}
         self._stamp: tuple[int, int, int] | None = None
         self._endpoints: list[Endpoint] = []
 
@@ -138,9 +138,9 @@ class Pool:
     def total_slots(self) -> int:
         return sum(e.max_concurrent for e in self.endpoints())
 
-    def health(self, name: str) -> Health:
+    def health(self, name: str) -> EndpointHealth:
         with self._lock:
-            return self._health.setdefault(name, Health())
+            return self._health.setdefault(name, EndpointHealth())
 
     # -- health -----------------------------------------------------------------------------------------
 

@@ -51,7 +51,7 @@ class Container:
     keep: bool = False
 
 
-class Engine(Protocol):
+class StepEngine(Protocol):
     name: str
 
     def push(self, image: str, insecure: bool, log: Log, cancel: threading.Event, deadline: float | None,
@@ -244,7 +244,7 @@ class CliEngine:
         self.commands.cleanup([self.name, "rmi", image], log)
 
 
-def for_builder(name: str, env: Mapping[str, str] | None = None) -> Engine:
+def for_builder(name: str, env: Mapping[str, str] | None = None) -> StepEngine:
     """The engine that goes with a builder (buildah, docker or podman), with the same environment."""
     if name == "buildah":
         return BuildahEngine(env)

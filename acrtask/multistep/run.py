@@ -28,7 +28,7 @@ from acrtask.errors import AcrTaskError, BuildCanceledError, BuildError, BuildTi
 from acrtask.model import Task
 from acrtask.multistep import document, templates
 from acrtask.multistep.document import Loaded
-from acrtask.multistep.engine import Container, Engine
+from acrtask.multistep.engine import Container, StepEngine
 from acrtask.multistep.executor import Ending, Executor, StepContext
 from acrtask.multistep.spec import DEFAULT_WORKING_DIRECTORY, StepSpec
 from acrtask.platform import Platform
@@ -100,7 +100,7 @@ def stable_pushes(job: Job, loaded: Loaded) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def execute(job: Job, builder: Builder, engine: Engine, resolve: Resolve, is_insecure: Callable[[ImageRef], bool],
+def execute(job: Job, builder: Builder, engine: StepEngine, resolve: Resolve, is_insecure: Callable[[ImageRef], bool],
             save_steps: Callable[[list[StepRecord]], None], now: Callable[[], str], log: Log,
             cancel: threading.Event) -> Result:
     """Run every step; raise (AcrTaskError, BuildTimeoutError, BuildCanceledError) when the run does not succeed."""
@@ -142,7 +142,7 @@ def _read_text(path: Path, what: str) -> str:
 class _Steps:
     """What each kind of step does."""
 
-    def __init__(self, job: Job, loaded: Loaded, workspace: Path, volumes: Path, builder: Builder, engine: Engine,
+    def __init__(self, job: Job, loaded: Loaded, workspace: Path, volumes: Path, builder: Builder, engine: StepEngine,
                  resolve: Resolve, is_insecure: Callable[[ImageRef], bool]) -> None:
         self.job, self.loaded, self.workspace = job, loaded, workspace
         self.builder, self.engine, self.resolve, self.is_insecure = builder, engine, resolve, is_insecure

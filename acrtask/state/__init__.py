@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from acrtask.state.db import Database
-from acrtask.state.tasks import StateStore, TaskChanges, TaskTransaction
+from acrtask.state.tasks import ChangedTasks, StateStore, TaskTransaction
 
-__all__ = ["Database", "StateStore", "TaskChanges", "TaskTransaction", "open_database"]
+__all__ = ["Database", "StateStore", "ChangedTasks", "TaskTransaction", "open_database"]
 
 
 def open_database(path: Path) -> Database:

@@ -41,7 +41,7 @@ def _loads(extra: str | None) -> Any:
 
 
 @dataclass(frozen=True)
-class TaskChanges:
+class ChangedTasks:
     """What changed since a revision: each changed task as it is now, None if it was deleted."""
 
     revision: int
@@ -173,19 +173,19 @@ class StateStore:
         with self.db.read() as conn:
             return self._revision(conn)
 
-    def changes_since(self, revision: int) -> TaskChanges | None:
+    def changes_since(self, revision: int) -> ChangedTasks | None:
         """The tasks changed after `revision`, or None if the notes no longer reach back that far."""
         with self.db.read() as conn:
             latest = self._revision(conn)
             if latest <= revision:
-                return TaskChanges(revision, {})
+                return ChangedTasks(revision, {})
             oldest = conn.execute("SELECT MIN(revision) FROM task_changes").fetchone()[0]
             if oldest > revision + 1:
                 return None
             names = sorted({name for (name,) in conn.execute(
                 "SELECT task FROM task_changes WHERE revision > ?", (revision,))})
             found = load_tasks(conn, names, self.path)
-            return TaskChanges(latest, {name: found.get(name) for name in names})
+            return ChangedTasks(latest, {name: found.get(name) for name in names})
 
     def data_version(self) -> int:
         return self.db.data_version()
