@@ -41,6 +41,7 @@ from acrtask.instructions import Instruction as _Instruction
 from acrtask.instructions import dequote as _dequote
 from acrtask.instructions import read as _read_instructions
 from acrtask.instructions import words as _words
+from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.shellvars import Scope as _Scope
 from acrtask.shellvars import shown
@@ -58,7 +59,7 @@ class BaseImage:
     type: DependencyType
     # FROM --platform after expansion, normalised (linux/arm64). None when absent, when it uses a
     # builder-set arg such as $BUILDPLATFORM (known only at build time), and for COPY --from / RUN --mount.
-    platform: str | None
+    platform: Platform | None
     stage: str | None  # the (lowercased) name of the stage it first appears in; None if unnamed
 
 
@@ -93,10 +94,10 @@ class _Origin:
     """An external image with the platform it is pulled for."""
 
     image: ImageRef
-    platform: str | None
+    platform: Platform | None
 
     @property
-    def key(self) -> tuple[str, str | None]:
+    def key(self) -> tuple[str, Platform | None]:
         return str(self.image), self.platform
 
 
@@ -321,7 +322,7 @@ def scan(text: str, build_args: Mapping[str, str] | None = None, target: str | N
     stage_names = {stage.name: stage.index for stage in stages if stage.name is not None}
     origins: list[_Origin | None] = []  # per stage
     bases: dict[int, int] = {}  # stage index -> the earlier stage its FROM names
-    seen: dict[tuple[str, str | None], BaseImage] = {}
+    seen: dict[tuple[str, Platform | None], BaseImage] = {}
 
     def record(origin: _Origin, stage: _Stage) -> None:
         seen.setdefault(origin.key, BaseImage(origin.image, DependencyType.BUILD_TIME, origin.platform,

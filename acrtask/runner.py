@@ -291,7 +291,7 @@ class Runner:
                        sink: LogSink, resolver: DigestResolver | None = None) -> list[BaseImageDependency]:
         found = []
         for base in bases:
-            platform = Platform.parse(base.platform) if base.platform else default
+            platform = base.platform or default
             resolved = (resolver or self.resolver).resolve(base.image, platform)
             sink(f"Base image {base.image}: {resolved.digest}")
             found.append(BaseImageDependency(
