@@ -76,11 +76,6 @@ def enum_value(enum: type[E], value: str, flag: str) -> E:
     raise ValidationError(f"argument {flag}: invalid choice: '{value}' (choose from {choices}).")
 
 
-def registry_name(registry: str) -> str:
-    """A -r/--registry value: a login server (host[:port]), normalised as image names are."""
-    return ImageRef.parse("x", default_registry=registry).registry
-
-
 def image_name(text: str, registry: str | None) -> str:
     """A `-t` value: a full reference, or a short name placed under `registry` as az does.
 

@@ -51,11 +51,22 @@ def test_endpoints_must_be_https_unless_loopback(url: str, allowed: bool) -> Non
 
 
 def test_plain_http_to_a_listed_host_is_allowed() -> None:
-    listed = endpoints.insecure_hosts({"ACRTASK_NOTIFY_INSECURE_HOSTS": "hooks.lan, other:8080"})
+    listed = endpoints.plain_http_hosts({"ACRTASK_NOTIFY_INSECURE_HOSTS": "hooks.lan, other:8080"})
     assert endpoints.check_url("http://hooks.lan/x", "--url", listed)
     assert endpoints.check_url("http://other:8080/x", "--url", listed)
     with pytest.raises(ValidationError):
         endpoints.check_url("http://other:9090/x", "--url", listed)
+
+
+def test_an_ipv6_host_is_listed_as_a_registry_is() -> None:
+    """`[fd00::1]:8080` (host:port as ACRTASK_INSECURE_REGISTRIES spells it) is listed; a copy of the rule here
+    compared `fd00::1:8080`, so only a bare address could be listed. A bare one still covers every port."""
+    listed = endpoints.plain_http_hosts({"ACRTASK_NOTIFY_INSECURE_HOSTS": "[FD00::1]:8080, fd00::2"})
+    assert endpoints.check_url("http://[fd00::1]:8080/x", "--url", listed)
+    assert endpoints.check_url("http://[fd00::2]:9/x", "--url", listed)
+    assert endpoints.check_url("http://[fd00::2]/x", "--url", listed)
+    with pytest.raises(ValidationError):
+        endpoints.check_url("http://[fd00::1]:9090/x", "--url", listed)
 
 
 @pytest.mark.parametrize(("url", "shown"), [
