@@ -46,11 +46,16 @@ from acrtask.reference import ImageRef
 from acrtask.shellvars import Scope as _Scope
 from acrtask.shellvars import shown
 
-__all__ = ["BaseImage", "DependencyType", "ScanResult", "scan"]
+__all__ = ["BaseImage", "DependencyType", "ScanResult", "is_stage_name", "scan"]
 
 SCRATCH = "scratch"
 
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")  # BuildKit's reValidName, on the lowercased name
+
+
+def is_stage_name(name: str) -> bool:
+    """A valid stage name (`FROM ... AS name`, `--target name`): BuildKit compares them lowercased."""
+    return _STAGE_NAME.fullmatch(name.lower()) is not None
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def _parse_from(instruction: _Instruction, index: int) -> _Stage:
         platform = value
     if len(words) == 3 and words[1].lower() == "as":
         name = _dequote(words[2]).lower()
-        if not _STAGE_NAME.fullmatch(name):
+        if not is_stage_name(name):
             raise ValidationError(
                 f"{where} names its stage {shown(words[2])}, which is not a valid stage name.",
                 "Start a stage name with a letter and use only letters, digits, '-', '_' and '.'.")

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from acrtask.dockerfile import is_stage_name
 from acrtask.errors import ValidationError
 from acrtask.model import Argument, TimerTrigger
 from acrtask.multistep.templates import TemplateError, with_stand_ins
@@ -15,7 +16,6 @@ from acrtask.shellvars import is_portable_name
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")  # ACR's rule; a leading hyphen is refused on its own
 TIMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
-STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # BuildKit's, which compares them lowercased
 RUN_ID_PLACEHOLDER = "{{.Run.ID}}"
 
 E = TypeVar("E", bound=StrEnum)
@@ -53,7 +53,7 @@ def is_utf8(text: str) -> bool:
 
 def stage_name(name: str) -> str:
     """A --target: a Dockerfile stage name as BuildKit takes them (a letter, then letters, digits, - _ .)."""
-    if not STAGE_NAME.fullmatch(name):
+    if not is_stage_name(name):
         raise ValidationError(f"Invalid --target {name!r}: a stage name starts with a letter, followed by "
                               "letters, digits, '-', '_' or '.'.", "Give the name of a FROM ... AS <name> stage.")
     return name

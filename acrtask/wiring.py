@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from acrtask.platform import Platform
     from acrtask.reference import ImageRef
     from acrtask.registry import BlockingRegistryClient, CopyResult, Resolved
+    from acrtask.registry.http import ReplyHook
     from acrtask.run_record import Run
     from acrtask.run_service import RunService
     from acrtask.runner import Runner
@@ -41,11 +42,9 @@ if TYPE_CHECKING:
     from acrtask.state.aliases import RegistryAliases
     from acrtask.tag_checker import RegistryTagChecker
     from acrtask.watch.schedules import CommitPoller
-    from acrtask.watch.serve import WatchService
+    from acrtask.watch.serve import Address, WatchService
 
 T = TypeVar("T")
-ReplyHook = Callable[[str, Any, "int | None", float], None]  # (method, url, status, seconds)
-Address = tuple[str, int]
 
 
 class Program:
