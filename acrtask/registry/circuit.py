@@ -11,7 +11,7 @@ import httpx
 from acrtask.registry.health import HostHealth
 from acrtask.registry.http import BodyTooLargeError, Reply
 from acrtask.registry.request import Request, Sender
-from acrtask.registry.transport import FAILURE_STATUSES, transport_error
+from acrtask.registry.rules import FAILURE_STATUSES, transport_error
 
 
 class Circuit:

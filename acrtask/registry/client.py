@@ -28,8 +28,8 @@ from acrtask.registry import media
 from acrtask.registry.auth import repository_scope
 from acrtask.registry.credentials import DockerCredentials
 from acrtask.registry.http import Connector, ReplyHook, RequestHook
+from acrtask.registry.rules import Policy, status_error
 from acrtask.registry.session import CredentialSource, RegistrySession
-from acrtask.registry.transport import Policy, status_error
 
 CheckKey = ImageRef | tuple[ImageRef, Platform | None]
 _HEAD_PASS = frozenset({404, 405})

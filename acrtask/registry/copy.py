@@ -25,7 +25,7 @@ from acrtask.registry import media
 from acrtask.registry.blobs import BlobCopy, CopyEnds, LogSink
 from acrtask.registry.client import RegistryClient
 from acrtask.registry.http import ERROR_BODY_LIMIT
-from acrtask.registry.transport import status_error
+from acrtask.registry.rules import status_error
 
 log = logging.getLogger("acrtask.registry")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from acrtask.errors import RegistryError
-from acrtask.registry.transport import FAILURE_STATUSES, Policy
+from acrtask.registry.rules import FAILURE_STATUSES, Policy
 
 _OUTAGE_CODES = frozenset({"UNAVAILABLE", "TIMEOUT", "UNREACHABLE"})
 
