@@ -6,7 +6,6 @@ without a registry), `webhook_payloads`, `procs` (the process table), `waiting` 
 """
 
 from tests.support.images import (
-    MANIFEST_ACCEPT,
     ImageToolError,
     buildah_env,
     check_tools,
@@ -23,7 +22,6 @@ ALICE = ("alice", "s3cret-pass")
 __all__ = [
     "ALICE",
     "INSTALL_HINT",
-    "MANIFEST_ACCEPT",
     "ImageToolError",
     "LocalRegistry",
     "NotificationSink",
