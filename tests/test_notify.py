@@ -20,9 +20,10 @@ from acrtask.notify.store import NotifyStore
 from acrtask.notify.targets import Format, NotifyTarget, RunEvent, parse_events
 from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
-from tests.cli_helpers import run_cli, state_dump, stored_task
+from tests.support.cli import run_cli, state_dump, stored_task
 from tests.support.receiver import Receiver
 from tests.support.tasks import NEW, OLD, dep, task
+from tests.support.waiting import wait_for
 
 TOKEN = "tr1gger-s3cret-value"
 
@@ -203,12 +204,7 @@ def _dispatcher(counted: Counted, lines: list[str], **options: float) -> Dispatc
 
 
 def _wait_settled(counted: Counted, count: int) -> None:
-    import time
-
-    deadline = time.monotonic() + 20
-    while len(counted.outcomes) < count and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(counted.outcomes) >= count, counted.outcomes
+    wait_for(lambda: len(counted.outcomes) >= count, 20, f"{count} notification(s) to settle", interval=0.02)
 
 
 def test_a_receiver_answering_500_is_retried_until_it_takes_it() -> None:

@@ -343,7 +343,7 @@ def test_the_listener_serves_pages_and_counts_webhook_results() -> None:
 
 
 def test_listen_flags_are_checked_before_watch_starts(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.cli_helpers import run_cli
+    from tests.support.cli import run_cli
 
     monkeypatch.delenv("ACRTASK_WEBHOOK_TOKEN", raising=False)
     no_token = run_cli("task", "watch", "--listen", "127.0.0.1:0")
