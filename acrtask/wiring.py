@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from acrtask.state import Database, StateStore
     from acrtask.state.aliases import RegistryAliases
     from acrtask.tag_checker import RegistryTagChecker
-    from acrtask.watch.schedules import CommitPoller
+    from acrtask.watch.commits import CommitPoller
     from acrtask.watch.serve import WatchService
 
 T = TypeVar("T")
@@ -244,7 +244,7 @@ class Program:
     # -- watch ------------------------------------------------------------------------------------------
 
     def commit_poller(self, interval: float) -> CommitPoller:
-        from acrtask.watch.schedules import CommitPoller
+        from acrtask.watch.commits import CommitPoller
         from acrtask.workspace import ls_remote
 
         return CommitPoller(ls_remote, interval)

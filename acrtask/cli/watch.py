@@ -69,9 +69,10 @@ def watch(
 ) -> None:
     """Watch base images and rebuild the tasks that depend on them when their tags move."""
     from acrtask import wiring
+    from acrtask.cli.watch_view import PlainView
     from acrtask.watch.cadence import parse_marks
     from acrtask.watch.loop import Watcher, WatchOptions
-    from acrtask.watch.view import PlainView, WatchView
+    from acrtask.watch.view import WatchView
 
     low, high = parse_interval(poll_interval)
     if max_concurrent_runs is not None and max_concurrent_runs < 1:

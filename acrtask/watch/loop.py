@@ -31,7 +31,9 @@ from acrtask.run_record import Run, RunStatus, RunTrigger
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.triggers import WatchPlan
-from acrtask.watch.checks import RegistryChecks, TagChecker
+from acrtask.watch.checking import RegistryChecks
+from acrtask.watch.checks import TagChecker
+from acrtask.watch.commits import CommitPoller
 from acrtask.watch.events import (
     CancelQueued,
     CancelRunning,
@@ -61,7 +63,6 @@ from acrtask.watch.lock import hold_watch_lock
 from acrtask.watch.observer import Observer, WatchObserver
 from acrtask.watch.options import WatchOptions
 from acrtask.watch.scheduler import Building, Queued, Scheduler
-from acrtask.watch.schedules import CommitPoller
 from acrtask.watch.taskstate import TaskState
 from acrtask.watch.view import Snapshot, WatchView
 
