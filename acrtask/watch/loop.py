@@ -12,7 +12,6 @@ as one ERROR line and the step (a check, queuing a run) is tried again after a b
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import random
 import threading
@@ -24,6 +23,7 @@ from typing import Protocol
 
 from acrtask.endpoint_status import EndpointStatus
 from acrtask.errors import AcrTaskError, StateError
+from acrtask.files import HeldLock
 from acrtask.memory import collector_paused
 from acrtask.model import Task
 from acrtask.recovery import FollowedRuns
@@ -95,7 +95,7 @@ class Watcher:
         self.followed = FollowedRuns(runs)  # runs of other processes (recovery.py)
         self.endpoint_status: Callable[[], Sequence[EndpointStatus]] | None = None  # for the live view
         self._cancels: dict[str, threading.Event] = {}  # task -> its running build's cancel
-        self._lock_fd: int | None = None
+        self._lock: HeldLock | None = None
         self._next_foreign_scan = 0.0
         self._commits_checked = False
         self._step_error: str | None = None  # the last ERROR a loop step logged (told once, not per tick)
@@ -160,7 +160,7 @@ class Watcher:
     def open(self) -> None:
         """Take the watch lock, read the tasks, and settle runs left unfinished by a process that died."""
         self.state.db.check_integrity()  # a damaged database is reported before anything is run from it
-        self._lock_fd = hold_watch_lock(self.state.path)  # held until close()
+        self._lock = hold_watch_lock(self.state.path)  # held until close()
         try:
             if not self.options.once:
                 self.checker.cap_circuit(self.options.retry_max)  # a recovered registry is noticed within it
@@ -336,6 +336,6 @@ class Watcher:
         return tuple(CommitSeen(name, trigger) for name, trigger in moved)
 
     def _release_lock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
