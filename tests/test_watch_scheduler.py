@@ -237,6 +237,8 @@ DIAMOND = [
     task("right-task", [dep(TOP)], (RIGHT,)),
     task("bottom-task", [dep(LEFT), dep(RIGHT, DependencyType.BUILD_TIME)], trigger_type=BaseImageTriggerType.ALL),
 ]
+UNTAGGED = replace(image(BASE), tag=None)  # pushed by digest only
+ARM64 = Platform.parse("linux/arm64")
 FIRST_LOOK = [Tick(), Answer()]  # every base checked once at start, nothing moved
 
 # name: (tasks, steps, the decisions expected out)
@@ -305,8 +307,7 @@ TABLE: dict[str, tuple[list[Task], list[Step], list[str]]] = {
          "check reg.local:5000/base:1 (pushed by ca7)",
          "queue ca1 app-task: reg.local:5000/base:1 moved (pushed by ca7)"]),
     "a push by another process's run of an image without a tag (by digest only) checks nothing at once": (
-        CHAIN, [*FIRST_LOOK, OtherRunPushed(run_of("base-task", "ca7", output_images=(replace(image(BASE), tag=None),))),
-                Tick()],
+        CHAIN, [*FIRST_LOOK, OtherRunPushed(run_of("base-task", "ca7", output_images=(UNTAGGED,))), Tick()],
         ["check docker.io/library/alpine:3", "check reg.local:5000/base:1"]),
     "builds at once are bounded: the third waits for a free slot": (
         [task(n, [dep(BASE)]) for n in ("one", "two", "three")],
@@ -354,7 +355,7 @@ TABLE: dict[str, tuple[list[Task], list[Step], list[str]]] = {
          "queue app: reg.local:5000/base:1 moved: no space", "queue ca1 app: reg.local:5000/base:1 moved",
          "start ca1 app"]),
     "the tasks on a tag changed while it was checked: it is checked again before anything runs": (
-        [APP], [Tick(), TasksChanged({"arm": task("arm", [replace(dep(BASE), platform=Platform.parse("linux/arm64"))])}),
+        [APP], [Tick(), TasksChanged({"arm": task("arm", [replace(dep(BASE), platform=ARM64)])}),
                 Answer({BASE: NEW}), Tick(), Answer({BASE: NEW})],
         ["check reg.local:5000/base:1", "check reg.local:5000/base:1", "queue ca1 app: reg.local:5000/base:1 moved",
          "queue ca2 arm: reg.local:5000/base:1 moved"]),
