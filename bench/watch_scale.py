@@ -139,9 +139,9 @@ def harness_cycles(home: Path) -> tuple[float, float, int, float]:
                     watcher.wait()
                 cycles.append(time.perf_counter() - t0)
                 bad = {str(k): e for k, e in book.errors.items()}
-                if bad or watcher.pending or watcher.running:
+                if bad or watcher.queued or watcher.running:
                     raise SystemExit(f"the cycle failed or triggered: errors {list(bad.items())[:3]}, "
-                                     f"pending {list(watcher.pending)[:3]}")
+                                     f"queued {list(watcher.queued)[:3]}")
         finally:
             watcher.close()
         return cycles[0], cycles[1], len(keys), load

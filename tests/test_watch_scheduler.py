@@ -498,7 +498,7 @@ def test_a_cycle_is_told_when_it_appears_not_on_every_change() -> None:
 def test_the_picture_shows_bases_running_and_queued_runs() -> None:
     play = Play([task(n, [dep(BASE)]) for n in ("one", "two", "three")]).steps([Tick(), Answer({BASE: NEW}), Tick()])
     picture = play.scheduler.picture()
-    assert (picture.running, picture.pending) == ((("ca1", "one"), ("ca2", "two")), ("three",))
+    assert (picture.running, picture.queued) == ((("ca1", "one"), ("ca2", "two")), ("three",))
     assert [(b.image, b.tasks, b.digest) for b in picture.bases] == [(BASE, ("one", "two", "three"), NEW)]
     assert picture.last_trigger == ("three: base image reg.local:5000/base:1 changed: aaaaaaaaaaaa -> "
                                     "bbbbbbbbbbbb")

@@ -85,8 +85,8 @@ class LiveView:
                 endpoints.add_row(e.name, e.engine, state, f"{e.busy}/{e.slots}", ", ".join(e.platforms), e.detail)
             parts.append(endpoints)
         running = ", ".join(f"{run_id} ({task})" for run_id, task in self.snapshot.running) or "none"
-        pending = ", ".join(self.snapshot.pending) or "none"
-        lines = [Text(f"Running: {running}   Queued: {pending}"),
+        queued = ", ".join(self.snapshot.queued) or "none"
+        lines = [Text(f"Running: {running}   Queued: {queued}"),
                  Text(f"Last trigger: {self.snapshot.last_trigger or 'none yet'}")]
         lines.extend(Text(m, style="dim") for m in self.messages)
         return Group(*parts, *lines)

@@ -126,7 +126,7 @@ class Watcher:
         return self.scheduler.tasks
 
     @property
-    def pending(self) -> dict[str, Queued]:
+    def queued(self) -> dict[str, Queued]:
         return self.scheduler.queued
 
     @property

@@ -186,7 +186,7 @@ class Scheduler:
         """Bases, running and queued runs (the driver adds the build endpoints)."""
         running = tuple((building.run.run_id, task) for task, building in self.running.items())
         return Snapshot(bases=self.tags.statuses(self.plan.interests), running=running,
-                        pending=tuple(self.queued), last_trigger=self.last_trigger)
+                        queued=tuple(self.queued), last_trigger=self.last_trigger)
 
     # Time passing.
 

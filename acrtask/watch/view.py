@@ -23,7 +23,7 @@ class BaseStatus:
 class Snapshot:
     bases: tuple[BaseStatus, ...] = ()
     running: tuple[tuple[str, str], ...] = ()   # (run id, task)
-    pending: tuple[str, ...] = ()
+    queued: tuple[str, ...] = ()  # tasks with a run queued
     last_trigger: str | None = None
     endpoints: tuple[EndpointStatus, ...] = ()  # build endpoints, as this watch last saw them
 
