@@ -1,7 +1,7 @@
 """The watch driver: threads, the event queue, the watch lock and reading the state, around the scheduler.
 
 What to do is decided by the scheduler (scheduler.py, pure); this module only carries it out. Builds run
-in worker threads, each registry's checks in a thread of their own (checks.py), the webhook listener in
+in worker threads, each registry's checks in a thread of their own (checking.py), the webhook listener in
 its own, and all talk to the loop only through its queue of events (events.py), which one thread feeds
 to the scheduler. Time and randomness are injected, so tests drive the loop without waiting.
 
@@ -81,7 +81,8 @@ class Watcher:
     def __init__(self, state: StateStore, runs: RunStore, checker: TagChecker, executor: RunExecutor,
                  view: WatchView, options: WatchOptions, *, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None, commits: CommitPoller | None = None,
-                 observer: WatchObserver | None = None) -> None:
+                 observer: WatchObserver | None = None,
+                 endpoint_status: Callable[[], Sequence[EndpointStatus]] | None = None) -> None:
         self.state, self.runs, self.checker, self.executor = state, runs, checker, executor
         self.observer: WatchObserver = observer or Observer()  # metrics, health, notifications (observer.py)
         self.view, self.options, self.clock = view, options, clock
@@ -93,7 +94,7 @@ class Watcher:
         self.taskstate = TaskState(state)
         self.checks = RegistryChecks(checker, lambda result: self.events.put(TagsChecked(result)))
         self.followed = FollowedRuns(runs)  # runs of other processes (recovery.py)
-        self.endpoint_status: Callable[[], Sequence[EndpointStatus]] | None = None  # for the live view
+        self.endpoint_status = endpoint_status  # the build endpoints, for the live view
         self._cancels: dict[str, threading.Event] = {}  # task -> its running build's cancel
         self._lock: HeldLock | None = None
         self._next_foreign_scan = 0.0
