@@ -71,6 +71,26 @@ class RegistryError(AcrTaskError):
         self.status = status
 
 
+class CircuitOpenError(RegistryError):
+    """The registry's circuit is open: no request was sent. `retry_after`: seconds until a probe may go."""
+
+    def __init__(self, message: str, hint: str, retry_after: float) -> None:
+        super().__init__(message, hint, code="UNAVAILABLE")
+        self.retry_after = retry_after
+
+
+FAILURE_STATUSES = frozenset({500, 502, 503, 504})  # count against the registry's circuit
+_OUTAGE_CODES = frozenset({"UNAVAILABLE", "TIMEOUT", "UNREACHABLE"})
+
+
+def is_outage(error: BaseException | None) -> bool:
+    """Whether `error` says the registry is not serving at all (down, hanging, unreachable, rate-limiting),
+    as opposed to an answer about one reference (404, 401, a bad manifest)."""
+    if not isinstance(error, RegistryError):
+        return False
+    return error.code in _OUTAGE_CODES or error.status in FAILURE_STATUSES or error.status == 429
+
+
 class ManifestNotFoundError(RegistryError):
     """The tag or digest does not exist in the registry. Never retried."""
 

@@ -41,8 +41,11 @@ if TYPE_CHECKING:
     from acrtask.state import Database, StateStore
     from acrtask.state.aliases import RegistryAliases
     from acrtask.tag_checker import RegistryTagChecker
-    from acrtask.watch.schedules import CommitPoller
+    from acrtask.watch.commits import CommitPoller
+    from acrtask.watch.loop import Watcher
+    from acrtask.watch.options import WatchOptions
     from acrtask.watch.serve import Address, WatchService
+    from acrtask.watch.view import WatchView
 
 T = TypeVar("T")
 
@@ -243,10 +246,25 @@ class Program:
     # -- watch ------------------------------------------------------------------------------------------
 
     def commit_poller(self, interval: float) -> CommitPoller:
-        from acrtask.watch.schedules import CommitPoller
+        from acrtask.watch.commits import CommitPoller
         from acrtask.workspace import ls_remote
 
         return CommitPoller(ls_remote, interval)
+
+    def watcher(self, view: WatchView, options: WatchOptions, service: WatchService) -> Watcher:
+        """The watch loop over this program's stores, registry client and runs, reporting to `view` and to the
+        service's observers; the build endpoints' changes go to its log, and each endpoint is asked once now
+        (in the background) so the view shows their state. The service's listeners start, feeding it."""
+        from acrtask.watch.loop import Watcher
+
+        pool = self.build_pool
+        watcher = Watcher(self.state_store, self.run_store, self.tag_checker, self.run_service, view, options,
+                          commits=self.commit_poller(options.commit_poll_interval), observer=service.observers,
+                          endpoint_status=lambda: tuple(pool.status()))
+        pool.on_event = watcher.note  # endpoints going down and coming back, in the log
+        pool.check_all_in_background()
+        service.attach(watcher.note, watcher.notify_push)
+        return watcher
 
     def watch_service(self, listen: Address | None, metrics_listen: Address | None) -> WatchService:
         """What makes watch a service (metrics, health, the status page, webhooks, notifications out)."""

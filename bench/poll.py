@@ -35,9 +35,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from acrtask.media import ACCEPT  # noqa: E402
 from acrtask.reference import ImageRef  # noqa: E402
 from acrtask.registry import Policy, RegistryClient  # noqa: E402
-from acrtask.registry.media import ACCEPT  # noqa: E402
 from tests.support.api_push import fill_registry  # noqa: E402
 from tests.support.registry import LocalRegistry  # noqa: E402
 

@@ -56,7 +56,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from acrtask.registry.media import OCI_MANIFEST  # noqa: E402
+from acrtask.media import OCI_MANIFEST  # noqa: E402
 from acrtask.runids import run_id, run_id_of_tag  # noqa: E402
 from tests.support import LocalRegistry, buildah_env, push_base_image  # noqa: E402
 from tests.support.registry import free_port  # noqa: E402

@@ -51,11 +51,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from acrtask.dependency import BaseImageDependency, DependencyType  # noqa: E402
+from acrtask.media import OCI_MANIFEST  # noqa: E402
 from acrtask.model import Step, Task  # noqa: E402
 from acrtask.platform import DEFAULT_PLATFORM  # noqa: E402
 from acrtask.reference import ImageRef  # noqa: E402
 from acrtask.registry.http import USER_AGENT  # noqa: E402
-from acrtask.registry.media import OCI_MANIFEST  # noqa: E402
 from acrtask.state import Database, StateStore  # noqa: E402
 from tests.support.api_push import fill_registry  # noqa: E402
 from tests.support.registry import LocalRegistry  # noqa: E402
@@ -110,10 +110,10 @@ def harness_cycles(home: Path) -> tuple[float, float, int, float]:
     Watcher."""
     os.environ["ACRTASK_HOME"] = str(home)  # acrtask.paths reads it at call time
     from acrtask import wiring
+    from acrtask.cli.watch_view import PlainView
     from acrtask.registry import BlockingRegistryClient
     from acrtask.tag_checker import RegistryTagChecker
     from acrtask.watch.loop import Watcher, WatchOptions
-    from acrtask.watch.view import PlainView
 
     program = wiring.Program()
     client = BlockingRegistryClient()  # what program.registry_client builds (fresh each round here)
@@ -139,9 +139,9 @@ def harness_cycles(home: Path) -> tuple[float, float, int, float]:
                     watcher.wait()
                 cycles.append(time.perf_counter() - t0)
                 bad = {str(k): e for k, e in book.errors.items()}
-                if bad or watcher.pending or watcher.running:
+                if bad or watcher.queued or watcher.running:
                     raise SystemExit(f"the cycle failed or triggered: errors {list(bad.items())[:3]}, "
-                                     f"pending {list(watcher.pending)[:3]}")
+                                     f"queued {list(watcher.queued)[:3]}")
         finally:
             watcher.close()
         return cycles[0], cycles[1], len(keys), load

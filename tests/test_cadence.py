@@ -128,7 +128,7 @@ def test_the_watch_loop_polls_own_registries_fast_and_public_ones_slow(tmp_path:
         tick(watcher)
     assert registry.heads.count(own) == registry.heads.count(marked) == 3
     assert public not in registry.heads
-    assert not watcher.pending  # nothing moved: nothing runs
+    assert not watcher.queued  # nothing moved: nothing runs
     watcher.close()
 
 
@@ -137,13 +137,13 @@ def test_a_moved_base_on_a_fast_registry_triggers_at_the_next_fast_check(tmp_pat
     tasks = [task("app-task", [dep("localhost:5000/base:1")], ("localhost:5000/app:latest",))]
     watcher, registry, executor = watcher_on(tmp_path, tasks, WatchOptions(fast_interval=30.0), clock)
     tick(watcher)  # the first check: nothing moved
-    assert not watcher.pending
+    assert not watcher.queued
     registry.digest, registry.platform = NEW, P_NEW  # pushed by another tool: no webhook, no acrtask run
     clock[0] = 1_029.0
     tick(watcher)
-    assert not watcher.pending
+    assert not watcher.queued
     clock[0] = 1_030.0
     tick(watcher)
-    assert "app-task" in watcher.pending or "app-task" in watcher.running
+    assert "app-task" in watcher.queued or "app-task" in watcher.running
     watcher.close()  # lets the recorded run finish
     assert [(name, trigger.new_digest) for name, trigger in executor.order] == [("app-task", NEW)]

@@ -18,13 +18,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "acrtask"
 # Modules that do no I/O: the pure core, tested by tables.
 PURE = ("model", "reference", "platform", "dockerfile", "shellvars", "triggers", "validate", "graph", "stored",
         "instructions", "dockerargs", "graph_svg", "insecure", "registries",
-        "runids", "dependency", "run_record", "run_shape", "explain", "times", "endpoint_status",
+        "runids", "dependency", "run_record", "run_shape", "explain", "times", "media", "endpoint_status",
         "notify.endpoints", "notify.targets", "notify.payloads", "multistep.templates", "multistep.spec",
         "multistep.graph", "multistep.document", "watch.statuspage")
 IO_MODULES = ("subprocess", "httpx", "socket", "os", "asyncio", "sqlite3", "acrtask.state", "acrtask.registry",
               "acrtask.process")
 UI_LIBRARIES = ("typer", "rich", "click")
 # The watch scheduler takes events and returns decisions: the driver (watch/loop.py) owns time, files and threads.
+# Checked through every acrtask module these import, recursively (and the packages Python runs on the way).
 SCHEDULER = ("watch.scheduler", "watch.planning", "watch.events", "watch.options")
 SCHEDULER_MAY_NOT_IMPORT = (*IO_MODULES, "time", "threading", "queue", "logging", "concurrent.futures", "acrtask.runs",
                             "acrtask.builders", "acrtask.recovery")
@@ -36,14 +37,17 @@ CLI_MAY_IMPORT = (
     "acrtask.wiring",  # the composition root
     # services: what a command asks to be done
     "acrtask.service", "acrtask.run_service", "acrtask.task_changes", "acrtask.transfer", "acrtask.imports",
-    "acrtask.runlogs", "acrtask.multistep.tasks", "acrtask.task_credentials", "acrtask.watch",
+    "acrtask.runlogs", "acrtask.multistep.tasks", "acrtask.task_credentials",
+    # watch, as the commands meet it: its flags (options, cadence's --fast-registry marks) and what it shows
+    "acrtask.watch.options", "acrtask.watch.cadence", "acrtask.watch.view",
     # values, rules and errors
     "acrtask.errors", "acrtask.model", "acrtask.dependency", "acrtask.run_record", "acrtask.run_shape",
     "acrtask.explain", "acrtask.times", "acrtask.reference", "acrtask.platform", "acrtask.validate", "acrtask.graph",
     "acrtask.registries", "acrtask.notify.targets", "acrtask.notify.endpoints",
 )
 # What the registry client may import besides its own modules: it knows nothing of tasks, runs or watch.
-REGISTRY_MAY_IMPORT = ("acrtask", "acrtask.errors", "acrtask.reference", "acrtask.platform", "acrtask.insecure")
+REGISTRY_MAY_IMPORT = ("acrtask", "acrtask.errors", "acrtask.reference", "acrtask.platform", "acrtask.insecure",
+                       "acrtask.media")
 
 Graph = dict[str, set[str]]  # module -> every module it imports (acrtask's resolved to the module, others as named)
 
@@ -125,6 +129,32 @@ def impure(graph: Graph, names: tuple[str, ...], io_modules: tuple[str, ...] = I
     return problems
 
 
+def packages_of(module: str) -> list[str]:
+    """The packages Python runs before `module`: `acrtask.watch.tags` -> acrtask, acrtask.watch."""
+    parts = module.split(".")
+    return [".".join(parts[:end]) for end in range(1, len(parts))]
+
+
+def impure_through_imports(graph: Graph, names: tuple[str, ...], io_modules: tuple[str, ...]) -> list[str]:
+    """`impure` for the listed modules and every acrtask module they import, recursively: each module that
+    imports an I/O module, with the chain of imports that reaches it from a listed module."""
+    problems = [f"acrtask.{name} is listed as pure but does not exist" for name in names
+                if f"acrtask.{name}" not in graph]
+    chains = {f"acrtask.{name}": [f"acrtask.{name}"] for name in names if f"acrtask.{name}" in graph}
+    queue = list(chains)
+    while queue:
+        module = queue.pop(0)
+        for other in sorted(graph[module] | set(packages_of(module))):
+            if other in graph and other not in chains:
+                chains[other] = [*chains[module], other]
+                queue.append(other)
+    for module, chain in sorted(chains.items()):
+        found = sorted(n for n in graph[module] if any(within(n, io) for io in io_modules))
+        if found:
+            problems.append(f"{' -> '.join(chain)} imports {found}")
+    return problems
+
+
 def cycles(graph: Graph) -> list[str]:
     """Each import cycle among the graph's modules, as `a -> b -> a` (one per strongly connected group)."""
     edges = {module: {n for n in imported if n in graph} for module, imported in graph.items()}
@@ -172,8 +202,8 @@ def test_watch_never_imports_builders() -> None:
     assert imports_of_package(GRAPH, "acrtask.watch", "acrtask.process") == []  # processes: recovery.py's job
 
 
-def test_the_watch_scheduler_does_no_io() -> None:
-    assert impure(GRAPH, SCHEDULER, SCHEDULER_MAY_NOT_IMPORT) == []
+def test_the_watch_scheduler_and_all_it_imports_do_no_io() -> None:
+    assert impure_through_imports(GRAPH, SCHEDULER, SCHEDULER_MAY_NOT_IMPORT) == []
 
 
 def test_registry_knows_nothing_of_tasks() -> None:
@@ -227,19 +257,30 @@ def test_each_rule_finds_its_deliberate_violation(tmp_path: Path) -> None:
         "cli.task": "import typer\nfrom acrtask import wiring\n\ndef _store():\n"
                     "    from acrtask.state import StateStore\n",
         "cli.image": "from acrtask.registry.sync import resolve_sync\nfrom acrtask.model import Task\n",
+        "cli.watch": "from acrtask.watch.loop import Watcher\nfrom acrtask.watch.options import WatchOptions\n",
+        "watch.loop": "", "watch.options": "",
         "wiring": "", "model": "import os\n", "state.__init__": "", "registry.sync": "from acrtask.model import Task\n",
         "notify.view": "import rich\nfrom acrtask.cli import task\n", "service": "from acrtask import wiring\n",
         "watch.view": "def show():\n    from acrtask.builders.pool import EndpointStatus\n", "builders.pool": "",
+        "watch.__init__": "import logging\n",
+        "watch.scheduler": "from acrtask.watch import tags\nfrom acrtask import model\n",
+        "watch.tags": "from .checks import CheckResult\n", "watch.checks": "def start():\n    import threading\n",
     }))
     assert ui_outside_cli(graph) == ["acrtask.notify.view imports ['rich']: only acrtask.cli may"]
     assert imports_cli_from_below(graph) == ["acrtask.notify.view imports acrtask.cli.task"]
     assert root_outside_cli(graph) == ["acrtask.service imports acrtask.wiring: only acrtask.cli may"]
     assert outside_allowed(graph, "acrtask.cli", CLI_MAY_IMPORT) == [
-        "acrtask.cli.image imports acrtask.registry.sync", "acrtask.cli.task imports acrtask.state"]
+        "acrtask.cli.image imports acrtask.registry.sync", "acrtask.cli.task imports acrtask.state",
+        "acrtask.cli.watch imports acrtask.watch.loop"]
     assert imports_of_package(graph, "acrtask.watch", "acrtask.builders") == [
         "acrtask.watch.view imports acrtask.builders.pool"]
     assert outside_allowed(graph, "acrtask.registry", REGISTRY_MAY_IMPORT) == [
         "acrtask.registry.sync imports acrtask.model"]
+    assert impure_through_imports(graph, ("watch.scheduler", "watch.planning"), SCHEDULER_MAY_NOT_IMPORT) == [
+        "acrtask.watch.planning is listed as pure but does not exist",
+        "acrtask.watch.scheduler -> acrtask.model imports ['os']",
+        "acrtask.watch.scheduler -> acrtask.watch imports ['logging']",
+        "acrtask.watch.scheduler -> acrtask.watch.tags -> acrtask.watch.checks imports ['threading']"]
     assert impure(graph, ("model", "reference")) == [
         "acrtask.model is meant to be pure but imports ['os']",
         "acrtask.reference is listed as pure but does not exist"]

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from acrtask.errors import ManifestNotFoundError, RegistryError
+from acrtask.media import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST
 from acrtask.platform import Platform
 from acrtask.registry import BlockingRegistryClient, CheckKey, RegistryClient, Resolved
-from acrtask.registry.media import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST
 from tests.support.fake_registry import (
     ALICE,
     FakeNet,

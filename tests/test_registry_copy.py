@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from acrtask.errors import RegistryError
+from acrtask.media import OCI_INDEX, OCI_MANIFEST
 from acrtask.registry.copy import copy_image
-from acrtask.registry.media import OCI_INDEX, OCI_MANIFEST
 from tests.support.fake_registry import REALM_HOST, FakeNet, FakeRegistry, digest_of, ref, run
 
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"

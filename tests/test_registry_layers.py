@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from acrtask.errors import RegistryError
+from acrtask.errors import CircuitOpenError, RegistryError
 from acrtask.registry.auth import HostAuth
 from acrtask.registry.authorizer import Authorize
 from acrtask.registry.circuit import Circuit
 from acrtask.registry.credentials import Credentials
-from acrtask.registry.health import CircuitOpenError, HostHealth
+from acrtask.registry.health import HostHealth
 from acrtask.registry.http import BodyTooLargeError, Connector, Reply
 from acrtask.registry.pacing import Pacing
 from acrtask.registry.request import Connection, Request

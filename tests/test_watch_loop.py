@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from acrtask.cli.watch_view import PlainView
 from acrtask.errors import AcrTaskError
 from acrtask.model import SourceTrigger, Step, Task, Trigger
 from acrtask.recovery import QUEUED_GRACE, FollowedRuns
@@ -26,12 +27,11 @@ from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore
 from acrtask.triggers import BaseKey
+from acrtask.watch.commits import CommitPoller
 from acrtask.watch.events import TasksChanged, TasksLoaded
 from acrtask.watch.loop import Watcher, WatchOptions
 from acrtask.watch.scheduler import Scheduler
-from acrtask.watch.schedules import CommitPoller
 from acrtask.watch.taskstate import TaskState
-from acrtask.watch.view import PlainView
 from tests.support.tasks import NEW, OLD, P_NEW, P_OLD, dep, task
 from tests.support.watch_fakes import (
     BASE,

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from acrtask.errors import CircuitOpenError
+from acrtask.media import OCI_MANIFEST
 from acrtask.registry import BlockingRegistryClient, Policy
-from acrtask.registry.health import CircuitOpenError, HostHealth
-from acrtask.registry.media import OCI_MANIFEST
+from acrtask.registry.health import HostHealth
 from acrtask.runs import RunStore
 from acrtask.state import Database, StateStore
 from acrtask.tag_checker import RegistryTagChecker

@@ -85,8 +85,11 @@ def test_a_run_is_queued_again_only_once(tmp_path: Path) -> None:
 
 
 def test_the_watch_view_gets_the_endpoints_state(tmp_path: Path) -> None:
-    watcher, _, _ = make(tmp_path, [task("app-one", [dep(BASE)])], ScriptedRegistry(NEW, P_NEW))
-    assert watcher.snapshot().endpoints == ()
+    tasks = [task("app-one", [dep(BASE)])]
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "pooled").mkdir()
+    bare, _, _ = make(tmp_path / "bare", tasks, ScriptedRegistry(NEW, P_NEW))
+    assert bare.snapshot().endpoints == ()
     status = EndpointStatus("ep1", "podman", "tcp://127.0.0.1:1", ("linux/amd64",), 2, 1, "down", "refused", 5.0)
-    watcher.endpoint_status = lambda: (status,)
-    assert watcher.snapshot().endpoints == (status,)
+    pooled, _, _ = make(tmp_path / "pooled", tasks, ScriptedRegistry(NEW, P_NEW), endpoint_status=lambda: (status,))
+    assert pooled.snapshot().endpoints == (status,)

@@ -17,6 +17,7 @@ import pytest
 from acrtask import explain
 from acrtask.dependency import DependencyType
 from acrtask.model import BaseImageTriggerType, Task, TimerTrigger
+from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from acrtask.triggers import BaseKey, Interest, key_of
@@ -156,7 +157,7 @@ class Play:
         the tasks on them when the check was sent."""
         batch, interests = self.in_flight.pop(registry)
         digests: dict[BaseKey, str | Exception] = {}
-        platforms: dict[tuple[BaseKey, str | None], str | None | Exception] = {}
+        platforms: dict[tuple[BaseKey, Platform | None], str | None | Exception] = {}
         for key in batch:
             digests[key] = step.moved.get(str(key), interests[key][0].dependency.digest)
             for interest in interests[key]:
@@ -226,7 +227,7 @@ def with_timer(t: Task, schedule: str = "* * * * *") -> Task:
     return replace(t, trigger=replace(t.trigger, timers=(TimerTrigger("t1", schedule),)))
 
 
-MOVED = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=BASE, old_digest=OLD, new_digest=NEW)
+MOVED = RunTrigger(kind=TriggerKind.BASE_IMAGE_UPDATE, base_image=ImageRef.parse(BASE), old_digest=OLD, new_digest=NEW)
 COMMIT = CommitSeen("app", RunTrigger(kind=TriggerKind.COMMIT, commit_id="c0ffee"))
 APP = task("app", [dep(BASE)])
 CHAIN = [task("base-task", [dep(ALPINE)], (BASE,)), task("app-task", [dep(BASE)])]
@@ -236,6 +237,8 @@ DIAMOND = [
     task("right-task", [dep(TOP)], (RIGHT,)),
     task("bottom-task", [dep(LEFT), dep(RIGHT, DependencyType.BUILD_TIME)], trigger_type=BaseImageTriggerType.ALL),
 ]
+UNTAGGED = replace(image(BASE), tag=None)  # pushed by digest only
+ARM64 = Platform.parse("linux/arm64")
 FIRST_LOOK = [Tick(), Answer()]  # every base checked once at start, nothing moved
 
 # name: (tasks, steps, the decisions expected out)
@@ -303,6 +306,9 @@ TABLE: dict[str, tuple[list[Task], list[Step], list[str]]] = {
         ["check docker.io/library/alpine:3", "check reg.local:5000/base:1",
          "check reg.local:5000/base:1 (pushed by ca7)",
          "queue ca1 app-task: reg.local:5000/base:1 moved (pushed by ca7)"]),
+    "a push by another process's run of an image without a tag (by digest only) checks nothing at once": (
+        CHAIN, [*FIRST_LOOK, OtherRunPushed(run_of("base-task", "ca7", output_images=(UNTAGGED,))), Tick()],
+        ["check docker.io/library/alpine:3", "check reg.local:5000/base:1"]),
     "builds at once are bounded: the third waits for a free slot": (
         [task(n, [dep(BASE)]) for n in ("one", "two", "three")],
         [Tick(), Answer({BASE: NEW}), Tick(), Finish("ca2"), Tick()],
@@ -349,7 +355,7 @@ TABLE: dict[str, tuple[list[Task], list[Step], list[str]]] = {
          "queue app: reg.local:5000/base:1 moved: no space", "queue ca1 app: reg.local:5000/base:1 moved",
          "start ca1 app"]),
     "the tasks on a tag changed while it was checked: it is checked again before anything runs": (
-        [APP], [Tick(), TasksChanged({"arm": task("arm", [replace(dep(BASE), platform="linux/arm64")])}),
+        [APP], [Tick(), TasksChanged({"arm": task("arm", [replace(dep(BASE), platform=ARM64)])}),
                 Answer({BASE: NEW}), Tick(), Answer({BASE: NEW})],
         ["check reg.local:5000/base:1", "check reg.local:5000/base:1", "queue ca1 app: reg.local:5000/base:1 moved",
          "queue ca2 arm: reg.local:5000/base:1 moved"]),
@@ -492,7 +498,7 @@ def test_a_cycle_is_told_when_it_appears_not_on_every_change() -> None:
 def test_the_picture_shows_bases_running_and_queued_runs() -> None:
     play = Play([task(n, [dep(BASE)]) for n in ("one", "two", "three")]).steps([Tick(), Answer({BASE: NEW}), Tick()])
     picture = play.scheduler.picture()
-    assert (picture.running, picture.pending) == ((("ca1", "one"), ("ca2", "two")), ("three",))
+    assert (picture.running, picture.queued) == ((("ca1", "one"), ("ca2", "two")), ("three",))
     assert [(b.image, b.tasks, b.digest) for b in picture.bases] == [(BASE, ("one", "two", "three"), NEW)]
     assert picture.last_trigger == ("three: base image reg.local:5000/base:1 changed: aaaaaaaaaaaa -> "
                                     "bbbbbbbbbbbb")

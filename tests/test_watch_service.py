@@ -133,7 +133,7 @@ class FakeWatcher:
         self.plan = type("Plan", (), {"interests": dict.fromkeys(range(watched)), "cycles": []})()
         self.tasks: dict[str, object] = {}
         self.running: dict[str, object] = {}
-        self.pending: dict[str, object] = {}
+        self.queued: dict[str, object] = {}
 
     def snapshot(self) -> Snapshot:
         return Snapshot()

@@ -14,10 +14,10 @@ from acrtask.errors import ValidationError
 from acrtask.triggers import BaseKey
 from acrtask.watch.checks import CheckResult
 from acrtask.watch.events import CheckTags, PushEvent, PushSeen, Say, TagsChecked, TasksLoaded, Tick
-from acrtask.watch.options import WatchOptions
+from acrtask.watch.options import WatchOptions, parse_listen
 from acrtask.watch.payloads import UnknownPayload, notified_line, parse, watched_pushes
 from acrtask.watch.scheduler import Scheduler
-from acrtask.watch.webhook import WebhookServer, parse_listen, token_ok
+from acrtask.watch.webhook import WebhookServer, token_ok
 from tests.support.tasks import OLD, dep, task
 from tests.support.webhook_payloads import DEEP, DIGEST, WRONG_SHAPES, distribution_event
 

@@ -156,6 +156,11 @@ class Pool:
                 self.mark_down(endpoint, probe.detail)
             return probe
 
+    def check_all_in_background(self) -> None:
+        """Ask every endpoint once, each on a thread of its own, so their state is known without waiting."""
+        for endpoint in self.endpoints():
+            threading.Thread(target=self.check, args=(endpoint,), name=f"check-{endpoint.name}", daemon=True).start()
+
     def mark_up(self, endpoint: Endpoint, detail: str) -> None:
         health = self.health(endpoint.name)
         with self._lock:

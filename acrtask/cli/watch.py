@@ -69,9 +69,10 @@ def watch(
 ) -> None:
     """Watch base images and rebuild the tasks that depend on them when their tags move."""
     from acrtask import wiring
+    from acrtask.cli.watch_view import PlainView
     from acrtask.watch.cadence import parse_marks
-    from acrtask.watch.loop import Watcher, WatchOptions
-    from acrtask.watch.view import PlainView, WatchView
+    from acrtask.watch.options import WatchOptions, parse_listen
+    from acrtask.watch.view import WatchView
 
     low, high = parse_interval(poll_interval)
     if max_concurrent_runs is not None and max_concurrent_runs < 1:
@@ -89,8 +90,6 @@ def watch(
         grace_period=parse_duration(grace_period, "--grace-period"),
         fast_registries=parse_marks(fast_registry or (), os.environ), fast_interval=fast,
     )
-    from acrtask.watch.webhook import parse_listen
-
     service = parts.watch_service(
         listen=parse_listen(listen) if listen is not None else None,
         metrics_listen=parse_listen(metrics_listen, "--metrics-listen") if metrics_listen is not None else None)
@@ -101,20 +100,13 @@ def watch(
         from acrtask.cli.watch_view import LiveView
 
         view = LiveView()
-    watcher = Watcher(
-        parts.state_store, parts.run_store, parts.tag_checker, parts.run_service,
-        view, options, commits=parts.commit_poller(options.commit_poll_interval), observer=service.observers,
-    )
+    watcher = parts.watcher(view, options, service)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: watcher.stop())
-    pool.on_event = watcher.note  # endpoints going down and coming back, in the log
-    watcher.endpoint_status = lambda: tuple(pool.status())
     endpoints = pool.endpoints()
     if endpoints:
         listed = ", ".join(f"{e.name} ({e.max_concurrent} slots)" for e in endpoints)
         view.event(f"Builds go to build endpoints {listed}; up to {max_concurrent_runs} at once.")
-    _check_endpoints(pool)
-    service.attach(watcher.note, watcher.notify_push)
     for line in service.lines:
         view.event(line)
     try:
@@ -124,11 +116,3 @@ def watch(
         if live:
             view.close()  # type: ignore[attr-defined]
     raise typer.Exit(code)
-
-
-def _check_endpoints(pool) -> None:  # noqa: ANN001 - a builders.pool.Pool
-    """Ask every build endpoint once at start, in the background, so the view shows their state."""
-    import threading
-
-    for endpoint in pool.endpoints():
-        threading.Thread(target=pool.check, args=(endpoint,), name=f"check-{endpoint.name}", daemon=True).start()

@@ -1,9 +1,13 @@
-"""The live view of `task watch` on a terminal: bases, last and next check, running builds, last trigger."""
+"""The views of `task watch`: a plain log (timestamped lines), or on a terminal a live table of the bases, last
+and next check, running builds and the last trigger."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
+from datetime import UTC, datetime
+from typing import TextIO
 
 from rich.console import Group
 from rich.live import Live
@@ -11,6 +15,26 @@ from rich.table import Table
 from rich.text import Text
 
 from acrtask.watch.view import Snapshot
+
+
+class PlainView:
+    """Timestamped lines, one per event: for logs, pipes and systemd's journal."""
+
+    wants_snapshots = False
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def event(self, message: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        try:
+            self.stream.write(f"{stamp} {message}\n")
+            self.stream.flush()
+        except OSError:  # a log on a full disk loses the line; the watch goes on (ValueError: closed is a bug)
+            pass
+
+    def update(self, snapshot: Snapshot) -> None:
+        return None
 
 
 def _ago(moment: float | None, now: float) -> str:
@@ -61,8 +85,8 @@ class LiveView:
                 endpoints.add_row(e.name, e.engine, state, f"{e.busy}/{e.slots}", ", ".join(e.platforms), e.detail)
             parts.append(endpoints)
         running = ", ".join(f"{run_id} ({task})" for run_id, task in self.snapshot.running) or "none"
-        pending = ", ".join(self.snapshot.pending) or "none"
-        lines = [Text(f"Running: {running}   Queued: {pending}"),
+        queued = ", ".join(self.snapshot.queued) or "none"
+        lines = [Text(f"Running: {running}   Queued: {queued}"),
                  Text(f"Last trigger: {self.snapshot.last_trigger or 'none yet'}")]
         lines.extend(Text(m, style="dim") for m in self.messages)
         return Group(*parts, *lines)

@@ -16,8 +16,8 @@ from typing import Protocol
 
 import httpx
 
+from acrtask import media
 from acrtask.errors import RegistryError
-from acrtask.registry import media
 from acrtask.registry.auth import MAX_SCOPES_PER_TOKEN, HostAuth, Token, parse_challenges, parse_token, repository_scope
 from acrtask.registry.credentials import Credentials
 from acrtask.registry.http import USER_AGENT, Reply

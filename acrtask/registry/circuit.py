@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import httpx
 
+from acrtask.errors import FAILURE_STATUSES
 from acrtask.registry.health import HostHealth
 from acrtask.registry.http import BodyTooLargeError, Reply
 from acrtask.registry.request import Request, Sender
-from acrtask.registry.rules import FAILURE_STATUSES, transport_error
+from acrtask.registry.rules import transport_error
 
 
 class Circuit:

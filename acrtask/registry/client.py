@@ -21,10 +21,10 @@ from typing import Any
 import httpx
 
 from acrtask import insecure as insecure_rule
+from acrtask import media
 from acrtask.errors import RegistryError
 from acrtask.platform import Platform, select_manifest
 from acrtask.reference import ImageRef
-from acrtask.registry import media
 from acrtask.registry.auth import repository_scope
 from acrtask.registry.credentials import DockerCredentials
 from acrtask.registry.http import Connector, ReplyHook, RequestHook

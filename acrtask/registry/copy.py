@@ -19,9 +19,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from acrtask import media
 from acrtask.errors import AcrTaskError, RegistryError
 from acrtask.reference import ImageRef
-from acrtask.registry import media
 from acrtask.registry.blobs import BlobCopy, CopyEnds, LogSink
 from acrtask.registry.client import RegistryClient
 from acrtask.registry.http import ERROR_BODY_LIMIT

@@ -7,10 +7,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from acrtask.errors import RegistryError
-from acrtask.registry.rules import FAILURE_STATUSES, Policy
-
-_OUTAGE_CODES = frozenset({"UNAVAILABLE", "TIMEOUT", "UNREACHABLE"})
+from acrtask.errors import CircuitOpenError
+from acrtask.registry.rules import Policy
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,22 +36,6 @@ def parse_rate_limit(limit: str | None, remaining: str | None) -> RateLimit | No
 
 
 # -- the circuit and pacing -------------------------------------------------------------------------------
-
-
-class CircuitOpenError(RegistryError):
-    """The registry's circuit is open: no request was sent. `retry_after`: seconds until a probe may go."""
-
-    def __init__(self, message: str, hint: str, retry_after: float) -> None:
-        super().__init__(message, hint, code="UNAVAILABLE")
-        self.retry_after = retry_after
-
-
-def is_outage(error: BaseException | None) -> bool:
-    """Whether `error` says the registry is not serving at all (down, hanging, unreachable, rate-limiting),
-    as opposed to an answer about one reference (404, 401, a bad manifest)."""
-    if not isinstance(error, RegistryError):
-        return False
-    return error.code in _OUTAGE_CODES or error.status in FAILURE_STATUSES or error.status == 429
 
 
 class HostHealth:

@@ -20,7 +20,6 @@ from acrtask.errors import ManifestNotFoundError, RegistryError
 from acrtask.insecure import INSECURE_ENV
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-FAILURE_STATUSES = frozenset({500, 502, 503, 504})  # count against the registry's circuit
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,9 +8,9 @@ from typing import Any, Protocol
 
 import httpx
 
+from acrtask import media
 from acrtask.errors import RegistryError
 from acrtask.reference import ImageRef
-from acrtask.registry import media
 from acrtask.registry.auth import HostAuth
 from acrtask.registry.authorizer import Authorize, CredentialSource
 from acrtask.registry.circuit import Circuit

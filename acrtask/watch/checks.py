@@ -1,23 +1,17 @@
-"""Checking base tags, one registry at a time: each registry's batch runs on a thread of its own and its
-result comes back to the loop as an event, so a registry that hangs, fails or rate-limits delays only
-its own bases; the loop, the webhook and every other registry carry on.
-
-Also here: which failures are tried again early (`retried_early`), and the one-line-per-change summary
-of a registry that stops answering (`Outages`).
+"""What checking base tags yields, as values the scheduler reads: a registry batch's result (`CheckResult`),
+which failures are tried again early (`retried_early`), and the one-line-per-change summary of a registry
+that stops answering (`Outages`). The threads that do the checking are checking.py's.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from acrtask import triggers
-from acrtask.errors import RegistryError
+from acrtask.errors import CircuitOpenError, RegistryError, is_outage
 from acrtask.platform import Platform
-from acrtask.registry.health import CircuitOpenError, is_outage
-from acrtask.triggers import BaseKey, Interest
+from acrtask.triggers import BaseKey
 
 PlatformKey = tuple[BaseKey, Platform | None]
 
@@ -57,43 +51,6 @@ class CheckResult:
             return found
 
         return lookup
-
-
-class RegistryChecks:
-    """Each batch on a thread of its own, so batches of different registries run side by side (the scheduler
-    sends at most one per registry at a time)."""
-
-    def __init__(self, checker: TagChecker, deliver: Callable[[CheckResult], None]) -> None:
-        self.checker = checker
-        self.deliver = deliver
-
-    def start(self, registry: str, batch: dict[BaseKey, str | None],
-              interests: Mapping[BaseKey, list[Interest]]) -> None:
-        worker = threading.Thread(target=self._check, args=(registry, batch, interests), daemon=True,
-                                  name=f"check {registry}")  # daemon: a hanging registry never holds up exit
-        try:
-            worker.start()
-        except RuntimeError as exc:  # no thread to be had: the batch fails now and is retried like any failure
-            self.deliver(CheckResult(registry, batch, dict.fromkeys(batch, exc), {}))
-
-    def _check(self, registry: str, batch: dict[BaseKey, str | None],
-               interests: Mapping[BaseKey, list[Interest]]) -> None:
-        try:
-            digests = self.checker.digests(list(batch))
-        except Exception as exc:  # e.g. out of file descriptors: every tag of the batch failed
-            digests = dict.fromkeys(batch, exc)
-        platforms: dict[PlatformKey, str | None | Exception] = {}
-        for key, digest in digests.items():
-            if not isinstance(digest, str):
-                continue
-            for interest in triggers.changed(interests.get(key, ()), digest):
-                wanted = (key, interest.dependency.platform)
-                if wanted not in platforms:
-                    try:
-                        platforms[wanted] = self.checker.platform_digest(key, digest, wanted[1])
-                    except Exception as exc:
-                        platforms[wanted] = exc
-        self.deliver(CheckResult(registry, batch, digests, platforms))
 
 
 def retried_early(error: object) -> bool:

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from acrtask.errors import AcrTaskError
-from acrtask.files import try_lock
+from acrtask.files import HeldLock, try_lock
 
 
-def hold_watch_lock(state_path: Path) -> int:
-    """Take it, or say which watch holds it: the lock's descriptor (closing it frees the lock)."""
+def hold_watch_lock(state_path: Path) -> HeldLock:
+    """Take it (held until its `release()`), or say which watch holds it."""
     path = state_path.with_name("watch.lock")
     lock = try_lock(path)
     if lock is None:
@@ -19,4 +19,4 @@ def hold_watch_lock(state_path: Path) -> int:
                            "Stop it first, or give this one its own ACRTASK_HOME.")
     os.ftruncate(lock.fd, 0)
     os.write(lock.fd, str(os.getpid()).encode())
-    return lock.fd
+    return lock

@@ -1,7 +1,7 @@
 """The watch driver: threads, the event queue, the watch lock and reading the state, around the scheduler.
 
 What to do is decided by the scheduler (scheduler.py, pure); this module only carries it out. Builds run
-in worker threads, each registry's checks in a thread of their own (checks.py), the webhook listener in
+in worker threads, each registry's checks in a thread of their own (checking.py), the webhook listener in
 its own, and all talk to the loop only through its queue of events (events.py), which one thread feeds
 to the scheduler. Time and randomness are injected, so tests drive the loop without waiting.
 
@@ -12,7 +12,6 @@ as one ERROR line and the step (a check, queuing a run) is tried again after a b
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import random
 import threading
@@ -24,6 +23,7 @@ from typing import Protocol
 
 from acrtask.endpoint_status import EndpointStatus
 from acrtask.errors import AcrTaskError, StateError
+from acrtask.files import HeldLock
 from acrtask.memory import collector_paused
 from acrtask.model import Task
 from acrtask.recovery import FollowedRuns
@@ -31,7 +31,9 @@ from acrtask.run_record import Run, RunStatus, RunTrigger
 from acrtask.runs import RunStore
 from acrtask.state import StateStore
 from acrtask.triggers import WatchPlan
-from acrtask.watch.checks import RegistryChecks, TagChecker
+from acrtask.watch.checking import RegistryChecks
+from acrtask.watch.checks import TagChecker
+from acrtask.watch.commits import CommitPoller
 from acrtask.watch.events import (
     CancelQueued,
     CancelRunning,
@@ -61,7 +63,6 @@ from acrtask.watch.lock import hold_watch_lock
 from acrtask.watch.observer import Observer, WatchObserver
 from acrtask.watch.options import WatchOptions
 from acrtask.watch.scheduler import Building, Queued, Scheduler
-from acrtask.watch.schedules import CommitPoller
 from acrtask.watch.taskstate import TaskState
 from acrtask.watch.view import Snapshot, WatchView
 
@@ -80,7 +81,8 @@ class Watcher:
     def __init__(self, state: StateStore, runs: RunStore, checker: TagChecker, executor: RunExecutor,
                  view: WatchView, options: WatchOptions, *, clock: Callable[[], float] = time.time,
                  rng: random.Random | None = None, commits: CommitPoller | None = None,
-                 observer: WatchObserver | None = None) -> None:
+                 observer: WatchObserver | None = None,
+                 endpoint_status: Callable[[], Sequence[EndpointStatus]] | None = None) -> None:
         self.state, self.runs, self.checker, self.executor = state, runs, checker, executor
         self.observer: WatchObserver = observer or Observer()  # metrics, health, notifications (observer.py)
         self.view, self.options, self.clock = view, options, clock
@@ -92,9 +94,9 @@ class Watcher:
         self.taskstate = TaskState(state)
         self.checks = RegistryChecks(checker, lambda result: self.events.put(TagsChecked(result)))
         self.followed = FollowedRuns(runs)  # runs of other processes (recovery.py)
-        self.endpoint_status: Callable[[], Sequence[EndpointStatus]] | None = None  # for the live view
+        self.endpoint_status = endpoint_status  # the build endpoints, for the live view
         self._cancels: dict[str, threading.Event] = {}  # task -> its running build's cancel
-        self._lock_fd: int | None = None
+        self._lock: HeldLock | None = None
         self._next_foreign_scan = 0.0
         self._commits_checked = False
         self._step_error: str | None = None  # the last ERROR a loop step logged (told once, not per tick)
@@ -125,7 +127,7 @@ class Watcher:
         return self.scheduler.tasks
 
     @property
-    def pending(self) -> dict[str, Queued]:
+    def queued(self) -> dict[str, Queued]:
         return self.scheduler.queued
 
     @property
@@ -159,7 +161,7 @@ class Watcher:
     def open(self) -> None:
         """Take the watch lock, read the tasks, and settle runs left unfinished by a process that died."""
         self.state.db.check_integrity()  # a damaged database is reported before anything is run from it
-        self._lock_fd = hold_watch_lock(self.state.path)  # held until close()
+        self._lock = hold_watch_lock(self.state.path)  # held until close()
         try:
             if not self.options.once:
                 self.checker.cap_circuit(self.options.retry_max)  # a recovered registry is noticed within it
@@ -335,6 +337,6 @@ class Watcher:
         return tuple(CommitSeen(name, trigger) for name, trigger in moved)
 
     def _release_lock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

@@ -92,7 +92,7 @@ class WatchMetrics(Observer):
     # The loop's observer.
 
     def ticked(self, watcher: WatchState, now: float) -> None:
-        self.queued_runs.set(len(watcher.pending))
+        self.queued_runs.set(len(watcher.queued))
         self.running_builds.set(len(watcher.running))
         seen = (id(watcher.plan), len(watcher.plan.interests), len(watcher.tasks))
         if seen != self._seen_plan:  # a reload: the tasks and their registries may have changed

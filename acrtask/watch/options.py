@@ -1,8 +1,11 @@
-"""How `task watch` was asked to behave: its flags, as one value the scheduler and the driver read."""
+"""How `task watch` was asked to behave: its flags, as one value the scheduler and the driver read (and the
+`--listen` address parsed)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from acrtask.errors import ValidationError
 
 
 @dataclass(frozen=True)
@@ -24,3 +27,14 @@ class WatchOptions:
         """The longest wait before a failed step is tried again, whatever the registry (and the registries'
         circuit cap): under both poll intervals, so a recovered registry is noticed before its next poll."""
         return min(self.retry_cap, self.poll_min / 2, self.fast_interval / 2)
+
+
+def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
+    """`--listen [HOST:]PORT`; the host defaults to 127.0.0.1."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValidationError(f"Invalid {flag} '{text}': expected [HOST:]PORT.",
+                              f"For example {flag} 127.0.0.1:8080.")
+    return (host.strip("[]") or "127.0.0.1"), int(port)

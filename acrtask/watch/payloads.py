@@ -15,8 +15,8 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from acrtask import media
 from acrtask.reference import names_registry
-from acrtask.registry import media
 from acrtask.triggers import BaseKey
 from acrtask.watch.events import PushEvent
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from acrtask.registry.health import CircuitOpenError
+from acrtask.errors import CircuitOpenError
 from acrtask.run_record import RunTrigger
 from acrtask.triggers import BaseKey
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from acrtask import explain, triggers
 from acrtask.errors import AcrTaskError
@@ -186,7 +186,7 @@ class Scheduler:
         """Bases, running and queued runs (the driver adds the build endpoints)."""
         running = tuple((building.run.run_id, task) for task, building in self.running.items())
         return Snapshot(bases=self.tags.statuses(self.plan.interests), running=running,
-                        pending=tuple(self.queued), last_trigger=self.last_trigger)
+                        queued=tuple(self.queued), last_trigger=self.last_trigger)
 
     # Time passing.
 
@@ -361,7 +361,9 @@ class Scheduler:
     def _after_push(self, run: Run) -> None:
         """A pushed image that other tasks build on: check it at once, so they run now."""
         for image in run.output_images:
-            key = BaseKey(image.registry, image.repository, image.tag or "")
+            if image.tag is None:  # pushed by digest only: no tag for anyone to build FROM
+                continue
+            key = replace(image, digest=None)
             if key in self.plan.interests:
                 self.tags.due_now[key] = run.run_id
 

@@ -149,7 +149,7 @@ def render(facts: StatusFacts) -> str:
             parts.append(f'<p class="warn">The loop has not answered since {escape(_time(picture.at))}: '
                          "this is its last picture.</p>")
         running = ", ".join(f"<code>{escape(run_id)}</code> ({escape(task)})" for run_id, task in snap.running)
-        queued = ", ".join(escape(task) for task in snap.pending)
+        queued = ", ".join(escape(task) for task in snap.queued)
         parts += [f"<p>Running: {running or 'none'} · Queued: {queued or 'none'} · Last trigger: "
                   f"{escape(snap.last_trigger or 'none yet')}</p>"]
         for group in picture.cycles:
@@ -177,7 +177,7 @@ def to_json(facts: StatusFacts) -> dict[str, Any]:
                           "nextCheck": None if b.next_check is None else _time(b.next_check), "error": b.error}
                          for b in snap.bases]
         data["running"] = [{"runId": run_id, "task": task} for run_id, task in snap.running]
-        data["queued"] = list(snap.pending)
+        data["queued"] = list(snap.queued)
     data["recentRuns"] = [{"runId": r.run_id, "task": r.task, "status": str(r.status),
                            "reason": explain.reason(r.trigger), "createTime": r.create_time, "error": r.error}
                           for r in facts.runs[:25]]

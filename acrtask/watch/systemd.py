@@ -57,7 +57,7 @@ class SystemdNotifier(Observer):
     def ticked(self, watcher: WatchState, now: float) -> None:
         moment = self.clock()
         status = (f"Watching {len(watcher.plan.interests)} base tag(s) for {len(watcher.tasks)} task(s); "
-                  f"{len(watcher.running)} running, {len(watcher.pending)} queued.")
+                  f"{len(watcher.running)} running, {len(watcher.queued)} queued.")
         if not self.ready:
             self.ready = self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
             self._last_status = (moment, status)

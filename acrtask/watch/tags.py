@@ -7,7 +7,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
-from acrtask.registry.health import CircuitOpenError
+from acrtask.errors import CircuitOpenError
 from acrtask.triggers import BaseKey, Interest
 from acrtask.watch.checks import CheckResult, Outages, retried_early
 from acrtask.watch.retries import retry_delay

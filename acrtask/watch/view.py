@@ -1,11 +1,10 @@
-"""What watch shows. The loop reports to a `WatchView`; the CLI picks a plain log or a live table."""
+"""What watch shows, as values: the loop reports to a `WatchView`; the CLI picks a plain log or a live table
+(cli/watch_view.py)."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol, TextIO
+from typing import Protocol
 
 from acrtask.endpoint_status import EndpointStatus
 
@@ -24,7 +23,7 @@ class BaseStatus:
 class Snapshot:
     bases: tuple[BaseStatus, ...] = ()
     running: tuple[tuple[str, str], ...] = ()   # (run id, task)
-    pending: tuple[str, ...] = ()
+    queued: tuple[str, ...] = ()  # tasks with a run queued
     last_trigger: str | None = None
     endpoints: tuple[EndpointStatus, ...] = ()  # build endpoints, as this watch last saw them
 
@@ -37,23 +36,3 @@ class WatchView(Protocol):
 
     def update(self, snapshot: Snapshot) -> None:
         """The current picture, for live displays; a plain log ignores it."""
-
-
-class PlainView:
-    """Timestamped lines, one per event: for logs, pipes and systemd's journal."""
-
-    wants_snapshots = False
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-
-    def event(self, message: str) -> None:
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        try:
-            self.stream.write(f"{stamp} {message}\n")
-            self.stream.flush()
-        except OSError:  # a log on a full disk loses the line; the watch goes on (ValueError: closed is a bug)
-            pass
-
-    def update(self, snapshot: Snapshot) -> None:
-        return None

@@ -327,16 +327,3 @@ class WebhookServer(ThreadingHTTPServer):
     def address(self) -> str:
         host, port = self.server_address[:2]
         return f"{host!s}:{port}"
-
-
-def parse_listen(text: str, flag: str = "--listen") -> tuple[str, int]:
-    """`--listen [HOST:]PORT`; the host defaults to 127.0.0.1."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "", text
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        from acrtask.errors import ValidationError
-
-        raise ValidationError(f"Invalid {flag} '{text}': expected [HOST:]PORT.",
-                              f"For example {flag} 127.0.0.1:8080.")
-    return (host.strip("[]") or "127.0.0.1"), int(port)

@@ -19,7 +19,7 @@ import pytest
 from acrtask.builders import BuildSpec
 from acrtask.builders.buildah import Buildah
 from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
-from acrtask.registry.media import OCI_MANIFEST
+from acrtask.media import OCI_MANIFEST
 from acrtask.runner import BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION
 from tests.support import LocalRegistry, fetch_manifest, head_digest, push_base_image
 from tests.support.builds import SECRET, spec_of

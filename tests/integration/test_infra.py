@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from acrtask.registry.media import ACCEPT, INDEX_TYPES, MANIFEST_TYPES
+from acrtask.media import ACCEPT, INDEX_TYPES, MANIFEST_TYPES
 from tests.support import (
     ALICE,
     LocalRegistry,

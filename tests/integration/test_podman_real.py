@@ -23,10 +23,10 @@ from acrtask.builders.endpoint import Endpoint, Engine
 from acrtask.builders.podman import Podman
 from acrtask.builders.remote import EndpointUnavailableError, RemoteEngine
 from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
+from acrtask.media import OCI_MANIFEST
 from acrtask.reference import ImageRef
 from acrtask.registry import resolve_sync
 from acrtask.registry.credentials import DockerCredentials
-from acrtask.registry.media import OCI_MANIFEST
 from acrtask.runner import BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION
 from tests.support import ALICE, INSTALL_HINT, LocalRegistry, fetch_manifest, head_digest, push_base_image
 from tests.support.builds import SECRET, spec_of

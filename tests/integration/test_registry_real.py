@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from acrtask.errors import ManifestNotFoundError, RegistryError
+from acrtask.media import DOCKER_MANIFEST, INDEX_TYPES, OCI_MANIFEST
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.registry import BlockingRegistryClient, DockerCredentials, RegistryClient, resolve_sync
-from acrtask.registry.media import DOCKER_MANIFEST, INDEX_TYPES, OCI_MANIFEST
 from tests.support import ALICE, LocalRegistry, push_base_image, push_multiarch_base
 
 pytestmark = pytest.mark.integration

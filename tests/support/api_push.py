@@ -8,9 +8,9 @@ import json
 
 import httpx
 
-from acrtask.registry.media import OCI_MANIFEST
+from acrtask.media import OCI_MANIFEST
 
-# acrtask reads no config or layer types (registry/media.py holds only what it reads): these are for pushing.
+# acrtask reads no config or layer types (acrtask/media.py holds only what it reads): these are for pushing.
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import httpx
 
+from acrtask.media import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from acrtask.reference import ImageRef
 from acrtask.registry import Credentials, Policy, RegistryClient
-from acrtask.registry.media import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from acrtask.registry.session import CredentialSource
 
 REALM_HOST = "auth.example"

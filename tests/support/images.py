@@ -26,7 +26,7 @@ from typing import Literal
 
 import httpx
 
-from acrtask.registry import media
+from acrtask import media
 from tests.support.registry import INSTALL_HINT
 
 BUSYBOX = "/bin/busybox"

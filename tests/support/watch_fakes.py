@@ -7,11 +7,12 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Self
 
+from acrtask.endpoint_status import EndpointStatus
 from acrtask.model import Task
 from acrtask.run_record import Run, RunStatus, RunTrigger
 from acrtask.runs import RunStore
@@ -94,13 +95,14 @@ def stores(tmp_path: Path, tasks: list[Task]) -> tuple[StateStore, RunStore]:
 def make(tmp_path: Path, tasks: list[Task], registry: ScriptedRegistry, once: bool = True,
          executor: Callable[[RunStore], RunExecutor] = RecordingExecutor, options: WatchOptions | None = None,
          clock: Callable[[], float] = time.time, observer: WatchObserver | None = None,
+         endpoint_status: Callable[[], Sequence[EndpointStatus]] | None = None,
          ) -> tuple[Watcher, RunExecutor, LogLines]:
     """A watcher over `tasks` in a fresh state database (polled every 1-2 s unless `options` say otherwise)."""
     state, runs = stores(tmp_path, tasks)
     recorder, view = executor(runs), LogLines()
     settings = options or WatchOptions(once=once, poll_min=1, poll_max=2)
     watcher = Watcher(state, runs, registry, recorder, view, settings, clock=clock, rng=random.Random(1),
-                      observer=observer)
+                      observer=observer, endpoint_status=endpoint_status)
     return watcher, recorder, view
 
 

@@ -3,7 +3,7 @@ bodies that must be refused (valid JSON of the wrong shape for each vendor, JSON
 
 from __future__ import annotations
 
-from acrtask.registry.media import OCI_MANIFEST
+from acrtask.media import OCI_MANIFEST
 
 DIGEST = "sha256:" + "e" * 64
 
