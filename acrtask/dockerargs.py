@@ -107,7 +107,7 @@ def image(word: str, scope: Scope, where: str) -> tuple[str, Callable[[], ImageR
     return text, parse
 
 
-def platform(word: str | None, scope: Scope, where: str) -> str | None:
+def platform(word: str | None, scope: Scope, where: str) -> Platform | None:
     """FROM's --platform, expanded and normalised; None for none, or for one only the build knows."""
     if not word:
         return None  # no --platform, or `--platform=`: the build's platform, as in BuildKit
@@ -122,7 +122,7 @@ def platform(word: str | None, scope: Scope, where: str) -> str | None:
                               "Give a platform such as linux/arm64, or leave out --platform.")
     try:
         # Normalised as containerd does, so linux/aarch64 and linux/arm64 are one dependency.
-        return str(Platform.parse(text, source=f"{where} --platform"))
+        return Platform.parse(text, source=f"{where} --platform")
     except ValidationError:
         if expansion.missing:
             raise cannot_resolve(expansion.missing[0], scope, where,

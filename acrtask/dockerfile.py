@@ -41,15 +41,21 @@ from acrtask.instructions import Instruction as _Instruction
 from acrtask.instructions import dequote as _dequote
 from acrtask.instructions import read as _read_instructions
 from acrtask.instructions import words as _words
+from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.shellvars import Scope as _Scope
 from acrtask.shellvars import shown
 
-__all__ = ["BaseImage", "DependencyType", "ScanResult", "scan"]
+__all__ = ["BaseImage", "DependencyType", "ScanResult", "is_stage_name", "scan"]
 
 SCRATCH = "scratch"
 
 _STAGE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")  # BuildKit's reValidName, on the lowercased name
+
+
+def is_stage_name(name: str) -> bool:
+    """A valid stage name (`FROM ... AS name`, `--target name`): BuildKit compares them lowercased."""
+    return _STAGE_NAME.fullmatch(name.lower()) is not None
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class BaseImage:
     type: DependencyType
     # FROM --platform after expansion, normalised (linux/arm64). None when absent, when it uses a
     # builder-set arg such as $BUILDPLATFORM (known only at build time), and for COPY --from / RUN --mount.
-    platform: str | None
+    platform: Platform | None
     stage: str | None  # the (lowercased) name of the stage it first appears in; None if unnamed
 
 
@@ -93,10 +99,10 @@ class _Origin:
     """An external image with the platform it is pulled for."""
 
     image: ImageRef
-    platform: str | None
+    platform: Platform | None
 
     @property
-    def key(self) -> tuple[str, str | None]:
+    def key(self) -> tuple[str, Platform | None]:
         return str(self.image), self.platform
 
 
@@ -115,7 +121,7 @@ def _parse_from(instruction: _Instruction, index: int) -> _Stage:
         platform = value
     if len(words) == 3 and words[1].lower() == "as":
         name = _dequote(words[2]).lower()
-        if not _STAGE_NAME.fullmatch(name):
+        if not is_stage_name(name):
             raise ValidationError(
                 f"{where} names its stage {shown(words[2])}, which is not a valid stage name.",
                 "Start a stage name with a letter and use only letters, digits, '-', '_' and '.'.")
@@ -321,7 +327,7 @@ def scan(text: str, build_args: Mapping[str, str] | None = None, target: str | N
     stage_names = {stage.name: stage.index for stage in stages if stage.name is not None}
     origins: list[_Origin | None] = []  # per stage
     bases: dict[int, int] = {}  # stage index -> the earlier stage its FROM names
-    seen: dict[tuple[str, str | None], BaseImage] = {}
+    seen: dict[tuple[str, Platform | None], BaseImage] = {}
 
     def record(origin: _Origin, stage: _Stage) -> None:
         seen.setdefault(origin.key, BaseImage(origin.image, DependencyType.BUILD_TIME, origin.platform,

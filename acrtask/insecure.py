@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from acrtask.reference import ImageRef
+from acrtask.reference import ImageRef, host_of
 
 INSECURE_ENV = "ACRTASK_INSECURE_REGISTRIES"
 
@@ -26,10 +26,7 @@ def normalised(entries: Iterable[str]) -> frozenset[str]:
 def is_listed(registry: str, listed: frozenset[str]) -> bool:
     """A `host` entry covers every port of that host; a `host:port` entry only that port."""
     registry = registry.lower()
-    if registry in listed:
-        return True
-    bare = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
-    return bare != registry and bare in listed
+    return registry in listed or host_of(registry) in listed
 
 
 def is_insecure(ref: ImageRef, listed: frozenset[str], *, loopback: bool = True) -> bool:

@@ -108,11 +108,32 @@ def _check_digest(text: str, digest: str) -> None:
         raise _invalid(text, problem, _DIGEST_HINT)
 
 
-def _host_of(registry: str) -> str:
+def host_of(registry: str) -> str:
     """The registry without its port: `[::1]:5000` → `[::1]`, `localhost:5000` → `localhost`."""
     if registry.startswith("["):
         return registry[: registry.find("]") + 1]
     return registry.split(":", 1)[0]
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when `host` (no port; an IPv6 address with or without brackets) is this machine: localhost,
+    *.localhost (RFC 6761), 127.0.0.0/8, ::1."""
+    host = host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host[1:-1] if host.startswith("[") else host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_registry(text: str) -> str:
+    """A registry `host[:port]` as image references spell it (`index.docker.io` is docker.io); raises
+    ValidationError (one line, with a hint) when `text` is not one."""
+    if not _DOMAIN_AND_PORT.fullmatch(text):
+        raise ValidationError(f"Invalid registry {_quote(text)}: it is not a valid host[:port].",
+                              "Use a registry such as myreg.azurecr.io or localhost:5000, without a scheme.")
+    return _normalise_registry(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +162,7 @@ class ImageRef:
             raise _invalid(text, "a 64-character hex string is an image ID, not a repository name",
                            "Name the repository, pinned if you like: alpine@sha256:<digest>.")
 
-        default = DOCKER_HUB if default_registry is None else _checked_default_registry(default_registry)
+        default = DOCKER_HUB if default_registry is None else parse_registry(default_registry)
         first, slash, rest = text.partition("/")
         names_registry = bool(slash) and _is_domain(first)
         if names_registry:
@@ -208,18 +229,4 @@ class ImageRef:
     @property
     def is_loopback(self) -> bool:
         """True when the registry host is this machine (localhost, 127.0.0.0/8, [::1])."""
-        host = _host_of(self.registry).lower()
-        if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: *.localhost is loopback too
-            return True
-        try:
-            address = ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
-        except ValueError:
-            return False
-        return address.is_loopback
-
-
-def _checked_default_registry(registry: str) -> str:
-    if not _DOMAIN_AND_PORT.fullmatch(registry):
-        raise ValidationError(f"Invalid registry {_quote(registry)}: it is not a valid host[:port].",
-                              "Use a registry such as myreg.azurecr.io or localhost:5000, without a scheme.")
-    return _normalise_registry(registry)
+        return is_loopback_host(host_of(self.registry))

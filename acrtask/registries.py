@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 
 from acrtask.errors import ValidationError
-from acrtask.reference import ImageRef
+from acrtask.reference import parse_registry
 
 SUFFIX_ENV = "ACRTASK_REGISTRY_SUFFIX"
 AZURE_SUFFIX = ".azurecr.io"
@@ -43,7 +43,7 @@ def normalise_server(value: str) -> str:
         raise ValidationError(f"Invalid login server '{value}': give a host and optional port, such as "
                               "localhost:5000 or myregistry.azurecr.io.")
     try:
-        return ImageRef.parse("x", default_registry=text.lower()).registry  # host names know no case
+        return parse_registry(text.lower())  # host names know no case
     except ValidationError:
         raise ValidationError(f"Invalid login server '{value}': give a host and optional port, such as "
                               "localhost:5000 or myregistry.azurecr.io.") from None

@@ -8,12 +8,12 @@ read past (`facts`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from acrtask.dependency import BaseImageDependency
-from acrtask.platform import Platform
+from acrtask.platform import DEFAULT_PLATFORM, Platform
 from acrtask.reference import ImageRef
 from acrtask.stored import drop_none
 from acrtask.times import parse_time
@@ -143,7 +143,7 @@ class Run:
     status: RunStatus
     trigger: RunTrigger
     create_time: str
-    platform: Platform = field(default_factory=lambda: Platform("linux", "amd64"))
+    platform: Platform = DEFAULT_PLATFORM
     start_time: str | None = None
     finish_time: str | None = None
     output_images: tuple[ImageRef, ...] = ()  # tags pushed, each with the digest pushed
@@ -180,7 +180,7 @@ class Run:
         return cls(
             run_id=data["runId"], task=data["task"], status=RunStatus(data["status"]),
             trigger=RunTrigger.from_dict(data.get("trigger", {})), create_time=data["createTime"],
-            platform=Platform.from_dict(data.get("platform", {"os": "linux", "architecture": "amd64"})),
+            platform=Platform.from_dict(data["platform"]) if "platform" in data else DEFAULT_PLATFORM,
             start_time=data.get("startTime"), finish_time=data.get("finishTime"),
             output_images=tuple(output_image(i) for i in data.get("outputImages", [])),
             error=data.get("runErrorMessage"), commit_id=data.get("sourceCommitId"), pid=data.get("pid"),

@@ -87,11 +87,6 @@ def fill_in(image: str, task: Task, run: Run, commit: str | None) -> str:
     return templates.render(image, values.fields())
 
 
-def insecure_hosts(refs: list[ImageRef], environ: Mapping[str, str]) -> frozenset[str]:
-    """The registries of `refs` to reach over plain HTTP (acrtask/insecure.py holds the rule)."""
-    return insecure_registries(refs, environ)
-
-
 class Runner:
     def __init__(self, state: StateStore, runs: RunStore, resolver: DigestResolver,
                  builder_for: Callable[[Task, Run], Builder], workspace_for: Callable[[Task], ContextWorkspace],
@@ -232,7 +227,7 @@ class Runner:
             context_dir=context_dir, dockerfile=dockerfile_path, images=tuple(str(o) for o in outputs),
             build_args=plain, secret_args=secret, target=task.step.target, platform=task.platform,
             no_cache=task.step.no_cache, push=task.step.is_push_enabled,
-            insecure_registries=insecure_hosts(outputs + [b.image for b in scan.bases], self.environ),
+            insecure_registries=insecure_registries(outputs + [b.image for b in scan.bases], self.environ),
             annotations=annotations, timeout=budget,
         )
         builder = self.builder_for(task, run)
@@ -274,7 +269,7 @@ class Runner:
 
         result = multistep.execute(
             job, builder, self.engine_for(builder, run), self._resolve_bases,
-            lambda ref: bool(insecure_hosts([ref], self.environ)), save_steps, self.runs.now, sink, cancel)
+            lambda ref: bool(insecure_registries([ref], self.environ)), save_steps, self.runs.now, sink, cancel)
         self._record_dependencies(task.name, result.dependencies, result.stable_images)
         sink(_dependency_report(result.dependencies) if result.dependencies else
              "The following dependencies were found: none.")
@@ -291,7 +286,7 @@ class Runner:
                        sink: LogSink, resolver: DigestResolver | None = None) -> list[BaseImageDependency]:
         found = []
         for base in bases:
-            platform = Platform.parse(base.platform) if base.platform else default
+            platform = base.platform or default
             resolved = (resolver or self.resolver).resolve(base.image, platform)
             sink(f"Base image {base.image}: {resolved.digest}")
             found.append(BaseImageDependency(

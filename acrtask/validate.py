@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TypeVar
 
+from acrtask.dockerfile import is_stage_name
 from acrtask.errors import ValidationError
 from acrtask.model import Argument, TimerTrigger
 from acrtask.multistep.templates import TemplateError, with_stand_ins
@@ -15,8 +16,9 @@ from acrtask.shellvars import is_portable_name
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_-]{5,50}$")  # ACR's rule; a leading hyphen is refused on its own
 TIMER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,50}$")
-STAGE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")  # BuildKit's, which compares them lowercased
 RUN_ID_PLACEHOLDER = "{{.Run.ID}}"
+# CronSim wants a start time, but what it refuses does not depend on it: a fixed one keeps this module pure.
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -53,7 +55,7 @@ def is_utf8(text: str) -> bool:
 
 def stage_name(name: str) -> str:
     """A --target: a Dockerfile stage name as BuildKit takes them (a letter, then letters, digits, - _ .)."""
-    if not STAGE_NAME.fullmatch(name):
+    if not is_stage_name(name):
         raise ValidationError(f"Invalid --target {name!r}: a stage name starts with a letter, followed by "
                               "letters, digits, '-', '_' or '.'.", "Give the name of a FROM ... AS <name> stage.")
     return name
@@ -74,11 +76,6 @@ def enum_value(enum: type[E], value: str, flag: str) -> E:
             return member
     choices = ", ".join(f"'{m.value}'" for m in enum)
     raise ValidationError(f"argument {flag}: invalid choice: '{value}' (choose from {choices}).")
-
-
-def registry_name(registry: str) -> str:
-    """A -r/--registry value: a login server (host[:port]), normalised as image names are."""
-    return ImageRef.parse("x", default_registry=registry).registry
 
 
 def image_name(text: str, registry: str | None) -> str:
@@ -153,7 +150,7 @@ def cron(expression: str) -> str:
                 raise ValidationError(f"Invalid cron schedule '{expression}': the {field_name} step /{step} is "
                                       f"not between 1 and {span}.", hint)
     try:
-        CronSim(" ".join(fields), datetime.now(UTC))
+        CronSim(" ".join(fields), _ANY_TIME)
     except (CronSimError, ValueError) as exc:  # ValueError: cronsim passes int()'s own refusals through
         raise ValidationError(f"Invalid cron schedule '{expression}': {exc}.", hint) from exc
     return " ".join(fields)

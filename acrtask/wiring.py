@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from acrtask.platform import Platform
     from acrtask.reference import ImageRef
     from acrtask.registry import BlockingRegistryClient, CopyResult, Resolved
+    from acrtask.registry.http import ReplyHook
     from acrtask.run_record import Run
     from acrtask.run_service import RunService
     from acrtask.runner import Runner
@@ -43,12 +44,10 @@ if TYPE_CHECKING:
     from acrtask.watch.commits import CommitPoller
     from acrtask.watch.loop import Watcher
     from acrtask.watch.options import WatchOptions
-    from acrtask.watch.serve import WatchService
+    from acrtask.watch.serve import Address, WatchService
     from acrtask.watch.view import WatchView
 
 T = TypeVar("T")
-ReplyHook = Callable[[str, Any, "int | None", float], None]  # (method, url, status, seconds)
-Address = tuple[str, int]
 
 
 class Program:

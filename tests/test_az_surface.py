@@ -15,7 +15,7 @@ from acrtask.model import Task
 from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, TriggerKind
 from acrtask.task_changes import RunOverrides
-from tests.cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 HOST = "localhost:5000"
 

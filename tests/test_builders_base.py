@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from acrtask.builders import BuildCanceledError, BuildTimeoutError
 from acrtask.builders.base import Steps
 from acrtask.builders.docker import Docker
 from acrtask.builders.local import select
-from acrtask.errors import BuildError, ValidationError
+from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError, ValidationError
 from tests.support.builds import build_spec
 
 SH_PATH = os.environ.get("PATH", "/usr/bin:/bin")

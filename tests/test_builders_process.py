@@ -18,7 +18,7 @@ from acrtask.process import (
     capture,
     run,
 )
-from tests.support.procs import zombie_children
+from tests.support.procs import wait_gone, zombie_children
 
 ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
 
@@ -32,25 +32,9 @@ def marker() -> str:
     return f"300.{uuid.uuid4().int % 10**6:06d}"
 
 
-def live_with(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if text in cmdline:
-                found.append(cmdline)
-    return found
-
-
-def assert_gone(text: str, within: float = 2.0) -> None:
+def assert_gone(mark: str) -> None:
     # SIGKILL is delivered asynchronously: allow the kernel a moment, bounded.
-    end = time.monotonic() + within
-    while live_with(text) and time.monotonic() < end:
-        time.sleep(0.02)
-    assert live_with(text) == []
+    assert wait_gone(mark) == []
 
 
 

@@ -6,7 +6,7 @@ import pytest
 import typer
 
 from acrtask.cli.app import app
-from tests.cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 
 def command_paths() -> list[tuple[tuple[str, ...], bool]]:

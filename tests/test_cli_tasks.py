@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import run_cli, state_dump, stored_task
+from tests.support.cli import run_cli, state_dump, stored_task
 
 REG = "localhost:5000"
 

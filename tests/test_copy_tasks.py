@@ -16,7 +16,7 @@ from acrtask.errors import BuildCanceledError, BuildTimeoutError, ValidationErro
 from acrtask.model import Task
 from acrtask.reference import ImageRef
 from acrtask.registry.copy import CopyResult
-from tests.cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 REG = "localhost:5000"
 SOURCE = "docker.io/library/node:20-alpine"

@@ -6,6 +6,7 @@ import pytest
 
 from acrtask.dockerfile import BaseImage, DependencyType, ScanResult, scan
 from acrtask.errors import ValidationError
+from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 
 D256 = "sha256:" + "0123456789abcdef" * 4
@@ -257,7 +258,8 @@ PLATFORM_CASES = {
 def test_platform(text: str, args: dict[str, str] | None, expected: list[tuple[str, str | None]]) -> None:
     result = scan(text, args)
     bases = ([result.runtime] if result.runtime else []) + list(result.build_time)
-    assert [(str(base.image), base.platform) for base in bases] == expected
+    assert [(str(base.image), base.platform) for base in bases] == [
+        (image, Platform.parse(platform) if platform else None) for image, platform in expected]
 
 
 def test_base_image_fields() -> None:

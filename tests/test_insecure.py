@@ -42,3 +42,11 @@ def test_is_chosen_matches_a_chosen_set_exactly() -> None:
     assert insecure.is_chosen(ImageRef.parse("reg.lan:5000/a"), chosen)
     assert not insecure.is_chosen(ImageRef.parse("reg.lan:6000/a"), chosen)
     assert insecure.is_chosen(ImageRef.parse("127.0.0.1:1/a"), frozenset())
+
+
+def test_insecure_registries_are_named_as_the_references_name_them() -> None:
+    refs = [ImageRef.parse(r) for r in ("reg.lan:5000/a:1", "x.io/b:1", "localhost:5000/c", "127.0.0.1:9/d",
+                                        "only.port:6000/e", "only.port:7000/f")]
+    env = {insecure.INSECURE_ENV: "Reg.Lan, only.port:6000"}
+    assert insecure.insecure_registries(refs, env) == {"reg.lan:5000", "localhost:5000", "127.0.0.1:9",
+                                                       "only.port:6000"}

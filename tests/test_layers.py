@@ -18,7 +18,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "acrtask"
 # Modules that do no I/O: the pure core, tested by tables.
 PURE = ("model", "reference", "platform", "dockerfile", "shellvars", "triggers", "validate", "graph", "stored",
         "instructions", "dockerargs", "graph_svg", "insecure", "registries",
-        "runids", "dependency", "run_record", "run_shape", "explain", "times", "media")
+        "runids", "dependency", "run_record", "run_shape", "explain", "times", "media", "endpoint_status",
+        "notify.endpoints", "notify.targets", "notify.payloads", "multistep.templates", "multistep.spec",
+        "multistep.graph", "multistep.document", "watch.statuspage")
 IO_MODULES = ("subprocess", "httpx", "socket", "os", "asyncio", "sqlite3", "acrtask.state", "acrtask.registry",
               "acrtask.process")
 UI_LIBRARIES = ("typer", "rich", "click")

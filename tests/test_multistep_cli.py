@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 REG = "localhost:5000"
 GOOD = "version: v1.1.0\nsteps:\n  - build: -t $Registry/app:$ID .\n  - push: ['$Registry/app:$ID']\n"

@@ -58,7 +58,8 @@ def test_registry_needed_but_missing_says_so() -> None:
 
 @pytest.mark.parametrize(("registry", "name"), [
     ("myregistry.azurecr.io", "myregistry"), ("localhost:5000", "localhost"), ("127.0.0.1:5000", "127.0.0.1"),
-    ("registry", "registry"),
+    ("registry", "registry"), ("[::1]", "[::1]"),
+    ("[::1]:5000", "[::1]"),  # without its port, as for 127.0.0.1:5000 (a copy of the host rule kept it)
 ])
 def test_registry_name(registry: str, name: str) -> None:
     assert templates.registry_name(registry) == name

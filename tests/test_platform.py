@@ -169,10 +169,14 @@ def test_every_default_is_the_default_platform() -> None:
     from acrtask.builders.endpoint import Endpoint
     from acrtask.model import Task
     from acrtask.multistep.templates import RunValues
+    from acrtask.run_record import Run, RunStatus, RunTrigger
     from tests.support.tasks import task
 
     stored_task = task("app", []).to_dict(reveal_secrets=True)
     del stored_task["platform"]
+    run = Run("ca1", "app", RunStatus.QUEUED, RunTrigger(), "2024-01-01T00:00:00+00:00")
+    stored_run = run.to_dict()
+    del stored_run["platform"]
     defaults = {
         "Task": Task(name="app", step=task("app", []).step).platform,
         "stored Task": Task.from_dict(stored_task).platform,
@@ -180,6 +184,8 @@ def test_every_default_is_the_default_platform() -> None:
         "stored Endpoint": Endpoint.from_dict({"name": "build1", "url": "tcp://10.0.0.5:8888"}).platforms[0],
         "{{.Run.OS}}/{{.Run.Architecture}}": Platform(RunValues(id="ca1").os, RunValues(id="ca1").architecture),
         "an OS alone": Platform.parse(DEFAULT_PLATFORM.os),
+        "Run": run.platform,
+        "stored Run": Run.from_dict(stored_run).platform,
     }
     assert defaults == dict.fromkeys(defaults, DEFAULT_PLATFORM)
     assert Platform.parse("arm64").os == DEFAULT_PLATFORM.os  # an architecture alone: on the default OS

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acrtask.errors import ValidationError
-from acrtask.reference import ImageRef
+from acrtask.reference import ImageRef, host_of, parse_registry
 
 D256 = "sha256:" + "0123456789abcdef" * 4
 D512 = "sha512:" + "0123456789abcdef" * 8
@@ -166,6 +166,29 @@ def test_is_loopback(text: str, loopback: bool) -> None:
     assert ImageRef.parse(text).is_loopback is loopback
 
 
+@pytest.mark.parametrize(("registry", "host"), [
+    ("localhost:5000", "localhost"), ("localhost", "localhost"), ("[::1]:5000", "[::1]"), ("[::1]", "[::1]"),
+    ("myreg.azurecr.io", "myreg.azurecr.io"), ("10.0.0.1:443", "10.0.0.1"),
+])
+def test_host_of_drops_only_the_port(registry: str, host: str) -> None:
+    assert host_of(registry) == host
+
+
+@pytest.mark.parametrize(("text", "registry"), [
+    ("localhost:5000", "localhost:5000"), ("[::1]:5000", "[::1]:5000"), ("index.docker.io", "docker.io"),
+    ("myhost", "myhost"),  # a registry name alone; whether a reference can name it is names_registry's question
+])
+def test_parse_registry_spells_a_registry_as_references_do(text: str, registry: str) -> None:
+    assert parse_registry(text) == registry
+    assert ImageRef.parse("app", default_registry=text).registry == registry
+
+
+@pytest.mark.parametrize("text", ["", "https://reg.io", "reg.io/team", "reg.io:", "reg io", "[::1"])
+def test_parse_registry_refuses_what_is_not_a_host_and_port(text: str) -> None:
+    with pytest.raises(ValidationError, match="is not a valid host"):
+        parse_registry(text)
+
+
 def test_is_pinned() -> None:
     assert not ImageRef.parse("ghcr.io/org/app:1").is_pinned
     assert ImageRef.parse(f"ghcr.io/org/app:1@{D256}").is_pinned
@@ -189,7 +212,7 @@ def test_bad_digests_are_refused_on_one_line(digest: str) -> None:
     assert info.value.hint
 
 
-# Properties: generated valid references survive str() and familiar.
+# Properties: generated valid references survive str().
 
 _LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 _MIXED_ALNUM = _LOWER_ALNUM + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -20,8 +20,8 @@ from acrtask.registry.http import BodyTooLargeError, Connector, Reply
 from acrtask.registry.pacing import Pacing
 from acrtask.registry.request import Connection, Request
 from acrtask.registry.retry import Retry
+from acrtask.registry.rules import Policy
 from acrtask.registry.session import Answer
-from acrtask.registry.transport import Policy
 from tests.support.fake_registry import FakeClock, run
 
 URL = httpx.URL("https://reg.example/v2/app/manifests/1")

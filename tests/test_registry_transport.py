@@ -12,7 +12,7 @@ from acrtask.insecure import from_env as insecure_from_env
 from acrtask.insecure import is_listed
 from acrtask.registry import Policy
 from acrtask.registry.health import HostHealth, RateLimit, parse_rate_limit
-from acrtask.registry.transport import (
+from acrtask.registry.rules import (
     parse_retry_after,
     status_error,
     transport_error,

@@ -30,7 +30,7 @@ from acrtask.run_record import (
 )
 from acrtask.state import Database
 from acrtask.state.runs import RunRecords, run_number
-from tests.cli_helpers import run_cli
+from tests.support.cli import run_cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "run_records"
 OLD_RECORDS = json.loads((FIXTURES / "stored_before_the_split.json").read_text())

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from acrtask.model import Argument, Step, Task
-from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger
-from acrtask.runner import build_arguments, fill_in, insecure_hosts
+from acrtask.runner import build_arguments, fill_in
 from tests.support.runner import offline_runner
 
 
@@ -24,13 +23,6 @@ def test_fill_in_takes_every_run_variable_in_a_tag() -> None:
     assert fill_in("r.io/app:{{.Run.ID}}", task, run, None) == "r.io/app:ca7"
     assert fill_in("{{.Run.Registry}}/{{ .Run.TaskName }}:{{.Run.Date}}-{{.Run.Commit}}", task, run, "abc") == (
         "myreg.azurecr.io/app-task:20240305-060708z-abc")
-
-
-def test_insecure_hosts_match_the_registry_clients_rules() -> None:
-    refs = [ImageRef.parse(r) for r in ("reg.lan:5000/a:1", "x.io/b:1", "localhost:5000/c", "127.0.0.1:9/d",
-                                        "only.port:6000/e", "only.port:7000/f")]
-    env = {"ACRTASK_INSECURE_REGISTRIES": "Reg.Lan, only.port:6000"}
-    assert insecure_hosts(refs, env) == {"reg.lan:5000", "localhost:5000", "127.0.0.1:9", "only.port:6000"}
 
 
 def test_an_unexpected_failure_still_ends_the_run_recorded_and_redacted(tmp_path) -> None:

@@ -15,7 +15,7 @@ from acrtask.model import Status, Step, Task, TimerTrigger, Trigger
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.state import Database, StateStore, schema, tasks
-from tests.cli_helpers import run_cli, state_dump
+from tests.support.cli import run_cli, state_dump
 
 DIGEST = "sha256:" + "a" * 64
 

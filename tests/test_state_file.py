@@ -21,7 +21,7 @@ import pytest
 from acrtask import wiring
 from acrtask.run_record import RunTrigger
 from acrtask.state import documents
-from tests.cli_helpers import Result, run_cli, state_dump
+from tests.support.cli import Result, run_cli, state_dump
 
 REG = "localhost:5000"
 

@@ -20,7 +20,7 @@ from acrtask import wiring
 from acrtask.run_record import RunTrigger, facts
 from acrtask.runids import run_id
 from acrtask.state import Database, StateStore
-from tests.cli_helpers import run_cli, state_dump
+from tests.support.cli import run_cli, state_dump
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_home"
 AZ_FILLED = ("id", "type", "provisioningState", "lastUpdatedTime")  # cli/shapes.py's, never stored

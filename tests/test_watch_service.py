@@ -87,6 +87,21 @@ def test_a_driven_cycle_is_counted(tmp_path: Path) -> None:
     assert value(metrics, "acrtask_registry_request_duration_seconds_count", registry="other") == 1
 
 
+def test_requests_are_labelled_by_the_registries_tasks_push_to(tmp_path: Path) -> None:
+    """A short -t name is under the task's registry (as cadence counts it), so `team/app` is not registry
+    "team": a copy of that rule here counted the first path component as a registry."""
+    pushing = replace(task("app", [dep("reg.local:5000/base:1")], ("team/app:1",)), registry="push.local:5000")
+    metrics = WatchMetrics()
+    watcher, _, _ = make(tmp_path, [pushing], ScriptedRegistry(OLD), observer=Observers([metrics]))
+    assert watcher.run() == 0
+    metrics.registry_reply("PUT", httpx.URL("http://push.local:5000/v2/team/app/manifests/1"), 201, 0.1)
+    metrics.registry_reply("GET", httpx.URL("http://team/v2/"), 200, 0.1)
+    assert value(metrics, "acrtask_registry_requests_total", registry="push.local:5000", method="PUT",
+                 code="2xx") == 1
+    assert value(metrics, "acrtask_registry_requests_total", registry="other", method="GET", code="2xx") == 1
+    assert value(metrics, "acrtask_registry_requests_total", registry="team", method="GET", code="2xx") is None
+
+
 def test_failures_in_a_row_and_endpoint_states() -> None:
     metrics = WatchMetrics(endpoints=lambda: [("builder-a", True), ("builder-b", False)])
     failed = Run("ca1", "app-task", RunStatus.FAILED, RunTrigger(), "2026-01-05T03:40:02Z")
@@ -328,7 +343,7 @@ def test_the_listener_serves_pages_and_counts_webhook_results() -> None:
 
 
 def test_listen_flags_are_checked_before_watch_starts(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.cli_helpers import run_cli
+    from tests.support.cli import run_cli
 
     monkeypatch.delenv("ACRTASK_WEBHOOK_TOKEN", raising=False)
     no_token = run_cli("task", "watch", "--listen", "127.0.0.1:0")

@@ -8,12 +8,9 @@ from acrtask.builders.base import (
     BuildResult,
     BuildSpec,
 )
-from acrtask.errors import BuildCanceledError, BuildTimeoutError
 
 __all__ = [
-    "BuildCanceledError",
     "BuildResult",
     "BuildSpec",
-    "BuildTimeoutError",
     "Builder",
 ]

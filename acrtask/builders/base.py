@@ -25,10 +25,8 @@ from acrtask.reference import ImageRef
 from acrtask.shellvars import is_portable_name
 
 __all__ = [
-    "BuildCanceledError",
     "BuildResult",
     "BuildSpec",
-    "BuildTimeoutError",
     "Builder",
     "LogTail",
     "Steps",

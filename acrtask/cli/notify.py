@@ -42,10 +42,10 @@ def add(
 ) -> None:
     """Send run events of watch to a URL."""
     from acrtask import validate
-    from acrtask.notify.endpoints import check_url, insecure_hosts
+    from acrtask.notify.endpoints import check_url, plain_http_hosts
     from acrtask.notify.targets import Format, NotifyTarget, parse_events, parse_name
 
-    target = NotifyTarget(parse_name(name), check_url(url, "--url", insecure_hosts(os.environ)), parse_events(on),
+    target = NotifyTarget(parse_name(name), check_url(url, "--url", plain_http_hosts(os.environ)), parse_events(on),
                           validate.enum_value(Format, format, "--format"))
     emit(_store().add(target).to_dict(), _table)
 

@@ -144,7 +144,7 @@ def _changes(
         values=values, values_file=values_file, cmd=cmd,
         stdin_text=sys.stdin.read() if file == "-" else None,
         update_trigger_endpoint=update_endpoint if not update_endpoint else endpoints.check_url(
-            update_endpoint, "--update-trigger-endpoint", endpoints.insecure_hosts(os.environ)),
+            update_endpoint, "--update-trigger-endpoint", endpoints.plain_http_hosts(os.environ)),
         update_trigger_payload_type=validate.enum_value(
             UpdateTriggerPayloadType, update_payload_type, "--update-trigger-payload-type")
         if update_payload_type is not None else None,

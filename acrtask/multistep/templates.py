@@ -22,6 +22,7 @@ from typing import Any
 
 from acrtask.errors import ValidationError
 from acrtask.platform import DEFAULT_PLATFORM
+from acrtask.reference import host_of
 from acrtask.shellvars import PORTABLE_NAME
 
 RUN_FIELDS = ("ID", "SharedVolume", "Registry", "RegistryName", "Date", "OS", "Architecture", "Commit",
@@ -80,8 +81,9 @@ class RunValues:
 
 def registry_name(registry: str) -> str:
     """`{{.Run.RegistryName}}`: ACR's rule (the login server up to its first dot), except that an IP
-    address or a host without dots is kept whole, without its port (ACR would make 127.0.0.1 `127`)."""
-    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+    address or a host without dots is kept whole, without its port (ACR would make 127.0.0.1 `127`).
+    `{{.Run.Registry}}` is the login server itself, port included."""
+    host = host_of(registry)
     try:
         ipaddress.ip_address(host.strip("[]"))
         return host

@@ -15,25 +15,25 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from acrtask.errors import ValidationError
+from acrtask.insecure import is_listed, normalised
 from acrtask.model import BaseImageTrigger, UpdateTriggerPayloadType
+from acrtask.reference import is_loopback_host
 
 INSECURE_HOSTS_ENV = "ACRTASK_NOTIFY_INSECURE_HOSTS"
 MAX_URL = 2048
 
 
-def insecure_hosts(environ: Mapping[str, str]) -> frozenset[str]:
-    """ACRTASK_NOTIFY_INSECURE_HOSTS=host[:port],...: hosts that may be sent plain http."""
-    return frozenset(h.strip().lower() for h in environ.get(INSECURE_HOSTS_ENV, "").split(",") if h.strip())
+def plain_http_hosts(environ: Mapping[str, str]) -> frozenset[str]:
+    """ACRTASK_NOTIFY_INSECURE_HOSTS=host[:port],...: the hosts notifications may reach over plain http,
+    spelt as registries are (a bare IPv6 address gets its brackets), so insecure.is_listed reads them."""
+    return normalised(_bracketed(entry.strip()) for entry in environ.get(INSECURE_HOSTS_ENV, "").split(","))
 
 
-def is_loopback(host: str) -> bool:
-    host = host.lower().strip("[]")
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
+def _bracketed(host: str) -> str:
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return f"[{ipaddress.IPv6Address(host)}]"
     except ValueError:
-        return False
+        return host
 
 
 def check_url(text: str, flag: str, allowed_http: frozenset[str] = frozenset()) -> str:
@@ -59,8 +59,9 @@ def check_url(text: str, flag: str, allowed_http: frozenset[str] = frozenset()) 
 
 
 def plain_http_allowed(host: str, port: int | None, allowed: frozenset[str]) -> bool:
-    host = host.lower()
-    return is_loopback(host) or host in allowed or (port is not None and f"{host}:{port}" in allowed)
+    """`host` as urlsplit gives it (an IPv6 address without brackets): loopback, or listed by host or host:port."""
+    address = f"[{host}]" if ":" in host else host
+    return is_loopback_host(host) or is_listed(address if port is None else f"{address}:{port}", allowed)
 
 
 def sendable(url: str, allowed_http: frozenset[str]) -> bool:

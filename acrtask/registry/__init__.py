@@ -4,8 +4,8 @@ from acrtask.registry.client import CheckKey, RegistryClient, Resolved
 from acrtask.registry.copy import CopyResult
 from acrtask.registry.credentials import Credentials, DockerCredentials, GivenCredentials
 from acrtask.registry.health import RateLimit
+from acrtask.registry.rules import Policy
 from acrtask.registry.sync import BlockingRegistryClient, copy_sync, resolve_sync
-from acrtask.registry.transport import Policy
 
 __all__ = [
     "BlockingRegistryClient",

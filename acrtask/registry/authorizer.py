@@ -22,7 +22,7 @@ from acrtask.registry.auth import MAX_SCOPES_PER_TOKEN, HostAuth, Token, parse_c
 from acrtask.registry.credentials import Credentials
 from acrtask.registry.http import USER_AGENT, Reply
 from acrtask.registry.request import Request, Sender
-from acrtask.registry.transport import status_error
+from acrtask.registry.rules import status_error
 
 log = logging.getLogger("acrtask.registry")
 

@@ -26,8 +26,8 @@ from acrtask.errors import RegistryError
 from acrtask.reference import ImageRef
 from acrtask.registry.auth import repository_scope
 from acrtask.registry.http import ERROR_BODY_LIMIT, USER_AGENT, Connector
+from acrtask.registry.rules import RETRY_STATUSES, is_retryable, status_error, transport_error
 from acrtask.registry.session import Clocks, RegistrySession
-from acrtask.registry.transport import RETRY_STATUSES, is_retryable, status_error, transport_error
 
 BLOBS_IN_FLIGHT = 4
 PUSH_REFUSED = frozenset({401, 403, 405})  # 405: a read-only registry or a pull-through mirror

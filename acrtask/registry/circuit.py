@@ -12,7 +12,7 @@ from acrtask.errors import FAILURE_STATUSES
 from acrtask.registry.health import HostHealth
 from acrtask.registry.http import BodyTooLargeError, Reply
 from acrtask.registry.request import Request, Sender
-from acrtask.registry.transport import transport_error
+from acrtask.registry.rules import transport_error
 
 
 class Circuit:

@@ -28,8 +28,8 @@ from acrtask.reference import ImageRef
 from acrtask.registry.auth import repository_scope
 from acrtask.registry.credentials import DockerCredentials
 from acrtask.registry.http import Connector, ReplyHook, RequestHook
+from acrtask.registry.rules import Policy, status_error
 from acrtask.registry.session import CredentialSource, RegistrySession
-from acrtask.registry.transport import Policy, status_error
 
 CheckKey = ImageRef | tuple[ImageRef, Platform | None]
 _HEAD_PASS = frozenset({404, 405})
@@ -51,7 +51,9 @@ class Resolved:
 
 
 @dataclass(frozen=True, slots=True)
-class _Manifest:
+class _ManifestReply:
+    """What a registry said of a manifest while resolving: its digest and type, the body if it was fetched."""
+
     digest: str
     media_type: str
     body: bytes | None  # only when a GET was needed anyway
@@ -118,7 +120,7 @@ class RegistryClient:
         """The manifest digest for `platform` inside the index `digest` of `ref`'s repository (the digest
         itself when it is a single manifest). Cached: an index digest is immutable."""
         registry = self._registry(ref)
-        return await self._platform(registry, ref, _Manifest(digest, "", None), platform, None)
+        return await self._platform(registry, ref, _ManifestReply(digest, "", None), platform, None)
 
     async def check_many(self, items: Iterable[CheckKey]) -> dict[CheckKey, Resolved | Exception]:
         """Resolve many references at once: `ImageRef`s, or `(ImageRef, Platform | None)` pairs.
@@ -198,7 +200,7 @@ class RegistryClient:
             self._registries[host] = found
         return found
 
-    async def _manifest(self, registry: RegistrySession, ref: ImageRef) -> _Manifest:
+    async def _manifest(self, registry: RegistrySession, ref: ImageRef) -> _ManifestReply:
         reference = ref.tag or ref.digest or "latest"
         url = registry.manifest_url(ref.repository, reference)
         # `ref` is the error context: formatted only if something goes wrong, never per request.
@@ -208,10 +210,11 @@ class RegistryClient:
         if reply.status != 405:
             digest = reply.headers.get("docker-content-digest")
             if digest is not None and media.is_digest(digest) and (ref.tag or digest == ref.digest):
-                return _Manifest(digest, media.media_type_of(reply.headers.get("content-type")), None)
+                return _ManifestReply(digest, media.media_type_of(reply.headers.get("content-type")), None)
         return await self._get(registry, ref, reference, None if ref.tag else ref.digest)
 
-    async def _get(self, registry: RegistrySession, ref: ImageRef, reference: str, expected: str | None) -> _Manifest:
+    async def _get(self, registry: RegistrySession, ref: ImageRef, reference: str,
+                   expected: str | None) -> _ManifestReply:
         where = str(ref) if reference in (ref.tag, ref.digest) else f"{ref.name}@{reference}"
         url = registry.manifest_url(ref.repository, reference)
         reply = await registry.call("GET", url, repository_scope(ref.repository), where, _GET_PASS,
@@ -219,9 +222,9 @@ class RegistryClient:
         if reply.status == 404:
             raise status_error(404, reply.content, where, registry.host, registry.registry, not_found=True)
         digest = media.verified_digest(reply.content, reply.headers.get("docker-content-digest"), expected, where)
-        return _Manifest(digest, media.media_type_of(reply.headers.get("content-type")), reply.content)
+        return _ManifestReply(digest, media.media_type_of(reply.headers.get("content-type")), reply.content)
 
-    async def _platform(self, registry: RegistrySession, ref: ImageRef, manifest: _Manifest, platform: Platform,
+    async def _platform(self, registry: RegistrySession, ref: ImageRef, manifest: _ManifestReply, platform: Platform,
                         known: Mapping[str, str] | None) -> str:
         if manifest.media_type and manifest.media_type not in media.INDEX_TYPES:
             return manifest.digest  # a single manifest is its own platform's manifest

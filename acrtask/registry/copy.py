@@ -25,7 +25,7 @@ from acrtask.reference import ImageRef
 from acrtask.registry.blobs import BlobCopy, CopyEnds, LogSink
 from acrtask.registry.client import RegistryClient
 from acrtask.registry.http import ERROR_BODY_LIMIT
-from acrtask.registry.transport import status_error
+from acrtask.registry.rules import status_error
 
 log = logging.getLogger("acrtask.registry")
 
@@ -51,7 +51,9 @@ class CopyResult:
 
 
 @dataclass(frozen=True)
-class _Manifest:
+class _FetchedManifest:
+    """A manifest read in full to be copied: its bytes as served and the document they hold."""
+
     digest: str
     media_type: str
     body: bytes
@@ -93,7 +95,7 @@ class ImageCopy:
 
     # -- manifests -----------------------------------------------------------------------------------------
 
-    async def _fetch(self, reference: str, expected: str | None, where: str, top: bool = False) -> _Manifest:
+    async def _fetch(self, reference: str, expected: str | None, where: str, top: bool = False) -> _FetchedManifest:
         src = self.ends.src
         url = src.manifest_url(self.ends.source.repository, reference)
         try:
@@ -117,7 +119,7 @@ class ImageCopy:
             raise RegistryError(f"{where} is a {media_type or 'untyped'} manifest, which acrtask does not copy.",
                                 "Only OCI and Docker schema 2 images and indexes can be imported.",
                                 code="UNSUPPORTED")
-        return _Manifest(digest, media_type, reply.content, document)
+        return _FetchedManifest(digest, media_type, reply.content, document)
 
     async def _target_digest(self) -> str | None:
         """The digest the target tag points at now, or None when it does not exist."""
@@ -136,12 +138,12 @@ class ImageCopy:
             return None
         return media.verified_digest(reply.content, reply.headers.get("docker-content-digest"), None, str(target))
 
-    async def _walk(self, top: _Manifest) -> tuple[list[_Manifest], dict[str, int]]:
+    async def _walk(self, top: _FetchedManifest) -> tuple[list[_FetchedManifest], dict[str, int]]:
         """The manifests under `top` (children before their parents) and every blob they name, with sizes."""
-        children: list[_Manifest] = []
+        children: list[_FetchedManifest] = []
         blobs: dict[str, int] = {}
 
-        async def visit(manifest: _Manifest, depth: int) -> None:
+        async def visit(manifest: _FetchedManifest, depth: int) -> None:
             where = f"{self.ends.source.name}@{manifest.digest}"
             if manifest.media_type not in media.INDEX_TYPES:
                 config = manifest.document.get("config")
@@ -167,7 +169,7 @@ class ImageCopy:
         await visit(top, 0)
         return children, blobs
 
-    async def _put(self, manifest: _Manifest, reference: str) -> None:
+    async def _put(self, manifest: _FetchedManifest, reference: str) -> None:
         ends = self.ends
         tgt, target = ends.tgt, ends.target
         where = f"{target.name}:{reference}" if reference == target.tag else f"{target.name}@{reference}"

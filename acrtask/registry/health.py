@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from acrtask.errors import CircuitOpenError
-from acrtask.registry.transport import Policy
+from acrtask.registry.rules import Policy
 
 
 @dataclass(frozen=True, slots=True)

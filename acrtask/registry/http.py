@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from acrtask.registry.transport import Policy, proxy_for
+from acrtask.registry.rules import Policy, proxy_for
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5

@@ -15,7 +15,7 @@ import httpx
 from acrtask.registry.health import HostHealth
 from acrtask.registry.http import Reply
 from acrtask.registry.request import Request, Sender
-from acrtask.registry.transport import RETRY_STATUSES, Policy, is_retryable, parse_retry_after, transport_error
+from acrtask.registry.rules import RETRY_STATUSES, Policy, is_retryable, parse_retry_after, transport_error
 
 log = logging.getLogger("acrtask.registry")
 

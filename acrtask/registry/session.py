@@ -19,7 +19,7 @@ from acrtask.registry.http import USER_AGENT, BodyTooLargeError, Connector, Repl
 from acrtask.registry.pacing import Pacing
 from acrtask.registry.request import Connection, Request, Sender
 from acrtask.registry.retry import Retry
-from acrtask.registry.transport import Policy, status_error
+from acrtask.registry.rules import Policy, status_error
 
 __all__ = ["Answer", "Clocks", "CredentialSource", "RegistrySession"]
 

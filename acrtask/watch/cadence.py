@@ -22,7 +22,7 @@ from enum import StrEnum
 from acrtask.errors import ValidationError
 from acrtask.insecure import is_listed
 from acrtask.model import Task
-from acrtask.reference import ImageRef
+from acrtask.reference import host_of, names_registry, parse_registry
 from acrtask.triggers import BaseKey
 
 FAST_ENV = "ACRTASK_FAST_REGISTRIES"
@@ -42,13 +42,8 @@ class Schedule:
     why: str
 
 
-def _host(registry: str) -> str:
-    registry = registry.lower()
-    return registry if registry.endswith("]") else registry.rsplit(":", 1)[0]
-
-
 def is_public(registry: str) -> bool:
-    host = _host(registry)
+    host = host_of(registry.lower())
     return host in PUBLIC_REGISTRIES or host.endswith(".gcr.io")
 
 
@@ -73,7 +68,8 @@ def parse_marks(values: Iterable[str], environ: Mapping[str, str]) -> frozenset[
     marked = set()
     for value in (item.strip().lower() for item in found):
         try:
-            registry = ImageRef.parse(f"{value}/probe").registry if value else ""
+            # A registry an image reference can name: `myhost` alone would mean docker.io/myhost/...
+            registry = parse_registry(value) if value and names_registry(f"{value}/probe") else ""
         except ValidationError:
             registry = ""
         if registry != value:

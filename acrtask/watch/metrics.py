@@ -25,6 +25,7 @@ from acrtask.model import Task
 from acrtask.reference import DOCKER_HUB, DOCKER_HUB_API_HOST
 from acrtask.run_record import Run, RunStatus
 from acrtask.triggers import BaseKey, Interest
+from acrtask.watch import cadence
 from acrtask.watch.checks import CheckResult
 from acrtask.watch.observer import Observer, WatchState
 
@@ -103,8 +104,7 @@ class WatchMetrics(Observer):
         self.tasks.set(len(task_list))
         self.watched.set(len(interests))
         self._registries = frozenset(key.registry for key in interests)
-        pushed = {name.split("/", 1)[0] for task in task_list for name in task.step.image_names if "/" in name}
-        self.known = self._registries | pushed
+        self.known = self._registries | cadence.pushed_registries(task_list)
 
     def checked(self, result: CheckResult, interests: Mapping[BaseKey, Sequence[Interest]]) -> None:
         answered = False

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 from acrtask.errors import ValidationError
 from acrtask.notify.delivery import Dispatcher
-from acrtask.notify.endpoints import insecure_hosts, is_loopback
+from acrtask.notify.endpoints import plain_http_hosts
 from acrtask.notify.notifier import Notifier
 from acrtask.notify.store import NotifyStore
+from acrtask.reference import is_loopback_host
 from acrtask.run_record import Run
 from acrtask.watch.board import StatusBoard
 from acrtask.watch.health import Health
@@ -101,12 +102,12 @@ def build(*, listen: Address | None, metrics_listen: Address | None, environ: Ma
                 raise
             servers.append(server)
             lines.append(f"Serving GET /metrics, /healthz, /readyz and the status page on http://{server.address}/.")
-            if status_token is None and not is_loopback(metrics_listen[0]):
+            if status_token is None and not is_loopback_host(metrics_listen[0]):
                 lines.append(f"WARNING: {server.address} is not a loopback address and {STATUS_TOKEN_ENV} is not "
                              "set: anyone who can reach it sees the metrics and the status page.")
     if (systemd := SystemdNotifier.from_env(environ)) is not None:
         observers.append(systemd)
-    dispatcher = Dispatcher(metrics or _Uncounted(), relay, allowed_http=insecure_hosts(environ))
+    dispatcher = Dispatcher(metrics or _Uncounted(), relay, allowed_http=plain_http_hosts(environ))
     observers.append(Notifier(dispatcher, notify_store, environ, relay))
     return WatchService(Observers(observers), relay, dispatcher, metrics, servers, lines)
 

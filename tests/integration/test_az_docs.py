@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.workbench import Done, Workbench
+from tests.integration.workbench import Workbench
 from tests.support import ALICE, head_digest, push_base_image
+from tests.support.cli import Result
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +44,7 @@ class Docs:
             ("$ACR_NAME", "myregistry"), ("$BASE_ACR", "mybaseregistry"), ("$GIT_PAT", GIT_PAT),
         ]
 
-    def az(self, line: str) -> Done:
+    def az(self, line: str) -> Result:
         for before, after in self.swaps:
             line = line.replace(before, after)
         argv = shlex.split(line)
@@ -53,7 +54,7 @@ class Docs:
         return done
 
 
-def _table(done: Done) -> list[list[str]]:
+def _table(done: Result) -> list[list[str]]:
     """The rows of `-o table` output, split on runs of 2+ spaces (blank cells are lost: fine for these checks)."""
     import re
 

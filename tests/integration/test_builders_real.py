@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from acrtask.builders import BuildCanceledError, BuildSpec, BuildTimeoutError
+from acrtask.builders import BuildSpec
 from acrtask.builders.buildah import Buildah
-from acrtask.errors import BuildError
+from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.media import OCI_MANIFEST
 from acrtask.runner import BASE_DIGEST_ANNOTATION, BASE_NAME_ANNOTATION
 from tests.support import LocalRegistry, fetch_manifest, head_digest, push_base_image

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.workbench import Done
 from tests.support import ALICE, LocalRegistry, fetch_manifest, head_digest, push_base_image, push_multiarch_base
+from tests.support.cli import Result
 from tests.support.registry import REGISTRY_BIN
 
 pytestmark = pytest.mark.integration
@@ -39,10 +39,10 @@ def second_registry() -> Iterator[LocalRegistry]:
         yield reg
 
 
-def acrtask(env: dict[str, str], *args: str, stdin: str | None = None) -> Done:
+def acrtask(env: dict[str, str], *args: str, stdin: str | None = None) -> Result:
     done = subprocess.run([sys.executable, "-m", "acrtask", *args], env=env, capture_output=True, text=True,
                           input=stdin, timeout=180)
-    return Done(done.returncode, done.stdout, done.stderr)
+    return Result(done.returncode, done.stdout, done.stderr)
 
 
 def skopeo_fetch(host: str, reference: str, into: Path, env: dict[str, str]) -> str:

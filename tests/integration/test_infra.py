@@ -7,9 +7,9 @@ import json
 import httpx
 import pytest
 
+from acrtask.media import ACCEPT, INDEX_TYPES, MANIFEST_TYPES
 from tests.support import (
     ALICE,
-    MANIFEST_ACCEPT,
     LocalRegistry,
     NotificationSink,
     RegistryStartError,
@@ -20,19 +20,10 @@ from tests.support import (
 
 pytestmark = pytest.mark.integration
 
-MANIFEST_TYPES = {
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-}
-INDEX_TYPES = {
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-}
-
 
 def head(reg: LocalRegistry, repo: str, ref: str, auth: tuple[str, str] | None = None) -> httpx.Response:
     with httpx.Client(timeout=10.0, trust_env=False, auth=auth) as client:
-        return client.head(f"{reg.url}/v2/{repo}/manifests/{ref}", headers={"Accept": MANIFEST_ACCEPT})
+        return client.head(f"{reg.url}/v2/{repo}/manifests/{ref}", headers={"Accept": ACCEPT})
 
 
 def test_registry_serves_loopback_only(registry: LocalRegistry) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 from acrtask.times import parse_time
 from tests.integration.workbench import Workbench
 from tests.support import fetch_manifest
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -232,10 +232,8 @@ def test_cancel_run_stops_a_running_step(bench: Workbench) -> None:
                          "-o", "none").code == 0
     proc = bench.popen("task", "run", "-n", "long-task")
     log = bench.home / "runs" / "ca1.log"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (log.exists() and "started-long" in log.read_text()):
-        time.sleep(0.2)
-    assert "started-long" in log.read_text()
+    wait_for(lambda: log.exists() and "started-long" in log.read_text(), 60, "the first step to start",
+             interval=0.2)
     assert bench.acrtask("task", "cancel-run", "--run-id", "ca1").code == 0
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1, err

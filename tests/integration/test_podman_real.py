@@ -19,11 +19,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from acrtask.builders import BuildCanceledError, BuildTimeoutError
 from acrtask.builders.endpoint import Endpoint, Engine
 from acrtask.builders.podman import Podman
 from acrtask.builders.remote import EndpointUnavailableError, RemoteEngine
-from acrtask.errors import BuildError
+from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.media import OCI_MANIFEST
 from acrtask.reference import ImageRef
 from acrtask.registry import resolve_sync

@@ -11,6 +11,7 @@ import pytest
 
 from tests.integration.workbench import Workbench
 from tests.support import fetch_manifest
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -155,13 +156,11 @@ def _slow_task(bench: Workbench, name: str, seconds: int) -> None:
 
 
 def _wait_running(bench: Workbench) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def started() -> bool:
         runs = bench.runs()
-        if runs and runs[-1]["status"] == "Running" and "sleep" in bench.log_so_far():
-            return
-        time.sleep(0.3)
-    raise AssertionError("the build did not start")
+        return bool(runs) and runs[-1]["status"] == "Running" and "sleep" in bench.log_so_far()
+
+    wait_for(started, 60, "the build to start")
 
 
 def test_ctrl_c_during_task_run_cancels_the_build(bench: Workbench) -> None:
@@ -197,10 +196,7 @@ def test_no_wait_returns_at_once_and_the_run_completes(bench: Workbench) -> None
     queued = bench.run("bg-task", "--no-wait")
     assert queued.code == 0
     assert queued.json()["status"] == "Queued"
-    deadline = time.monotonic() + 60
-    while bench.runs()[-1]["status"] != "Succeeded" and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert bench.runs()[-1]["status"] == "Succeeded"
+    wait_for(lambda: bench.runs()[-1]["status"] == "Succeeded", 60, "the run to succeed")
 
 
 def test_a_secret_in_a_failing_base_name_stays_out_of_the_error(bench: Workbench) -> None:

@@ -3,25 +3,14 @@ run as a subprocess with buildah's test environment."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.support import LocalRegistry, head_digest, push_base_image
-
-
-@dataclass
-class Done:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
+from tests.support.cli import Result
 
 
 class Workbench:
@@ -50,10 +39,10 @@ class Workbench:
             (folder / file).write_text(text)
         return folder
 
-    def acrtask(self, *args: str, timeout: float = 180, env: dict[str, str] | None = None) -> Done:
+    def acrtask(self, *args: str, timeout: float = 180, env: dict[str, str] | None = None) -> Result:
         done = subprocess.run([sys.executable, "-m", "acrtask", *args], env=env or self.env, capture_output=True,
                               text=True, timeout=timeout)
-        return Done(done.returncode, done.stdout, done.stderr)
+        return Result(done.returncode, done.stdout, done.stderr)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "acrtask", *args], env=self.env, stdout=subprocess.PIPE,
@@ -64,7 +53,7 @@ class Workbench:
         done = self.acrtask("task", "create", "-n", name, "-c", str(context), *tags, *extra, "-o", "none")
         assert done.code == 0, done.err
 
-    def run(self, name: str, *extra: str) -> Done:
+    def run(self, name: str, *extra: str) -> Result:
         return self.acrtask("task", "run", "-n", name, *extra)
 
     def runs(self, task: str | None = None) -> list[dict[str, Any]]:

@@ -1,12 +1,12 @@
 """Test support: a real local registry (docker-registry) and tiny busybox base images (buildah).
 
 Beside them, what more than one test module needs and no test module may export: `builds` (BuildSpecs),
-`fake_registry` (a scripted registry, for faults), `tasks` (tasks and dependencies), `runner` (a real Runner
-without a registry), `webhook_payloads`, `procs` (the process table), `waiting` (bounded waits).
+`cli` (commands run in-process), `fake_registry` (a scripted registry, for faults), `tasks` (tasks and
+dependencies), `runner` (a real Runner without a registry), `webhook_payloads`, `procs` (the process table),
+`waiting` (bounded waits).
 """
 
 from tests.support.images import (
-    MANIFEST_ACCEPT,
     ImageToolError,
     buildah_env,
     check_tools,
@@ -23,7 +23,6 @@ ALICE = ("alice", "s3cret-pass")
 __all__ = [
     "ALICE",
     "INSTALL_HINT",
-    "MANIFEST_ACCEPT",
     "ImageToolError",
     "LocalRegistry",
     "NotificationSink",

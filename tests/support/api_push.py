@@ -8,7 +8,9 @@ import json
 
 import httpx
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+from acrtask.media import OCI_MANIFEST
+
+# acrtask reads no config or layer types (acrtask/media.py holds only what it reads): these are for pushing.
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 

@@ -26,15 +26,11 @@ from typing import Literal
 
 import httpx
 
+from acrtask import media
 from tests.support.registry import INSTALL_HINT
 
 BUSYBOX = "/bin/busybox"
 BUSYBOX_APPLETS = ("sh", "cat", "echo", "ls", "true", "false", "sleep", "env", "test", "mkdir", "rm")
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 _FORMATS = {"oci": "oci", "docker": "v2s2", "v2s2": "v2s2"}
 _TIMEOUT = 120
 
@@ -310,7 +306,7 @@ def push_multiarch_base(
 def fetch_manifest(registry_host: str, repo: str, reference: str, *, creds: tuple[str, str] | None = None) -> dict:
     """GET a manifest or index (any OCI/Docker type) as JSON from a plain-HTTP registry."""
     with httpx.Client(timeout=10.0, trust_env=False, auth=creds) as client:
-        r = client.get(f"http://{registry_host}/v2/{repo}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT})
+        r = client.get(f"http://{registry_host}/v2/{repo}/manifests/{reference}", headers={"Accept": media.ACCEPT})
         r.raise_for_status()
         return r.json()
 
@@ -318,6 +314,6 @@ def fetch_manifest(registry_host: str, repo: str, reference: str, *, creds: tupl
 def head_digest(registry_host: str, repo: str, reference: str, *, creds: tuple[str, str] | None = None) -> str:
     """HEAD a manifest and return its Docker-Content-Digest."""
     with httpx.Client(timeout=10.0, trust_env=False, auth=creds) as client:
-        r = client.head(f"http://{registry_host}/v2/{repo}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT})
+        r = client.head(f"http://{registry_host}/v2/{repo}/manifests/{reference}", headers={"Accept": media.ACCEPT})
         r.raise_for_status()
         return r.headers["Docker-Content-Digest"]

@@ -1,5 +1,5 @@
-"""The transport's pure rules: its knobs (Policy), proxies, Retry-After, which failures are worth a retry,
-and errors that say what went wrong and what to do.
+"""The registry transport's pure rules: its knobs (Policy), proxies, Retry-After, which failures are worth a
+retry, and errors that say what went wrong and what to do. Nothing here sends a request: http.py does.
 
 The layers that send (retry.py, authorizer.py, circuit.py, pacing.py, over http.py's connections) ask these
 rules; the per-registry circuit and pacing state is health.py.
