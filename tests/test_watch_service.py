@@ -102,6 +102,15 @@ def test_requests_are_labelled_by_the_registries_tasks_push_to(tmp_path: Path) -
     assert value(metrics, "acrtask_registry_requests_total", registry="team", method="GET", code="2xx") is None
 
 
+def test_an_ipv6_registry_is_labelled_as_registries_are_spelt(tmp_path: Path) -> None:
+    metrics = WatchMetrics()
+    watcher, _, _ = make(tmp_path, [task("app", [dep("[::1]:5000/base:1")])], ScriptedRegistry(OLD),
+                         observer=Observers([metrics]))
+    assert watcher.run() == 0
+    metrics.registry_reply("HEAD", httpx.URL("http://[::1]:5000/v2/base/manifests/1"), 200, 0.1)
+    assert value(metrics, "acrtask_registry_requests_total", registry="[::1]:5000", method="HEAD", code="2xx") == 1
+
+
 def test_failures_in_a_row_and_endpoint_states() -> None:
     metrics = WatchMetrics(endpoints=lambda: [("builder-a", True), ("builder-b", False)])
     failed = Run("ca1", "app-task", RunStatus.FAILED, RunTrigger(), "2026-01-05T03:40:02Z")

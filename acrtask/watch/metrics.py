@@ -133,7 +133,7 @@ class WatchMetrics(Observer):
 
     def registry_reply(self, method: str, url: httpx.URL, status: int | None, seconds: float) -> None:
         """The registry client's hook: one request and its answer (status None: no answer)."""
-        host = url.host if url.port is None else f"{url.host}:{url.port}"
+        host = url.netloc.decode("ascii")  # host[:port] as registries are spelt ([::1]:5000 keeps its brackets)
         registry = DOCKER_HUB if host == DOCKER_HUB_API_HOST else host
         label = registry if registry in self.known else OTHER
         self.requests.labels(label, method, status_class(status)).inc()
