@@ -408,3 +408,20 @@ def test_cap_circuit_lowers_the_pause_of_registries_already_known() -> None:
             return net.count(host="bad.example") - sent
 
     assert run(scenario()) == 1  # one probe went out after the capped pause (and failed: open again)
+
+
+def test_the_package_names_load_on_first_use_and_only_then() -> None:
+    """`acrtask.registry`'s names come from their modules when asked for, so the CLI's start does not import
+    httpx; every name in __all__ resolves, and each is the module's own."""
+    import subprocess
+    import sys
+
+    import acrtask.registry as package
+
+    assert sorted(package.__all__) == sorted(package._MODULE_OF)
+    for name in package.__all__:
+        module = __import__(f"acrtask.registry.{package._MODULE_OF[name]}", fromlist=[name])
+        assert getattr(package, name) is getattr(module, name)
+    loaded = subprocess.run([sys.executable, "-c", "import sys, acrtask.cli.app; print('httpx' in sys.modules)"],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "False"
