@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from acrtask.builders import BuildSpec
+from acrtask.builders.base import BuildSpec
 from acrtask.builders.buildah import Buildah
 from acrtask.errors import BuildCanceledError, BuildError, BuildTimeoutError
 from acrtask.media import OCI_MANIFEST

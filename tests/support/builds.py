@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from acrtask.builders import BuildSpec
+from acrtask.builders.base import BuildSpec
 from acrtask.platform import DEFAULT_PLATFORM
 
 SECRET = "tok-7f3a9c-very-secret"  # a secret build arg's value, looked for in logs, history and argv
