@@ -29,6 +29,7 @@ from acrtask.model import Argument, Task
 from acrtask.multistep import engine as engines
 from acrtask.multistep import run as multistep
 from acrtask.multistep import templates
+from acrtask.multistep.kinds import NO_CONTEXT
 from acrtask.platform import Platform
 from acrtask.reference import ImageRef
 from acrtask.run_record import Run, RunStatus, RunTrigger, RunType, StepRecord
@@ -252,7 +253,7 @@ class Runner:
         """A multi-step task's run (multistep/run.py): its steps run, then what they used is recorded."""
         context_dir: Path | None = None
         commit = branch = None
-        if task.step.context_path != multistep.NO_CONTEXT:
+        if task.step.context_path != NO_CONTEXT:
             context_dir, commit = workspace.prepare(task, sink, cancel)
             branch = contexts.parse(task.step.context_path).branch
             if commit:

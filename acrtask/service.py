@@ -26,8 +26,8 @@ from acrtask.model import (
     Trigger,
     document_login_server,
 )
-from acrtask.multistep import tasks as multistep_tasks
-from acrtask.multistep.run import NO_CONTEXT
+from acrtask.multistep import kinds
+from acrtask.multistep.kinds import NO_CONTEXT
 from acrtask.state import StateStore, documents
 from acrtask.task_changes import TaskChanges, apply
 from acrtask.times import format_time
@@ -53,7 +53,7 @@ class TaskService:
         elif changes.context is None:
             raise ValidationError("the following arguments are required: -c/--context (or --import for a copy task).")
         else:
-            kind = multistep_tasks.step_type(changes.context, changes.file, changes.cmd)
+            kind = kinds.step_type(changes.context, changes.file, changes.cmd)
             draft = Task(name=name, step=Step(context_path=changes.context, type=kind),
                          trigger=Trigger(base_image=BaseImageTrigger()))
             # Unlike update, create always settles the commit trigger (on by default for git contexts).
@@ -73,12 +73,14 @@ class TaskService:
     def quick(self, changes: TaskChanges) -> Task:
         """The task of a quick run (`acrtask build`, `acrtask run`): checked as `task create` checks it (a local
         task file read and checked in full), never stored; it has no name and no triggers."""
-        kind = multistep_tasks.step_type(changes.context, changes.file, changes.cmd)
+        kind = kinds.step_type(changes.context, changes.file, changes.cmd)
         draft = Task(name="", step=Step(context_path=changes.context or NO_CONTEXT, type=kind),
                      trigger=Trigger(base_image=BaseImageTrigger(status=Status.DISABLED)))
         task = apply(draft, replace(changes, file=changes.file or ("Dockerfile" if kind is StepType.DOCKER else None),
                                      commit_trigger_enabled=False))
         if task.step.type is StepType.FILE_TASK:
+            from acrtask.multistep import tasks as multistep_tasks  # YAML and the executor: multi-step only
+
             multistep_tasks.check(task, os.environ)
         return task
 

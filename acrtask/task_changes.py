@@ -25,8 +25,8 @@ from acrtask.model import (
     Trigger,
     UpdateTriggerPayloadType,
 )
-from acrtask.multistep import tasks as multistep_tasks
-from acrtask.multistep.run import NO_CONTEXT
+from acrtask.multistep import kinds
+from acrtask.multistep.kinds import NO_CONTEXT
 from acrtask.notify.endpoints import apply_settings
 from acrtask.platform import Platform
 from acrtask.reference import names_registry
@@ -94,6 +94,8 @@ def _source_triggers(ctx: contexts.Context, changes: TaskChanges,
 
 def _multistep(task: Task, changes: TaskChanges, timeout: int) -> tuple[Step, contexts.Context | None]:
     """A multi-step task's step with the flags applied; its context, parsed (None for /dev/null)."""
+    from acrtask.multistep import tasks as multistep_tasks  # YAML and the executor: loaded for multi-step only
+
     step = task.step
     docker_only = {"-t/--image": changes.images, "--target": changes.target, "--no-push": changes.push_enabled,
                    "--no-cache": changes.no_cache}
@@ -102,14 +104,14 @@ def _multistep(task: Task, changes: TaskChanges, timeout: int) -> tuple[Step, co
         raise ValidationError(f"{given[0]} is for Dockerfile tasks; a task file says what to build, with which "
                               "options, and what to push in its steps.")
     file = changes.file
-    if file is not None and not multistep_tasks.is_task_file(file) and step.type is StepType.FILE_TASK:
+    if file is not None and not kinds.is_task_file(file) and step.type is StepType.FILE_TASK:
         raise ValidationError(f"-f {file} is not a task file (.yaml): this task runs a task file.",
                               "Delete the task and create it again to build a Dockerfile.")
     context = changes.context if changes.context is not None else step.context_path
     encoded = step.type is StepType.ENCODED_TASK
     file_text = values_text = None
     if encoded and changes.cmd is None and (file is not None or step.encoded_task_content is None):
-        file = file or multistep_tasks.DEFAULT_ENCODED_FILE
+        file = file or kinds.DEFAULT_ENCODED_FILE
         file_text = multistep_tasks.read_local(file, "task file", changes.stdin_text)
     if encoded and changes.values_file is not None:
         values_text = multistep_tasks.read_local(changes.values_file, "values file")
@@ -172,6 +174,8 @@ def apply(task: Task, changes: TaskChanges) -> Task:
     if changed.step.type is StepType.ENCODED_TASK:
         # its text is all there is: check it now, in full
         name = "standard input" if changes.file == "-" else changes.file
+        from acrtask.multistep import tasks as multistep_tasks
+
         multistep_tasks.check(changed, os.environ, None if changes.cmd else name)
     return changed
 
@@ -182,7 +186,7 @@ def _docker_step(step: Step, changes: TaskChanges, registry: str | None) -> tupl
     if context_text == NO_CONTEXT:
         raise ValidationError("A Dockerfile task needs a context: -c /dev/null is for task files.",
                               "Give -c a folder or git URL, or -f FILE.yaml with -c /dev/null for a task file.")
-    if changes.file is not None and multistep_tasks.is_task_file(changes.file):
+    if changes.file is not None and kinds.is_task_file(changes.file):
         raise ValidationError(f"-f {changes.file} is a task file, and this task builds a Dockerfile.",
                               "Delete the task and create it again with -f to run the task file.")
     ctx = contexts.parse(context_text)

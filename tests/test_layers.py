@@ -20,7 +20,7 @@ PURE = ("model", "reference", "platform", "dockerfile", "shellvars", "triggers",
         "instructions", "dockerargs", "graph_svg", "insecure", "registries",
         "runids", "dependency", "run_record", "run_shape", "explain", "times", "media", "endpoint_status",
         "notify.endpoints", "notify.targets", "notify.payloads", "multistep.templates", "multistep.spec",
-        "multistep.graph", "multistep.document", "watch.statuspage")
+        "multistep.graph", "multistep.document", "multistep.kinds", "watch.statuspage")
 IO_MODULES = ("subprocess", "httpx", "socket", "os", "asyncio", "sqlite3", "acrtask.state", "acrtask.registry",
               "acrtask.process")
 UI_LIBRARIES = ("typer", "rich", "click")
@@ -43,7 +43,7 @@ CLI_MAY_IMPORT = (
     # values, rules and errors
     "acrtask.errors", "acrtask.model", "acrtask.dependency", "acrtask.run_record", "acrtask.run_shape",
     "acrtask.explain", "acrtask.times", "acrtask.reference", "acrtask.platform", "acrtask.validate", "acrtask.graph",
-    "acrtask.registries", "acrtask.notify.targets", "acrtask.notify.endpoints",
+    "acrtask.registries", "acrtask.notify.targets", "acrtask.notify.endpoints", "acrtask.multistep.kinds",
 )
 # What the registry client may import besides its own modules: it knows nothing of tasks, runs or watch.
 REGISTRY_MAY_IMPORT = ("acrtask", "acrtask.errors", "acrtask.reference", "acrtask.platform", "acrtask.insecure",

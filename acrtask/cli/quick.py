@@ -17,6 +17,7 @@ from acrtask.cli.runs import _stderr, execute_and_report
 from acrtask.cli.task import Builder, Cmd, PlatformOpt, Registry, SetSecrets, SetValues, Target, Timeout, ValuesFile
 from acrtask.errors import ValidationError
 from acrtask.model import BuilderName
+from acrtask.multistep import kinds
 from acrtask.platform import Platform
 from acrtask.run_record import RunTrigger, RunType
 from acrtask.task_changes import TaskChanges
@@ -82,16 +83,16 @@ def run(
 
     if source is not None and context is not None and source != context:
         raise ValidationError("Give the context once: as SOURCE_LOCATION or as -c/--context.")
-    where = context or source or multistep_tasks.NO_CONTEXT
+    where = context or source or kinds.NO_CONTEXT
     if cmd is not None and file is not None:
         raise ValidationError("Give either --cmd or -f/--file, not both.")
-    if cmd is None and where != multistep_tasks.NO_CONTEXT and not multistep_tasks.is_task_file(file or "acb.yaml"):
+    if cmd is None and where != kinds.NO_CONTEXT and not kinds.is_task_file(file or "acb.yaml"):
         raise ValidationError(f"-f {file} is not a task file (.yaml).",
                               f"Build a Dockerfile with: acrtask build -f {file} {where}")
     task_values = tuple(multistep_tasks.value(v, "--set", False) for v in set_value or ()) + tuple(
         multistep_tasks.value(v, "--set-secret", True) for v in set_secret or ())
     changes = TaskChanges(
-        context=where, file=None if cmd is not None else (file or multistep_tasks.DEFAULT_ENCODED_FILE),
+        context=where, file=None if cmd is not None else (file or kinds.DEFAULT_ENCODED_FILE),
         values=task_values or None, values_file=values, cmd=cmd,
         platform=Platform.parse(platform) if platform else None,
         timeout=validate.timeout(timeout) if timeout is not None else None,

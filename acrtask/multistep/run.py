@@ -311,7 +311,6 @@ def _safe(step_id: str) -> str:
     return "".join(c if c.isalnum() or c in "_.-" else "-" for c in step_id).lower()
 
 
-NO_CONTEXT = "/dev/null"  # az's context for a task file given inline (EncodedTask) or --cmd
 
 
 def job(task: Task, run: Run, context_dir: Path | None, commit: str | None, branch: str | None,

@@ -22,25 +22,9 @@ from acrtask.errors import BuildError, ValidationError
 from acrtask.model import Argument, Step, StepType, Task
 from acrtask.multistep import document
 from acrtask.multistep import run as runs
-from acrtask.multistep.run import NO_CONTEXT
+from acrtask.multistep.kinds import DEFAULT_ENCODED_FILE, NO_CONTEXT, is_task_file
 from acrtask.run_record import Run, RunStatus, RunTrigger
 from acrtask.shellvars import is_portable_name
-
-# ACR treats these as task files, everything else as a Dockerfile (docs: "Supported task filename extensions").
-TASK_FILE_SUFFIXES = (".yaml", ".yml", ".toml", ".json", ".sh", ".bash", ".zsh", ".ps1", ".ps", ".cmd", ".bat",
-                      ".ts", ".js", ".php", ".py", ".rb", ".lua")
-DEFAULT_ENCODED_FILE = "acb.yaml"  # az's default -f with -c /dev/null
-
-
-def is_task_file(file: str | None) -> bool:
-    return file is not None and file.lower().endswith(TASK_FILE_SUFFIXES)
-
-
-def step_type(context: str | None, file: str | None, cmd: str | None) -> StepType:
-    """The kind of step `task create` makes from -c, -f and --cmd, as az decides it."""
-    if cmd is not None or context == NO_CONTEXT:
-        return StepType.ENCODED_TASK
-    return StepType.FILE_TASK if is_task_file(file) else StepType.DOCKER
 
 
 def value(text: str, flag: str, is_secret: bool) -> Argument:
