@@ -22,6 +22,7 @@ from pathlib import Path
 
 import tomli_w
 
+from acrtask import files
 from acrtask.builders.endpoint import Endpoint
 from acrtask.errors import AcrTaskError, NotFoundError, StateError, ValidationError
 from acrtask.files import atomic_write, exclusive_lock
@@ -34,12 +35,7 @@ class EndpointStore:
         self.path = path
 
     def stamp(self) -> tuple[int, int, int]:
-        """Changes whenever the file is rewritten (a new inode per atomic write)."""
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            return (0, 0, 0)
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return files.stamp(self.path)
 
     def load(self) -> list[Endpoint]:
         """Every endpoint, in the order they were added."""

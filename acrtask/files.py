@@ -22,6 +22,16 @@ def real_path(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
+def stamp(path: Path) -> tuple[int, int, int]:
+    """Changes whenever a file written by `atomic_write` is rewritten (a new inode per write); (0, 0, 0) when
+    it cannot be seen, so that the caller's read reports why."""
+    try:
+        found = path.stat()
+    except OSError:
+        return (0, 0, 0)
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace the file at `path` with `data`, whole or not at all.
 

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from acrtask import files
 from acrtask.files import atomic_write, exclusive_lock, try_lock
 
 
@@ -91,3 +92,12 @@ def test_a_blocking_lock_waits_for_the_holder(tmp_path: Path) -> None:
     holder.release()
     waiter.join(10)
     assert order == ["holder", "waiter"]
+
+
+def test_a_stamp_changes_with_each_atomic_write_and_is_zero_for_no_file(tmp_path: Path) -> None:
+    path = tmp_path / "builders.toml"
+    assert files.stamp(path) == (0, 0, 0)
+    files.atomic_write(path, b"a = 1\n")
+    first = files.stamp(path)
+    files.atomic_write(path, b"a = 1\n")  # the same bytes: a new file all the same
+    assert first != (0, 0, 0) and files.stamp(path) != first

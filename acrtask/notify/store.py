@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from acrtask import files
 from acrtask.errors import NotFoundError, StateError, ValidationError
 from acrtask.files import atomic_write, exclusive_lock
 from acrtask.notify.targets import NotifyTarget
@@ -26,12 +27,7 @@ class NotifyStore:
         return sorted(self._load().values(), key=lambda t: t.name)
 
     def stamp(self) -> tuple[int, int, int]:
-        """Changes when the file does (each write is a new inode)."""
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return (0, 0, 0)
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return files.stamp(self.path)
 
     def add(self, target: NotifyTarget) -> NotifyTarget:
         with self._targets() as targets:
