@@ -116,15 +116,20 @@ def imports_of_package(graph: Graph, importer: str, imported: str) -> list[str]:
             for name in sorted(names) if within(name, imported)]
 
 
+def missing(module: str) -> str:
+    return f"{module} is listed as pure but does not exist"
+
+
+def io_imports(graph: Graph, module: str, io_modules: tuple[str, ...]) -> list[str]:
+    return sorted(n for n in graph[module] if any(within(n, io) for io in io_modules))
+
+
 def impure(graph: Graph, names: tuple[str, ...], io_modules: tuple[str, ...] = IO_MODULES) -> list[str]:
     problems = []
-    for name in names:
-        module = f"acrtask.{name}"
+    for module in (f"acrtask.{name}" for name in names):
         if module not in graph:
-            problems.append(f"{module} is listed as pure but does not exist")
-            continue
-        found = sorted(n for n in graph[module] if any(within(n, io) for io in io_modules))
-        if found:
+            problems.append(missing(module))
+        elif found := io_imports(graph, module, io_modules):
             problems.append(f"{module} is meant to be pure but imports {found}")
     return problems
 
@@ -138,8 +143,7 @@ def packages_of(module: str) -> list[str]:
 def impure_through_imports(graph: Graph, names: tuple[str, ...], io_modules: tuple[str, ...]) -> list[str]:
     """`impure` for the listed modules and every acrtask module they import, recursively: each module that
     imports an I/O module, with the chain of imports that reaches it from a listed module."""
-    problems = [f"acrtask.{name} is listed as pure but does not exist" for name in names
-                if f"acrtask.{name}" not in graph]
+    problems = [missing(f"acrtask.{name}") for name in names if f"acrtask.{name}" not in graph]
     chains = {f"acrtask.{name}": [f"acrtask.{name}"] for name in names if f"acrtask.{name}" in graph}
     queue = list(chains)
     while queue:
@@ -149,8 +153,7 @@ def impure_through_imports(graph: Graph, names: tuple[str, ...], io_modules: tup
                 chains[other] = [*chains[module], other]
                 queue.append(other)
     for module, chain in sorted(chains.items()):
-        found = sorted(n for n in graph[module] if any(within(n, io) for io in io_modules))
-        if found:
+        if found := io_imports(graph, module, io_modules):
             problems.append(f"{' -> '.join(chain)} imports {found}")
     return problems
 
